@@ -1,0 +1,45 @@
+# The commands the README names. `make run` runs the whole system from a fresh clone;
+# `make test` installs what the tests need and runs the linter and every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DJANGO_PORT ?= 8000
+export CHAT_PORT ?= 9000
+
+.PHONY: run test lint format bench bench-smoke faults browser-deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(STAMP)
+
+# Development secrets, generated once and never committed.
+.env:
+	$(PYTHON) scripts/make_dotenv.py > .env.tmp && mv .env.tmp .env
+	@echo "Wrote development secrets to .env (ignored by git)."
+
+run: $(STAMP) .env
+	scripts/run.sh
+
+# Debian's Chromium for the browser tests; nothing downloads a browser of its own.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) browser-deps lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) .env
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

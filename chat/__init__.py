@@ -1,0 +1,1 @@
+"""The Django app: rooms, messages, pages, admin, JSON API and socket tickets."""

@@ -1,0 +1,1 @@
+"""The standalone Twisted chat server: rooms, fan-out, long polling, persistence through Django."""

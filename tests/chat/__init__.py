@@ -1,0 +1,1 @@
+"""Tests for django-twisted-chat/chat."""
