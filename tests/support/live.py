@@ -1,0 +1,341 @@
+"""Real processes for integration, browser and benchmark runs.
+
+`LiveSystem` starts a real Django (gunicorn) and a real chat server (`twistd -n -y chatserver.tac`)
+on free ports, with generated secrets and a throw-away SQLite database (or `LIVE_DATABASE_URL`),
+and always stops them. It talks to them only over HTTP and the command line, as an operator would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll `condition` until it returns something truthy; raise TimeoutError at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except Exception as exc:  # the condition may fail while a process starts
+            last_error = exc
+        else:
+            if result:
+                return result
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s (last error: {last_error!r})")
+
+
+def sign_headers(secret: str, method: str, target: str, body: bytes = b"") -> dict[str, str]:
+    """Service-to-service signature headers, written from docs/protocol.md on their own."""
+    ts = str(int(time.time()))
+    msg = b"\n".join([ts.encode(), method.upper().encode(), target.encode(), body])
+    digest = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+    return {"X-Chat-Timestamp": ts, "X-Chat-Signature": digest}
+
+
+class ManagedProcess:
+    """One child process with its log file; stopping it never leaves it running."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path):
+        self.name = name
+        self.argv = argv
+        self.env = dict(env)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        """Send `sig`, wait for the exit, and SIGKILL the whole group past `timeout`."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        return proc.returncode
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class LiveSystem:
+    """A real Django and a real chat server on free ports, for one test session."""
+
+    def __init__(self, workdir: Path, extra_env: Mapping[str, str] | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.django_port = free_port()
+        self.chat_port = free_port()
+        self.secret = secrets.token_urlsafe(32)
+        self.django_url = f"http://127.0.0.1:{self.django_port}"
+        self.chat_url = f"http://127.0.0.1:{self.chat_port}"
+        database_url = os.environ.get("LIVE_DATABASE_URL") or (
+            f"sqlite:///{self.workdir / 'db.sqlite3'}"
+        )
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "django_twisted_chat.settings",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+            "DJANGO_DEBUG": "0",
+            "DJANGO_STATIC_ROOT": str(self.workdir / "static"),
+            "DATABASE_URL": database_url,
+            "CHAT_SHARED_SECRET": self.secret,
+            "CHAT_PUBLIC_URL": self.chat_url,
+            "CHAT_INTERNAL_URL": self.chat_url,
+            "CHAT_DJANGO_URL": self.django_url,
+            "CHAT_PORT": str(self.chat_port),
+            "CHAT_INTERFACE": "127.0.0.1",
+            "CHAT_ALLOWED_ORIGINS": f"{self.django_url},http://localhost:{self.django_port}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("DJANGO_ALLOWED_HOSTS", None)
+        if extra_env:
+            self.env.update(extra_env)
+        self.django = ManagedProcess(
+            "django",
+            [
+                str(BIN / "gunicorn"),
+                "django_twisted_chat.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.django_port}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                os.environ.get("LIVE_DJANGO_WORKERS", "2"),
+                "--threads",
+                "8",
+                "--graceful-timeout",
+                "5",
+            ],
+            self.env,
+            self.workdir / "django.log",
+        )
+        self.chatserver = ManagedProcess(
+            "chatserver",
+            [str(BIN / "twistd"), "--pidfile=", "-n", "-y", str(ROOT / "chatserver.tac")],
+            self.env,
+            self.workdir / "chatserver.log",
+        )
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> LiveSystem:
+        """Migrate, collect static files, then start Django and the chat server."""
+        self.manage("migrate", "--noinput")
+        self.manage("collectstatic", "--noinput", "-v", "0")
+        self.start_django()
+        self.start_chatserver()
+        return self
+
+    def stop(self) -> None:
+        """Stop both processes (SIGTERM, then SIGKILL past the deadline)."""
+        self.chatserver.stop()
+        self.django.stop()
+
+    def __enter__(self) -> LiveSystem:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start_django(self) -> None:
+        self.django.start()
+        self._wait_http(self.django, f"{self.django_url}/chats/")
+
+    def stop_django(self) -> None:
+        self.django.stop()
+
+    def start_chatserver(self) -> None:
+        self.chatserver.start()
+        self._wait_http(self.chatserver, f"{self.chat_url}/healthz")
+
+    def stop_chatserver(self) -> int | None:
+        """Graceful stop (SIGTERM); returns the exit status."""
+        return self.chatserver.stop(signal.SIGTERM)
+
+    def kill_chatserver(self) -> None:
+        self.chatserver.stop(signal.SIGKILL)
+
+    def restart_chatserver(self) -> None:
+        self.stop_chatserver()
+        self.start_chatserver()
+
+    def _wait_http(self, process: ManagedProcess, url: str, timeout: float = 30.0) -> None:
+        def answers() -> bool:
+            if not process.running():
+                raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
+            requests.get(url, timeout=2)
+            return True
+
+        try:
+            wait_until(answers, timeout=timeout, interval=0.1)
+        except (TimeoutError, RuntimeError) as exc:
+            process.stop(signal.SIGKILL)
+            raise RuntimeError(
+                f"{process.name} did not come up: {exc}\n{process.log_tail()}"
+            ) from exc
+
+    # -- operator's tools ---------------------------------------------------------------------
+
+    def manage(self, *args: str, input: str | None = None) -> str:
+        """Run `manage.py` with this system's environment; returns its standard output."""
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}"
+            )
+        return result.stdout
+
+    def shell(self, code: str) -> str:
+        """Run Python code in `manage.py shell` (the ORM, as an operator would)."""
+        return self.manage("shell", "-c", code)
+
+    def create_room(self, slug: str, name: str | None = None, guests: bool = True) -> None:
+        args = ["createroom", slug, "--name", name or slug.replace("-", " ").title()]
+        if guests:
+            args.append("--guests")
+        self.manage(*args)
+
+    def create_user(self, username: str, password: str, staff: bool = False) -> None:
+        self.shell(
+            "from django.contrib.auth import get_user_model\n"
+            f"u = get_user_model().objects.create_user({username!r}, password={password!r})\n"
+            f"u.is_staff = u.is_superuser = {staff!r}\n"
+            "u.save()\n"
+        )
+
+    def archive_room(self, slug: str) -> None:
+        """Archive a room the way the admin action does: store it, then tell the chat server."""
+        self.shell(
+            "from chat.models import Room\nfrom chat import chatserver_client\n"
+            f"Room.objects.filter(slug={slug!r}).update(is_archived=True)\n"
+            f"chatserver_client.room_archived({slug!r})\n"
+        )
+
+    # -- contract-level clients ---------------------------------------------------------------
+
+    def internal_get(self, base_url: str, target: str) -> requests.Response:
+        """A signed GET on an internal API (Django's or the chat server's)."""
+        return requests.get(
+            base_url + target, headers=sign_headers(self.secret, "GET", target), timeout=10
+        )
+
+    def internal_post(self, base_url: str, target: str, payload: Any) -> requests.Response:
+        body = json.dumps(payload).encode()
+        headers = sign_headers(self.secret, "POST", target, body)
+        headers["Content-Type"] = "application/json"
+        return requests.post(base_url + target, data=body, headers=headers, timeout=10)
+
+    def stored_messages(self, slug: str) -> list[dict[str, Any]]:
+        """Every visible message Django stored for the room, in id order."""
+        messages: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            target = f"/internal/rooms/{slug}/messages/?after={after}&limit=1000"
+            response = self.internal_get(self.django_url, target)
+            response.raise_for_status()
+            page = response.json()
+            messages.extend(page["messages"])
+            if not page["has_more"] or not page["messages"]:
+                return messages
+            after = page["messages"][-1]["id"]
+
+    def guest_session(self, slug: str) -> requests.Session:
+        """A browser-like session that has visited a guest room (so it holds a guest name)."""
+        session = requests.Session()
+        session.get(f"{self.django_url}/chats/{slug}/", timeout=10).raise_for_status()
+        return session
+
+    def user_session(self, username: str, password: str) -> requests.Session:
+        """A session signed in through the real login form (CSRF included)."""
+        session = requests.Session()
+        login = f"{self.django_url}/accounts/login/"
+        session.get(login, timeout=10).raise_for_status()
+        response = session.post(
+            login,
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": login},
+            timeout=10,
+        )
+        response.raise_for_status()
+        if "sessionid" not in session.cookies:
+            raise RuntimeError(f"sign-in as {username} failed")
+        return session
+
+    def ticket(self, session: requests.Session, slug: str) -> dict[str, Any]:
+        response = session.get(f"{self.django_url}/api/rooms/{slug}/ticket/", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    @property
+    def origin(self) -> str:
+        """The Origin a browser on the Django pages sends."""
+        parts = urlsplit(self.django_url)
+        return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,91 @@
+"""A small synchronous WebSocket test client that keeps every frame it received.
+
+Tests wait for frames with a deadline (`wait_for`), never with sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+Frame = dict[str, Any]
+
+
+class ChatClient:
+    """One real WebSocket connection to the chat server, with the frames it has seen so far."""
+
+    def __init__(self, url: str, origin: str | None = None, open_timeout: float = 10.0):
+        kwargs: dict[str, Any] = {"open_timeout": open_timeout, "close_timeout": 5}
+        if origin is not None:
+            kwargs["origin"] = origin
+        self.conn: ClientConnection = connect(url, **kwargs)
+        self.frames: list[Frame] = []
+        self.hello: Frame = self.wait_for(lambda f: f.get("type") == "hello")
+
+    def send(self, frame: Frame | str) -> None:
+        self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def say(self, body: str, nonce: str) -> None:
+        self.send({"type": "message", "body": body, "nonce": nonce})
+
+    def _receive_one(self, timeout: float) -> Frame:
+        raw = self.conn.recv(timeout=timeout)
+        frame = json.loads(raw)
+        self.frames.append(frame)
+        return frame
+
+    def wait_for(self, predicate: Callable[[Frame], bool], timeout: float = 10.0) -> Frame:
+        """The first frame (already received or arriving before the deadline) matching."""
+        for frame in self.frames:
+            if predicate(frame):
+                return frame
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching frame within {timeout}s; got {self.frames[-5:]}")
+            try:
+                frame = self._receive_one(remaining)
+            except TimeoutError:
+                continue
+            if predicate(frame):
+                return frame
+
+    def messages(self) -> list[Frame]:
+        """Message frames received live so far, in arrival order."""
+        return [f for f in self.frames if f.get("type") == "message"]
+
+    def wait_for_messages(self, count: int, timeout: float = 15.0) -> list[Frame]:
+        """Wait until at least `count` live message frames arrived."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages()) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"got {len(self.messages())} of {count} messages")
+            try:
+                self._receive_one(remaining)
+            except TimeoutError:
+                continue
+        return self.messages()
+
+    def wait_closed(self, timeout: float = 10.0) -> tuple[int | None, str]:
+        """Read until the server closes; returns the close code and reason it sent."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    self._receive_one(max(0.01, deadline - time.monotonic()))
+                except TimeoutError:
+                    continue
+        except ConnectionClosed as closed:
+            received = closed.rcvd
+            return (received.code, received.reason) if received else (None, "")
+        raise TimeoutError("the server did not close the connection")
+
+    def close(self) -> None:
+        self.conn.close()
