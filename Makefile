@@ -35,8 +35,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The Django suite runs a second time on PostgreSQL (the local server, trust auth).
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
+
 test: $(STAMP) browser-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest tests/chat -q -p no:cacheprovider
 
 bench: $(STAMP) .env
 	$(BIN)/python -m bench $(BENCH_ARGS)
