@@ -1,0 +1,162 @@
+"""Staff screens for rooms and messages; archiving and moderation notify the chat server."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from . import chatserver_client
+from .models import Message, Room
+
+# The chat server's stats for the changelist being rendered: fetched once per page, never per row.
+# A context variable keeps concurrent requests (threads) apart on the shared ModelAdmin instance.
+_live_stats: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "chat_live_stats", default=None
+)
+
+
+def _notify_each(calls: list[Callable[[], object]]) -> None:
+    """Make control calls in order, after the transaction commits.
+
+    After commit, so the chat server never acts on a change that is rolled back. The first call
+    that gets no answer stops the rest: one timeout per action, not one per row.
+    """
+
+    def run() -> None:
+        for call in calls:
+            if call() is None:
+                return
+
+    if calls:
+        transaction.on_commit(run)
+
+
+def _notify_archived(slugs: list[str]) -> None:
+    _notify_each([functools.partial(chatserver_client.room_archived, slug) for slug in slugs])
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    """Rooms with message counts, last activity and who is online now."""
+
+    list_display = [
+        "name",
+        "slug",
+        "allow_guests",
+        "is_archived",
+        "message_count",
+        "last_activity",
+        "online_now",
+    ]
+    list_filter = ["is_archived", "allow_guests"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    actions = ["archive_rooms"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
+        """Annotate counts and last activity so the list needs no query per row."""
+        visible = Q(messages__is_deleted=False)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                message_count=Count("messages", filter=visible),
+                last_activity=Max("messages__sent_at", filter=visible),
+            )
+        )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Fetch the chat server's stats once for the whole page."""
+        token = _live_stats.set(chatserver_client.stats() or {})
+        try:
+            response = super().changelist_view(request, extra_context)
+            if hasattr(response, "render"):
+                response.render()  # render while the stats are still set
+            return response
+        finally:
+            _live_stats.reset(token)
+
+    @admin.display(description="Messages", ordering="message_count")
+    def message_count(self, room: Room) -> int:
+        """Visible messages in the room."""
+        return room.message_count
+
+    @admin.display(description="Last activity", ordering="last_activity")
+    def last_activity(self, room: Room):
+        """The newest visible message's time."""
+        return room.last_activity
+
+    @admin.display(description="Online now")
+    def online_now(self, room: Room) -> str:
+        """People online according to the chat server; "—" when it did not answer."""
+        rooms = (_live_stats.get() or {}).get("rooms")
+        if not isinstance(rooms, dict):
+            return "—"
+        entry = rooms.get(room.slug) or {}
+        online = entry.get("online") if isinstance(entry, dict) else None
+        return str(len(online)) if isinstance(online, list) else "0"
+
+    @admin.action(description="Archive selected rooms")
+    def archive_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        """Archive rooms and tell the chat server to close their sockets."""
+        slugs = list(queryset.filter(is_archived=False).values_list("slug", flat=True))
+        Room.objects.filter(slug__in=slugs).update(is_archived=True)
+        _notify_archived(slugs)
+        self.message_user(request, f"Archived {len(slugs)} room(s).", messages.SUCCESS)
+
+    def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
+        """Notify the chat server when a save archives the room."""
+        newly_archived = (
+            change and obj.is_archived and not form.initial.get("is_archived", obj.is_archived)
+        )
+        super().save_model(request, obj, form, change)
+        if newly_archived:
+            _notify_archived([obj.slug])
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Messages, searchable; moderation is a soft delete that clients are told about."""
+
+    list_display = ["room", "author_name", "excerpt", "sent_at", "is_deleted"]
+    list_filter = ["room", "sent_at", "is_deleted"]
+    search_fields = ["body", "author_name"]
+    list_select_related = ["room"]
+    date_hierarchy = "sent_at"
+    readonly_fields = ["sent_at", "nonce", "deleted_at", "deleted_by"]
+    raw_id_fields = ["author"]
+    actions = ["moderate_messages"]
+
+    @admin.display(description="Body")
+    def excerpt(self, message: Message) -> str:
+        """The first 80 characters of the body (escaped by the admin)."""
+        body = message.body
+        return body if len(body) <= 80 else body[:79] + "…"
+
+    @admin.action(description="Delete (moderate) selected messages")
+    def moderate_messages(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
+        """Soft-delete messages and tell the chat server so clients remove them."""
+        targets = list(queryset.filter(is_deleted=False).select_related("room"))
+        now = timezone.now()
+        for message in targets:
+            message.is_deleted = True
+            message.deleted_at = now
+            message.deleted_by = request.user
+        Message.objects.bulk_update(targets, ["is_deleted", "deleted_at", "deleted_by"])
+        _notify_each(
+            [
+                functools.partial(chatserver_client.message_deleted, m.room.slug, m.id)
+                for m in targets
+            ]
+        )
+        self.message_user(request, f"Deleted {len(targets)} message(s).", messages.SUCCESS)

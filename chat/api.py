@@ -1,0 +1,103 @@
+"""The public JSON API used by the browser (session cookies); shapes are in docs/protocol.md."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db.models import Max, Q
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from . import history
+from .identity import chat_identity, may_join
+from .models import Room, iso_utc_ms
+from .signing import error_response
+from .tickets import mint_ticket
+
+PUBLIC_PAGE_DEFAULT = 50
+PUBLIC_PAGE_MAX = 100
+
+
+def open_room(slug: str) -> Room | None:
+    """The room with this slug unless it is unknown or archived."""
+    return Room.objects.filter(slug=slug, is_archived=False).first()
+
+
+def rooms_with_activity():
+    """Open rooms annotated with ``last_activity`` (newest visible message) in one query."""
+    return Room.objects.filter(is_archived=False).annotate(
+        last_activity=Max("messages__sent_at", filter=Q(messages__is_deleted=False))
+    )
+
+
+@require_GET
+def room_list(request: HttpRequest) -> JsonResponse:
+    """``GET /api/rooms/``: every open room."""
+    rooms = [
+        {
+            "slug": room.slug,
+            "name": room.name,
+            "description": room.description,
+            "allow_guests": room.allow_guests,
+            "last_activity": iso_utc_ms(room.last_activity) if room.last_activity else None,
+        }
+        for room in rooms_with_activity()
+    ]
+    return JsonResponse({"rooms": rooms})
+
+
+def _room_or_error(request: HttpRequest, slug: str) -> Room | JsonResponse:
+    room = open_room(slug)
+    if room is None:
+        return error_response(404, "unknown_room", "No such room.")
+    if not may_join(request, room):
+        return error_response(403, "sign_in_required", "Sign in to join this room.")
+    return room
+
+
+@require_GET
+def messages(request: HttpRequest, slug: str) -> JsonResponse:
+    """``GET /api/rooms/<slug>/messages/?before=&after=&limit=``."""
+    room = _room_or_error(request, slug)
+    if isinstance(room, JsonResponse):
+        return room
+    try:
+        before = history.parse_id(request.GET, "before")
+        after = history.parse_id(request.GET, "after")
+        limit = history.parse_limit(request.GET, PUBLIC_PAGE_DEFAULT, PUBLIC_PAGE_MAX)
+        rows, has_more = history.page(room, before=before, after=after, limit=limit)
+    except history.BadParameter as exc:
+        return error_response(400, "bad_parameter", str(exc))
+    return JsonResponse({"messages": [m.to_dict(room.slug) for m in rows], "has_more": has_more})
+
+
+def _chat_url(scheme_map: dict[str, str], path: str, ticket: str) -> str:
+    parts = urlsplit(settings.CHAT_PUBLIC_URL)
+    scheme = scheme_map.get(parts.scheme, parts.scheme)
+    full_path = parts.path.rstrip("/") + path
+    return urlunsplit((scheme, parts.netloc, full_path, "ticket=" + quote(ticket, safe=""), ""))
+
+
+@never_cache  # Cache-Control: no-store (and friends): a ticket must never be cached
+@require_GET
+def ticket(request: HttpRequest, slug: str) -> JsonResponse:
+    """``GET /api/rooms/<slug>/ticket/``: a short-lived ticket and ready-to-open URLs."""
+    room = _room_or_error(request, slug)
+    if isinstance(room, JsonResponse):
+        return room
+    who = chat_identity(request)
+    ttl = settings.CHAT_TICKET_TTL
+    value = mint_ticket(
+        room.slug, who.uid, who.user_id, who.name, who.guest, ttl, settings.CHAT_SHARED_SECRET
+    )
+    return JsonResponse(
+        {
+            "ticket": value,
+            "ws_url": _chat_url({"http": "ws", "https": "wss"}, f"/ws/{room.slug}", value),
+            "poll_url": _chat_url({}, f"/poll/{room.slug}", value),
+            "user": {"name": who.name, "guest": who.guest},
+            "expires_in": ttl,
+        }
+    )

@@ -1,0 +1,58 @@
+"""The only module that calls the chat server's control API (docs/protocol.md).
+
+Every call is signed, uses a short timeout (CHAT_CONTROL_TIMEOUT) and never raises: when the chat
+server is down the admin carries on, so failures are logged and answered with None.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from django.conf import settings
+
+from .signing import signed_headers
+
+log = logging.getLogger(__name__)
+
+
+def _call(method: str, path: str) -> dict[str, Any] | None:
+    base = settings.CHAT_INTERNAL_URL.rstrip("/")
+    # The signature covers the request target as sent, including any prefix of the base URL.
+    target = urlsplit(base).path + path
+    body = b""
+    headers = signed_headers(method, target, body)
+    if method == "POST":
+        headers["Content-Type"] = "application/json"
+    try:
+        response = requests.request(
+            method, base + path, data=body, headers=headers, timeout=settings.CHAT_CONTROL_TIMEOUT
+        )
+        response.raise_for_status()
+        data = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        log.warning("chat server control call %s %s failed: %s", method, path, type(exc).__name__)
+        return None
+    if not isinstance(data, dict):
+        log.warning("chat server control call %s %s answered a non-object", method, path)
+        return None
+    return data
+
+
+def room_archived(slug: str) -> dict[str, Any] | None:
+    """Tell the chat server a room was archived: it closes the room's sockets and polls."""
+    return _call("POST", f"/internal/rooms/{quote(slug, safe='')}/archived")
+
+
+def message_deleted(slug: str, message_id: int) -> dict[str, Any] | None:
+    """Tell the chat server a message was deleted so clients remove it."""
+    return _call(
+        "POST", f"/internal/rooms/{quote(slug, safe='')}/messages/{int(message_id)}/deleted"
+    )
+
+
+def stats() -> dict[str, Any] | None:
+    """Live numbers from the chat server, or None when it does not answer."""
+    return _call("GET", "/internal/stats")

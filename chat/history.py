@@ -1,0 +1,54 @@
+"""Paging through a room's messages in id order; shared by the public and internal APIs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .models import Message, Room
+
+
+class BadParameter(ValueError):
+    """A query parameter was not a valid value."""
+
+
+def parse_id(params: Mapping[str, str], name: str) -> int | None:
+    """A non-negative integer parameter, or None when absent; raises :class:`BadParameter`."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise BadParameter(f"`{name}` must be a non-negative integer.")
+    return int(raw)
+
+
+def parse_limit(params: Mapping[str, str], default: int, maximum: int) -> int:
+    """``limit`` between 1 and ``maximum``; larger values are clamped, bad values refused."""
+    value = parse_id(params, "limit")
+    if value is None:
+        return default
+    if value < 1:
+        raise BadParameter("`limit` must be at least 1.")
+    return min(value, maximum)
+
+
+def page(
+    room: Room, *, before: int | None = None, after: int | None = None, limit: int
+) -> tuple[list[Message], bool]:
+    """Visible messages of ``room`` in id order, and whether more exist in the direction asked.
+
+    ``before``: the newest ``limit`` with a smaller id; ``after``: the oldest ``limit`` with a
+    larger id; neither: the newest ``limit`` (``has_more`` then means older ones exist).
+    """
+    if before is not None and after is not None:
+        raise BadParameter("Give `before` or `after`, not both.")
+    qs = Message.objects.visible().filter(room=room)
+    if after is not None:
+        rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
+        return rows[:limit], len(rows) > limit
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    rows = list(qs.order_by("-id")[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    return rows, has_more

@@ -1,0 +1,212 @@
+"""The internal API the chat server calls (HMAC signed, no cookies); see docs/protocol.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from . import history
+from .models import MAX_NAME_LENGTH, Message, Room, body_error, is_valid_nonce
+from .signing import error_response, internal_endpoint
+
+MAX_BATCH_ITEMS = 1000
+INTERNAL_PAGE_DEFAULT = 100
+INTERNAL_PAGE_MAX = 1000
+
+ERROR_TEXT = {
+    "unknown_room": "No such room.",
+    "room_archived": "The room is archived.",
+    "empty_body": "A message cannot be empty.",
+    "body_too_long": "A message has at most 4000 characters.",
+    "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
+    "bad_item": "The item is not a valid message.",
+}
+
+log = logging.getLogger(__name__)
+
+
+def _item_error(item: Any, code: str) -> dict[str, Any]:
+    fields = item if isinstance(item, dict) else {}
+    return {
+        "ok": False,
+        "nonce": fields.get("nonce"),
+        "room": fields.get("room"),
+        "error": code,
+        "message": ERROR_TEXT[code],
+    }
+
+
+def _shape_error(item: Any) -> str | None:
+    """``bad_item``/``bad_nonce`` for an item whose fields are missing or of the wrong type."""
+    if not isinstance(item, dict):
+        return "bad_item"
+    name = item.get("name")
+    user_id = item.get("user_id")
+    if not (
+        isinstance(item.get("room"), str)
+        and isinstance(item.get("body"), str)
+        and isinstance(name, str)
+        and 1 <= len(name.strip()) <= MAX_NAME_LENGTH
+        and isinstance(item.get("guest"), bool)
+        and (user_id is None or (isinstance(user_id, int) and not isinstance(user_id, bool)))
+    ):
+        return "bad_item"
+    if not is_valid_nonce(item.get("nonce")):
+        return "bad_nonce"
+    return None
+
+
+def _created(message: Message, slug: str, created: bool) -> dict[str, Any]:
+    return {"ok": True, "created": created, "message": message.to_dict(slug)}
+
+
+def store_batch(items: list[Any]) -> list[dict[str, Any]]:
+    """Store a batch in one transaction; one result per item, in order.
+
+    A constant number of queries: rooms, users and existing nonces are each fetched once and the
+    new rows are written with one ``bulk_create``.
+    """
+    shaped = [(item, _shape_error(item)) for item in items]
+    good = [item for item, err in shaped if err is None]
+    slugs = {item["room"] for item in good}
+    user_ids = {item["user_id"] for item in good if item["user_id"] is not None}
+    with transaction.atomic():
+        rooms = {room.slug: room for room in Room.objects.filter(slug__in=slugs)}
+        known_users = set(
+            get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True)
+        )
+        room_ids = [room.id for room in rooms.values()]
+        nonces = {item["nonce"] for item in good}
+        existing: dict[tuple[int, str], Message] = {
+            (m.room_id, m.nonce): m
+            for m in Message.objects.filter(room_id__in=room_ids, nonce__in=nonces)
+        }
+        results: list[dict[str, Any] | None] = []
+        pending: dict[tuple[int, str], Message] = {}  # new rows, keyed for in-batch repeats
+        slots: list[tuple[int, tuple[int, str], str]] = []  # (result index, key, slug)
+        for item, err in shaped:
+            if err is None:
+                room = rooms.get(item["room"])
+                if room is None:
+                    err = "unknown_room"
+                else:
+                    key = (room.id, item["nonce"])
+                    if key in existing:  # a retry: answer with the original
+                        results.append(_created(existing[key], room.slug, False))
+                        continue
+                    if room.is_archived:
+                        err = "room_archived"
+                    else:
+                        err = body_error(item["body"])
+            if err is not None:
+                results.append(_item_error(item, err))
+                continue
+            slots.append((len(results), key, room.slug))
+            results.append(None)
+            if key not in pending:
+                user_id = item["user_id"]
+                pending[key] = Message(
+                    room=room,
+                    author_id=user_id if user_id in known_users and not item["guest"] else None,
+                    author_name=item["name"].strip(),
+                    author_is_guest=item["guest"],
+                    body=item["body"].strip(),
+                    nonce=item["nonce"],
+                )
+        stored = _insert(list(pending.values()))
+        first_seen: set[tuple[int, str]] = set()
+        for index, key, slug in slots:
+            message, created = stored[key]
+            results[index] = _created(message, slug, created and key not in first_seen)
+            first_seen.add(key)
+    return [r for r in results if r is not None]
+
+
+def _insert(rows: list[Message]) -> dict[tuple[int, str], tuple[Message, bool]]:
+    """Insert new rows; a concurrent writer may have stored some nonces since we looked."""
+    if not rows:
+        return {}
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_create(rows)
+        return {(m.room_id, m.nonce): (m, True) for m in rows}
+    except IntegrityError:
+        log.info("nonce race during batch insert; falling back to one insert per message")
+    stored: dict[tuple[int, str], tuple[Message, bool]] = {}
+    for message in rows:
+        key = (message.room_id, message.nonce)
+        try:
+            with transaction.atomic():
+                message.pk = None
+                message.save(force_insert=True)
+            stored[key] = (message, True)
+        except IntegrityError:
+            stored[key] = (Message.objects.get(room_id=key[0], nonce=key[1]), False)
+    return stored
+
+
+@internal_endpoint
+@require_POST
+def message_batch(request: HttpRequest) -> JsonResponse:
+    """``POST /internal/messages/batch/``."""
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return error_response(400, "bad_json", "The body is not JSON.")
+    items = data.get("messages") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return error_response(400, "bad_request", "Expected an object with a `messages` list.")
+    if len(items) > MAX_BATCH_ITEMS:
+        return error_response(400, "batch_too_large", f"At most {MAX_BATCH_ITEMS} messages.")
+    return JsonResponse({"results": store_batch(items)})
+
+
+@internal_endpoint
+@require_GET
+def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
+    """``GET /internal/rooms/<slug>/messages/?after=&limit=`` (archived rooms still answer)."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        return error_response(404, "unknown_room", "No such room.")
+    try:
+        after = history.parse_id(request.GET, "after")
+        limit = history.parse_limit(request.GET, INTERNAL_PAGE_DEFAULT, INTERNAL_PAGE_MAX)
+    except history.BadParameter as exc:
+        return error_response(400, "bad_parameter", str(exc))
+    rows, has_more = history.page(room, after=after, limit=limit)
+    return JsonResponse({"messages": [m.to_dict(room.slug) for m in rows], "has_more": has_more})
+
+
+@internal_endpoint
+@require_GET
+def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
+    """``GET /internal/rooms/<slug>/``."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        return error_response(404, "unknown_room", "No such room.")
+    last = Message.objects.filter(room=room).order_by("-id").values_list("id", flat=True).first()
+    return JsonResponse(
+        {
+            "slug": room.slug,
+            "name": room.name,
+            "allow_guests": room.allow_guests,
+            "is_archived": room.is_archived,
+            "last_id": last,
+        }
+    )
+
+
+@internal_endpoint
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """``GET /internal/health/``: Django and its database answer."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,1 @@
+"""createroom and ensuredemo."""

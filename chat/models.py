@@ -1,0 +1,144 @@
+"""Rooms and messages, and the one function that turns a message into the protocol's shape."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+MAX_BODY_LENGTH = 4000
+MAX_NAME_LENGTH = 64
+MAX_NONCE_LENGTH = 64
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_valid_nonce(nonce: object) -> bool:
+    """True when ``nonce`` is 1 to 64 characters of ``[A-Za-z0-9_-]`` (docs/protocol.md)."""
+    return isinstance(nonce, str) and NONCE_RE.fullmatch(nonce) is not None
+
+
+def body_error(body: str) -> str | None:
+    """The protocol error code for a message body, or None when the body is acceptable.
+
+    The rule applies to the body after stripping surrounding white space, which is what is stored.
+    """
+    stripped = body.strip()
+    if not stripped:
+        return "empty_body"
+    if len(stripped) > MAX_BODY_LENGTH:
+        return "body_too_long"
+    return None
+
+
+def iso_utc_ms(moment: datetime) -> str:
+    """ISO 8601 in UTC with millisecond precision and a ``Z`` suffix, as the protocol wants."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Room(models.Model):
+    """A chat room; URLs use its slug."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    allow_guests = models.BooleanField(
+        default=False, help_text="Anonymous visitors may read and write under a guest name."
+    )
+    is_archived = models.BooleanField(
+        default=False, help_text="Archived rooms are hidden and read-only; sockets are closed."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MessageQuerySet(models.QuerySet):
+    """Queries over messages."""
+
+    def visible(self) -> MessageQuerySet:
+        """Messages that have not been deleted by a moderator."""
+        return self.filter(is_deleted=False)
+
+
+class Message(models.Model):
+    """One stored chat message. Deletion is soft so moderation leaves a trace."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="chat_messages",
+    )
+    # The name shown when the message was sent: users may rename later, guests have no account.
+    author_name = models.CharField(max_length=MAX_NAME_LENGTH)
+    author_is_guest = models.BooleanField(default=False)
+    body = models.TextField(max_length=MAX_BODY_LENGTH)
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+    nonce = models.CharField(max_length=MAX_NONCE_LENGTH)
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A retried send carries the same nonce, so it can never store a second row.
+            models.UniqueConstraint(fields=["room", "nonce"], name="chat_message_room_nonce_uniq")
+        ]
+        indexes = [models.Index(fields=["room", "id"], name="chat_message_room_id_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.author_name}: {self.body[:40]}"
+
+    def clean(self) -> None:
+        """Apply the protocol's rules for body and nonce."""
+        super().clean()
+        errors: dict[str, str] = {}
+        code = body_error(self.body or "")
+        if code == "empty_body":
+            errors["body"] = "A message cannot be empty."
+        elif code == "body_too_long":
+            errors["body"] = f"A message has at most {MAX_BODY_LENGTH} characters."
+        if not is_valid_nonce(self.nonce):
+            errors["nonce"] = "A nonce is 1 to 64 characters of letters, digits, '_' and '-'."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def sent_at_iso(self) -> str:
+        """``sent_at`` in the protocol's format."""
+        return iso_utc_ms(self.sent_at)
+
+    def to_dict(self, room_slug: str | None = None) -> dict[str, Any]:
+        """The protocol's message shape; the only place it is built.
+
+        Pass ``room_slug`` when the caller already knows it, to avoid loading the room.
+        """
+        return {
+            "id": self.id,
+            "room": room_slug if room_slug is not None else self.room.slug,
+            "user": {"name": self.author_name, "guest": self.author_is_guest},
+            "body": self.body,
+            "sent_at": self.sent_at_iso,
+            "nonce": self.nonce,
+        }

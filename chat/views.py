@@ -1,0 +1,73 @@
+"""HTML pages: the room list, a room, the guest-name form and sign-up."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.contrib.auth import login
+from django.contrib.auth.forms import UserCreationForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
+from .identity import chat_identity, may_join, set_guest_name
+from .models import Room
+
+
+def room_list(request: HttpRequest) -> HttpResponse:
+    """``/chats/``: open rooms with their description and last activity."""
+    return render(request, "chat/room_list.html", {"rooms": rooms_with_activity()})
+
+
+def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """``/chats/<slug>/``: the newest messages rendered on the server, then the live client."""
+    room = get_object_or_404(Room, slug=slug)
+    if room.is_archived:
+        # 404 like the API (the room is gone for visitors), with a page that says why.
+        return render(request, "chat/room_archived.html", {"room": room}, status=404)
+    if not may_join(request, room):
+        return render(request, "chat/sign_in_required.html", {"room": room}, status=403)
+    latest = list(room.messages.visible().order_by("-id")[:PUBLIC_PAGE_DEFAULT])
+    latest.reverse()
+    return render(
+        request,
+        "chat/room.html",
+        {"room": room, "chat_messages": latest, "who": chat_identity(request)},
+    )
+
+
+@require_POST
+def guest_name(request: HttpRequest, slug: str) -> HttpResponse:
+    """``POST /chats/<slug>/guest-name/``: change the session's guest display name."""
+    room = get_object_or_404(Room, slug=slug, is_archived=False, allow_guests=True)
+    if not request.user.is_authenticated:
+        error = set_guest_name(request, request.POST.get("name", ""))
+        if error:
+            flash.error(request, error)
+        else:
+            flash.success(request, "Your guest name was changed.")
+    return redirect("chat:room", slug=room.slug)
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("chat:rooms")
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    """``/accounts/signup/``: create an account and sign it in."""
+    if request.method == "POST":
+        form = UserCreationForm(request.POST)
+        if form.is_valid():
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return HttpResponseRedirect(_safe_next(request))
+    else:
+        form = UserCreationForm()
+    return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)})
