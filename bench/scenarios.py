@@ -1,0 +1,275 @@
+"""The scenarios: each loads one target the same way and returns plain numbers (JSON-ready).
+
+A scenario never starts or stops a target; `bench.__main__` does that, so the reference and the
+chat server see exactly the same load in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bench.loadgen import ClientSpec, LoadGenerator, RunResult
+from bench.procstats import rss_bytes, total_cpu_seconds
+
+
+class Target(Protocol):
+    """What a scenario needs from a system under test."""
+
+    name: str
+
+    def create_rooms(self, slugs: list[str]) -> None: ...
+    def ws_url(self, slug: str) -> str: ...
+    @property
+    def chat_pids(self) -> list[int]: ...
+    @property
+    def django_pids(self) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class FanoutLoad:
+    """Rooms x clients, some of them senders at a fixed rate each."""
+
+    rooms: int
+    clients_per_room: int
+    senders_per_room: int
+    rate_per_sender: float
+    duration_s: float
+
+
+def _percentile(sorted_values: list[int], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index] / 1e6
+
+
+def latency_summary(result: RunResult) -> dict[str, float]:
+    """Latency percentiles in milliseconds."""
+    values = sorted(result.latencies_ns)
+    return {
+        "p50_ms": _percentile(values, 0.50),
+        "p90_ms": _percentile(values, 0.90),
+        "p99_ms": _percentile(values, 0.99),
+        "max_ms": _percentile(values, 1.0),
+    }
+
+
+def _specs(target: Target, prefix: str, load: FanoutLoad) -> list[ClientSpec]:
+    slugs = [f"{prefix}-{index}" for index in range(load.rooms)]
+    target.create_rooms(slugs)
+    specs: list[ClientSpec] = []
+    sender_id = 0
+    for slug in slugs:
+        url = target.ws_url(slug)
+        for index in range(load.clients_per_room):
+            sender = None
+            if index < load.senders_per_room:
+                sender, sender_id = sender_id, sender_id + 1
+            specs.append(ClientSpec(url, slug, sender))
+    return specs
+
+
+def fanout(target: Target, lg: LoadGenerator, prefix: str, load: FanoutLoad) -> dict[str, Any]:
+    """Deliveries/s, latency, loss, duplicates and server CPU per 1,000 deliveries."""
+    specs = _specs(target, prefix, load)
+    connected = lg.connect(specs)
+    if connected["failed"]:
+        lg.close()
+        raise RuntimeError(f"{target.name}: {connected['failed']} sockets failed: {connected}")
+    try:
+        chat0, django0 = total_cpu_seconds(target.chat_pids), total_cpu_seconds(target.django_pids)
+        result = lg.run(load.duration_s, mode="rate", rate=load.rate_per_sender)
+        chat1, django1 = total_cpu_seconds(target.chat_pids), total_cpu_seconds(target.django_pids)
+    finally:
+        lg.close()
+    per_k = 1000 / result.deliveries if result.deliveries else float("nan")
+    return {
+        "clients": len(specs),
+        "messages_sent": result.sent,
+        "deliveries": result.deliveries,
+        "deliveries_per_s": result.deliveries / load.duration_s,
+        **latency_summary(result),
+        "lost": result.lost,
+        "duplicated": result.duplicates,
+        "refused": result.refused,
+        "errors": dict(result.errors),
+        "chat_cpu_s_per_1k": (chat1 - chat0) * per_k,
+        "django_cpu_s_per_1k": (django1 - django0) * per_k,
+        "client_cpu_s_per_1k": result.client_cpu_s * per_k,
+    }
+
+
+def idle(target: Target, lg: LoadGenerator, prefix: str, steps: list[int]) -> dict[str, Any]:
+    """Open sockets in steps (e.g. 5,000 then 10,000 in all): connect rate and RSS per socket.
+
+    Sockets are spread over 10 rooms; the target should be a fresh process so that memory freed by
+    an earlier scenario does not hide what sockets cost.
+    """
+    slugs = [f"{prefix}-{index}" for index in range(10)]
+    target.create_rooms(slugs)
+    (pid,) = target.chat_pids
+    rss0 = rss_bytes(pid)
+    out: dict[str, Any] = {"rss_before_mb": rss0 / 2**20, "steps": []}
+    opened = 0
+    try:
+        for total in steps:
+            specs = [
+                ClientSpec(target.ws_url(slugs[i % len(slugs)]), slugs[i % len(slugs)])
+                for i in range(total - opened)
+            ]
+            cpu0 = total_cpu_seconds(target.chat_pids)
+            connected = lg.connect(specs)
+            cpu1 = total_cpu_seconds(target.chat_pids)
+            opened += connected["opened"]
+            rss = rss_bytes(pid)
+            out["steps"].append(
+                {
+                    "sockets": opened,
+                    "failed": connected["failed"],
+                    "failures": connected["failures"],
+                    "connect_per_s": connected["per_second"],
+                    "chat_cpu_ms_per_connect": 1000 * (cpu1 - cpu0) / max(1, connected["opened"]),
+                    "rss_mb": rss / 2**20,
+                    "rss_per_socket_kb": (rss - rss0) / max(1, opened) / 1024,
+                }
+            )
+    finally:
+        lg.close()
+    return out
+
+
+def persistence(
+    target: Any, lg: LoadGenerator, prefix: str, *, rooms: int, window: int, duration_s: float
+) -> dict[str, Any]:
+    """Closed-loop senders (one per room, `window` unanswered each): messages stored per second.
+
+    A message counts once the chat server broadcast it (it does so only after Django stored it);
+    afterwards the stored rows of this run are counted through Django's internal API.
+    """
+    slugs = [f"{prefix}-{index}" for index in range(rooms)]
+    target.create_rooms(slugs)
+    specs = [ClientSpec(target.ws_url(slug), slug, index) for index, slug in enumerate(slugs)]
+    connected = lg.connect(specs)
+    if connected["failed"]:
+        lg.close()
+        raise RuntimeError(f"{target.name}: {connected['failed']} sockets failed: {connected}")
+    try:
+        chat0, django0 = total_cpu_seconds(target.chat_pids), total_cpu_seconds(target.django_pids)
+        started = time.monotonic()
+        result = lg.run(duration_s, mode="window", window=window, quiet_s=0.5)
+        elapsed = time.monotonic() - started
+        chat1, django1 = total_cpu_seconds(target.chat_pids), total_cpu_seconds(target.django_pids)
+    finally:
+        lg.close()
+    stored = 0
+    for slug in slugs:
+        messages = target.live.stored_messages(slug)
+        stored += len({m["nonce"] for m in messages if m["nonce"].startswith(result.token + "-")})
+    per_k = 1000 / result.acked if result.acked else float("nan")
+    return {
+        "senders": rooms,
+        "window": window,
+        "sent": result.sent,
+        "stored_per_s": result.acked / duration_s,
+        "acked": result.acked,
+        "stored_rows": stored,
+        # Every message sent and not explicitly refused must be in the database.
+        "lost": max(0, result.sent - result.refused - stored),
+        "refused": result.refused,
+        "busy_retries": result.busy_retries,
+        "unanswered": result.unanswered,
+        "errors": dict(result.errors),
+        **latency_summary(result),
+        "chat_cpu_s_per_1k": (chat1 - chat0) * per_k,
+        "django_cpu_s_per_1k": (django1 - django0) * per_k,
+        "wall_s": elapsed,
+    }
+
+
+# -- long polling ---------------------------------------------------------------------------------
+
+
+async def _held_poll(
+    host: str, port: int, target: str, nonce: str, semaphore: asyncio.Semaphore
+) -> tuple[bool, int]:
+    """One raw HTTP/1.1 GET held by the server; returns (got our message, monotonic ns)."""
+    async with semaphore:  # throttle the connects only (listen backlog), not the held requests
+        reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        raw = await reader.read()  # Connection: close -> the body ends at EOF
+        received = time.monotonic_ns()
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        return False, received
+    if b"chunked" in head.lower():
+        body = _dechunk(body)
+    messages = json.loads(body).get("messages", [])
+    return any(m.get("nonce") == nonce for m in messages), received
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, body = out + rest[:size], rest[size + 2 :]
+    return out
+
+
+async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict[str, Any]:
+    from urllib.parse import urlsplit
+
+    from websockets.asyncio.client import connect
+
+    ticket = live.ticket(live.guest_session(slug), slug)
+    last = live.internal_get(live.django_url, f"/internal/rooms/{slug}/").json()["last_id"]
+    poll = urlsplit(ticket["poll_url"])
+    target = f"{poll.path}?{poll.query}&since={last}"
+    nonce = "lp-" + uuid.uuid4().hex
+    semaphore = asyncio.Semaphore(32)
+    tasks = [
+        asyncio.create_task(_held_poll(poll.hostname, poll.port, target, nonce, semaphore))
+        for _ in range(holders)
+    ]
+    # Every request that reaches the server after the message answers at once with it (since=),
+    # so the outcome does not depend on this pause; it only lets the requests be held first.
+    await asyncio.sleep(settle_s)
+    early = sum(task.done() for task in tasks)
+    async with connect(ticket["ws_url"], compression=None, ping_interval=None) as ws:
+        await ws.recv()  # hello
+        sent = time.monotonic_ns()
+        await ws.send(json.dumps({"type": "message", "body": "long-poll probe", "nonce": nonce}))
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    ok = [r for r in results if not isinstance(r, BaseException) and r[0]]
+    latencies = sorted(received - sent for _got, received in ok)
+    return {
+        "held": holders,
+        "answered_before_message": early,
+        "reached": len(ok),
+        "failed": holders - len(ok),
+        "p50_ms": _percentile(latencies, 0.5),
+        "max_ms": _percentile(latencies, 1.0),
+    }
+
+
+def longpoll(target: Any, prefix: str, holders: int, settle_s: float = 2.0) -> dict[str, Any]:
+    """`holders` held `GET /poll/<slug>` requests; one message must reach all of them."""
+    slug = f"{prefix}-0"
+    target.create_rooms([slug])
+    chat0 = total_cpu_seconds(target.chat_pids)
+    out = asyncio.run(_longpoll(target.live, slug, holders, settle_s))
+    out["chat_cpu_s"] = total_cpu_seconds(target.chat_pids) - chat0
+    return out
