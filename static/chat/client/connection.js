@@ -1,0 +1,320 @@
+/**
+ * The connection state machine: which transport is in use and what happens when it drops.
+ *
+ *   connecting ──hello──> live ──close──> reconnecting (backoff + full jitter, fresh ticket,
+ *        │                                  resume with since) ──hello──> live
+ *        └─ socket fails before hello twice in a row ──> polling (long-poll fallback), while a
+ *           socket is retried in the background every 30 s; on its hello ──> live
+ *   close 4004 / ticket 404 ──> archived (final)      ticket 403 ──> denied (final)
+ *
+ * It reports states and incoming data through handlers and never touches the DOM.
+ */
+
+import { fetchTicket, withParam } from "./api.js";
+import { PollTransport } from "./transport-poll.js";
+import { WsTransport } from "./transport-ws.js";
+
+export const BACKOFF_BASE_MS = 500;
+export const BACKOFF_CAP_MS = 15000;
+/** After this many sockets in a row failed before hello, try long polling. */
+export const FALLBACK_AFTER = 2;
+/** While polling, how often to try to get back to a socket. */
+export const SOCKET_RETRY_WHILE_POLLING_MS = 30000;
+/** Close 1001 (server going away): reconnect within this jittered window. */
+const GOING_AWAY_JITTER_MS = 1000;
+
+/**
+ * Exponential backoff with full jitter: a uniform delay in [0, min(cap, base * 2^attempt)).
+ * @param {number} attempt 0 for the first retry.
+ * @param {() => number} [random]
+ * @returns {number} milliseconds
+ */
+export function backoffDelay(attempt, random = Math.random) {
+  return random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
+}
+
+/**
+ * @typedef {object} ConnectionHandlers
+ * @property {(state: string, detail?: object) => void} onState
+ * @property {(frame: object) => void} onHello a socket said hello (first or after a reconnect).
+ * @property {(frame: object) => void} onFrame any later socket frame.
+ * @property {(batch: object) => void} onBatch a long-poll answer.
+ * @property {() => void} onReady a transport can take messages now: flush the outbox.
+ * @property {(user: {name: string, guest: boolean}) => void} onUser the ticket's identity.
+ */
+
+/** Keeps one room connected, by socket when possible and by long polling otherwise. */
+export class Connection {
+  /**
+   * @param {object} options
+   * @param {string} options.ticketUrl
+   * @param {() => number|null} options.getSince the highest message id shown.
+   * @param {ConnectionHandlers} options.handlers
+   */
+  constructor({ ticketUrl, getSince, handlers }) {
+    this.ticketUrl = ticketUrl;
+    this.getSince = getSince;
+    this.handlers = handlers;
+    /** "ws", "poll" or null: which transport can take messages right now. */
+    this.mode = null;
+    this.state = null;
+    this.ws = null;
+    this.poll = null;
+    this.probe = null;
+    this.attempt = 0;
+    this.earlyFailures = 0;
+    this.reconnectTimer = null;
+    this.probeTimer = null;
+    this.finished = false;
+  }
+
+  start() {
+    window.addEventListener("online", () => this.onBrowserOnline());
+    window.addEventListener("offline", () => {
+      if (this.mode === null && !this.finished) this.setState("offline");
+    });
+    this.connect();
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.handlers.onState(state, detail);
+  }
+
+  /** Stops for good (archived room, no permission). */
+  finish(state) {
+    this.finished = true;
+    this.mode = null;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.probeTimer);
+    this.ws?.close();
+    this.probe?.close();
+    this.poll?.stop();
+    this.ws = this.probe = this.poll = null;
+    this.setState(state);
+  }
+
+  /**
+   * A fresh ticket; final answers (403, 404) finish the connection and return null.
+   * @returns {Promise<object|null>}
+   */
+  async ticket() {
+    try {
+      const ticket = await fetchTicket(this.ticketUrl);
+      this.handlers.onUser(ticket.user);
+      return ticket;
+    } catch (err) {
+      if (err.status === 403) {
+        this.finish(err.code === "sign_in_required" ? "denied" : "forbidden");
+        return null;
+      }
+      if (err.status === 404) {
+        this.finish("archived");
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  socketUrl(ticket) {
+    const since = this.getSince();
+    return since == null ? ticket.ws_url : withParam(ticket.ws_url, "since", since);
+  }
+
+  async connect() {
+    if (this.finished) return;
+    clearTimeout(this.reconnectTimer);
+    this.setState(this.state === null || this.state === "connecting" ? "connecting" : "reconnecting", {
+      inMs: 0,
+    });
+    let ticket;
+    try {
+      ticket = await this.ticket();
+    } catch {
+      // Django did not answer: same treatment as a socket that did not open.
+      this.scheduleReconnect();
+      return;
+    }
+    if (!ticket || this.finished) return;
+    this.lastTicket = ticket;
+    const ws = new WsTransport(this.socketUrl(ticket), {
+      onHello: (frame) => this.onSocketHello(ws, frame),
+      onFrame: (frame) => this.handlers.onFrame(frame),
+      onClose: (info) => this.onSocketClose(ws, info),
+    });
+    this.ws = ws;
+  }
+
+  onSocketHello(ws, frame) {
+    if (ws !== this.ws) return;
+    this.attempt = 0;
+    this.earlyFailures = 0;
+    this.mode = "ws";
+    this.setState("live");
+    this.handlers.onHello(frame);
+    this.handlers.onReady();
+  }
+
+  onSocketClose(ws, { code, hadHello }) {
+    if (ws !== this.ws || this.finished) return;
+    this.ws = null;
+    this.mode = null;
+    if (code === 4004) {
+      this.finish("archived");
+      return;
+    }
+    if (!hadHello) {
+      this.earlyFailures += 1;
+      if (this.earlyFailures >= FALLBACK_AFTER) {
+        this.startPolling();
+        return;
+      }
+    } else {
+      this.attempt = 0;
+    }
+    if (code === 1001 && hadHello) {
+      // The server is restarting on purpose: come back soon, spread out over a second.
+      this.scheduleReconnect(Math.random() * GOING_AWAY_JITTER_MS);
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  /** Waits (backoff + jitter unless `delay` is given), then connects with a fresh ticket. */
+  scheduleReconnect(delay) {
+    if (this.finished) return;
+    clearTimeout(this.reconnectTimer);
+    const ms = delay ?? backoffDelay(this.attempt);
+    this.attempt += 1;
+    if (navigator.onLine === false) {
+      this.setState("offline");
+    } else {
+      this.setState("reconnecting", { inMs: ms, at: Date.now() + ms });
+    }
+    this.reconnectTimer = setTimeout(() => this.connect(), ms);
+  }
+
+  /**
+   * Long polling, kept only once a poll actually answers: when the chat server is down entirely,
+   * polling fails too and the socket backoff goes on instead.
+   */
+  async startPolling() {
+    if (this.finished) return;
+    let ticket;
+    try {
+      ticket = await this.ticket();
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    if (!ticket || this.finished) return;
+    let healthy = false;
+    const poll = new PollTransport({
+      pollUrl: ticket.poll_url,
+      since: this.getSince(),
+      renewTicket: async () => {
+        const fresh = await this.ticket();
+        if (!fresh) throw Object.assign(new Error("no ticket"), { status: 404 });
+        return fresh;
+      },
+      onBatch: (batch) => this.handlers.onBatch(batch),
+      onArchived: () => this.finish("archived"),
+      onHealthy: () => {
+        if (healthy || poll !== this.poll) return;
+        healthy = true;
+        this.attempt = 0;
+        this.mode = "poll";
+        this.setState("polling");
+        this.handlers.onReady();
+        this.scheduleProbe();
+      },
+      onTrouble: () => {
+        if (poll !== this.poll) return;
+        if (!healthy) {
+          // Neither transport works: the server is down, not just its sockets blocked.
+          poll.stop();
+          this.poll = null;
+          this.earlyFailures = 0;
+          this.scheduleReconnect();
+        } else if (this.mode === "poll") {
+          this.mode = null;
+          healthy = false;
+          this.setState("reconnecting", { inMs: 0 });
+        }
+      },
+    });
+    this.poll = poll;
+    poll.start();
+  }
+
+  scheduleProbe() {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => this.probeSocket(), SOCKET_RETRY_WHILE_POLLING_MS);
+  }
+
+  /** While polling, tries a socket in the background; on hello it takes over from polling. */
+  async probeSocket() {
+    if (this.finished || !this.poll) return;
+    let ticket;
+    try {
+      ticket = await this.ticket();
+    } catch {
+      this.scheduleProbe();
+      return;
+    }
+    if (!ticket || this.finished || !this.poll) return;
+    const probe = new WsTransport(this.socketUrl(ticket), {
+      onHello: (frame) => {
+        if (probe !== this.probe) return;
+        this.probe = null;
+        this.poll?.stop();
+        this.poll = null;
+        this.ws = probe;
+        this.onSocketHello(probe, frame);
+      },
+      onFrame: (frame) => this.handlers.onFrame(frame),
+      onClose: (info) => {
+        if (probe === this.probe) {
+          this.probe = null;
+          this.scheduleProbe();
+        } else {
+          this.onSocketClose(probe, info);
+        }
+      },
+    });
+    this.probe = probe;
+  }
+
+  onBrowserOnline() {
+    if (this.finished) return;
+    if (this.mode === null && !this.ws && !this.poll) {
+      this.attempt = 0;
+      this.connect();
+    }
+  }
+
+  /**
+   * Sends a frame over the socket.
+   * @param {object} frame
+   * @returns {boolean} false when no socket is live.
+   */
+  sendFrame(frame) {
+    return this.mode === "ws" && this.ws ? this.ws.send(frame) : false;
+  }
+
+  /**
+   * Sends a message over long polling.
+   * @returns {Promise<{ok: boolean, message?: object, code?: string, status?: number}>}
+   */
+  postMessage(body, nonce) {
+    if (this.mode !== "poll" || !this.poll) {
+      return Promise.resolve({ ok: false, code: "not_connected", status: 0 });
+    }
+    return this.poll.send(body, nonce);
+  }
+
+  /** Tells the poll loop about ids that arrived otherwise, so it does not fetch them again. */
+  advance(id) {
+    this.poll?.advance(id);
+  }
+}

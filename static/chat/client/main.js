@@ -1,0 +1,227 @@
+/**
+ * Entry point of the room page (`<script type="module" src="/static/chat/client/main.js">`).
+ *
+ * Reads the room's settings from the data- attributes of `#chat-room` (the page allows no inline
+ * script) and wires the pieces together: Connection (transports), Timeline (message list),
+ * Sender + Outbox (what the reader types), and the small indicators.
+ */
+
+import { fetchOlder } from "./api.js";
+import { Connection } from "./connection.js";
+import { FINAL_STATES, StatusView, TypingIndicator, UnreadCounter } from "./indicators.js";
+import { Outbox } from "./outbox.js";
+import { renderPresence } from "./render.js";
+import { Sender } from "./sender.js";
+import { Timeline } from "./timeline.js";
+
+/** Send `{"type": "typing"}` at most this often while the reader types. */
+const TYPING_EVERY_MS = 2000;
+/** Scrolling this close to the top of the list loads older messages. */
+const LOAD_OLDER_AT_PX = 40;
+const OLDER_PAGE = 50;
+
+/** Links client.css unless the template already does (it is the client's own stylesheet). */
+function ensureStylesheet() {
+  if (document.querySelector('link[rel="stylesheet"][href*="client/client.css"]')) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("./client.css", import.meta.url).href;
+  document.head.append(link);
+}
+
+/** Starts the chat client on the room page. @param {HTMLElement} root `#chat-room` */
+export function startRoom(root) {
+  ensureStylesheet();
+  const room = root.dataset.room;
+  let me = root.dataset.userName || "";
+  const list = /** @type {HTMLOListElement} */ (document.getElementById("message-list"));
+  const presence = document.getElementById("presence");
+  const form = /** @type {HTMLFormElement} */ (document.getElementById("composer"));
+  const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("composer-input"));
+
+  const status = new StatusView(document.getElementById("connection-state"), root);
+  const typing = new TypingIndicator(document.getElementById("typing-indicator"));
+  const unread = new UnreadCounter(document);
+  const outbox = new Outbox(room);
+  const timeline = new Timeline(list, {
+    onRetry: (nonce) => sender.retry(nonce),
+    onDiscard: (nonce) => sender.discard(nonce),
+  });
+
+  const markOwn = (msg) => {
+    const li = timeline.byId.get(msg.id);
+    li?.classList.toggle("own", msg.user.name === me);
+  };
+
+  /** Every stored message, however it arrived, comes through here. */
+  const showMessage = (msg, { scroll = true } = {}) => {
+    const own = Boolean(msg.nonce && outbox.get(msg.nonce));
+    const atBottom = timeline.isNearBottom();
+    const isNew = timeline.upsert(msg);
+    sender.acknowledge(msg);
+    connection.advance(msg.id);
+    if (!isNew) return;
+    markOwn(msg);
+    typing.stop(msg.user.name);
+    if (!own && msg.user.name !== me) unread.bump();
+    if (scroll && (own || atBottom)) timeline.scrollToBottom();
+  };
+
+  const showMany = (messages) => {
+    const atBottom = timeline.isNearBottom();
+    for (const msg of messages || []) showMessage(msg, { scroll: false });
+    if (atBottom) timeline.scrollToBottom();
+  };
+
+  const onFinal = (state) => {
+    input.disabled = true;
+    form.querySelectorAll("button").forEach((b) => {
+      b.disabled = true;
+    });
+    if (state === "archived") input.placeholder = "This room is archived.";
+    if (state === "denied") input.placeholder = "Sign in to chat in this room.";
+  };
+
+  const connection = new Connection({
+    ticketUrl: root.dataset.ticketUrl,
+    getSince: () => timeline.highestId(),
+    handlers: {
+      onState: (state, detail) => {
+        status.show(state, detail);
+        if (FINAL_STATES.has(state)) onFinal(state);
+      },
+      onUser: (user) => {
+        if (user?.name) me = user.name;
+      },
+      onHello: (frame) => {
+        if (frame.user?.name) me = frame.user.name;
+        showMany(frame.history);
+        renderPresence(presence, frame.online || [], me);
+      },
+      onFrame: (frame) => {
+        switch (frame.type) {
+          case "message":
+            showMessage(frame);
+            break;
+          case "presence":
+            renderPresence(presence, frame.online || [], me);
+            break;
+          case "typing":
+            if (frame.user && frame.user !== me) typing.show(String(frame.user));
+            break;
+          case "deleted":
+            timeline.markDeleted(frame.id);
+            break;
+          case "error":
+            if (frame.nonce) sender.refused(frame.nonce, frame.code);
+            break;
+          default:
+            break;
+        }
+      },
+      onBatch: (batch) => {
+        showMany(batch.messages);
+        if (Array.isArray(batch.online)) renderPresence(presence, batch.online, me);
+        for (const id of batch.deleted || []) timeline.markDeleted(id);
+      },
+      onReady: () => sender.flush(),
+    },
+  });
+
+  const sender = new Sender({
+    outbox,
+    timeline,
+    connection,
+    me: () => me,
+    onStored: (msg) => showMessage(msg),
+  });
+
+  // Messages stored before the last page was left, but never acknowledged, are already shown by
+  // the server; everything else left in the outbox is shown as unsent and resent once connected.
+  for (const li of list.querySelectorAll(":scope > li.message[data-nonce][data-id]")) {
+    if (outbox.get(li.dataset.nonce)) outbox.remove(li.dataset.nonce);
+  }
+  sender.restore();
+  timeline.scrollToBottom();
+
+  wireComposer({ form, input, sender, connection });
+  wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
+  connection.start();
+  return { connection, timeline, sender };
+}
+
+/** Enter sends, Shift+Enter adds a line, typing notices are throttled. */
+function wireComposer({ form, input, sender, connection }) {
+  let lastTyping = 0;
+  const submit = () => {
+    const body = input.value.trim();
+    if (!body) return;
+    sender.submit(body);
+    input.value = "";
+    lastTyping = 0;
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+    input.focus();
+  });
+  input.addEventListener("keydown", (event) => {
+    // isComposing: Enter that confirms an IME composition must not send.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submit();
+    }
+  });
+  input.addEventListener("input", () => {
+    const now = Date.now();
+    if (!input.value.trim() || now - lastTyping < TYPING_EVERY_MS) return;
+    if (connection.sendFrame({ type: "typing" })) lastTyping = now;
+  });
+}
+
+/** Scrolling to the top (or the button above the list) loads older messages. */
+function wireOlderHistory({ list, timeline, messagesUrl }) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "load-older";
+  button.textContent = "Load older messages";
+  list.before(button);
+  let loading = false;
+  let hasMore = true;
+
+  const refresh = () => {
+    const nothing = timeline.lowestId() === null;
+    button.hidden = nothing || !hasMore;
+    button.disabled = loading;
+    button.textContent = loading ? "Loading older messages…" : "Load older messages";
+    list.dataset.historyComplete = String(!hasMore);
+  };
+
+  const load = async () => {
+    const lowest = timeline.lowestId();
+    if (loading || !hasMore || lowest === null || !messagesUrl) return;
+    loading = true;
+    refresh();
+    try {
+      const page = await fetchOlder(messagesUrl, lowest, OLDER_PAGE);
+      timeline.prependOlder(page.messages || []);
+      hasMore = Boolean(page.has_more) && (page.messages || []).length > 0;
+    } catch {
+      // Leave hasMore as it was: the reader can scroll up or press the button again.
+    } finally {
+      loading = false;
+      refresh();
+    }
+  };
+
+  button.addEventListener("click", load);
+  list.addEventListener("scroll", () => {
+    if (list.scrollTop <= LOAD_OLDER_AT_PX && list.scrollHeight > list.clientHeight) load();
+  });
+  // The first messages may arrive with the socket's hello; show the button once there are some.
+  new MutationObserver(refresh).observe(list, { childList: true });
+  refresh();
+}
+
+const root = document.getElementById("chat-room");
+if (root) startRoom(root);

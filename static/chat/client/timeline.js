@@ -1,0 +1,257 @@
+/**
+ * The message list: one element per message id, in id order, with the reader's unsent messages
+ * (no id yet) kept below the stored ones until the server hands them back with their nonce.
+ *
+ * Every way a message can arrive (server-rendered HTML, hello history, live frames, long-poll
+ * batches, older pages) goes through `upsert`, which is what guarantees "never twice".
+ */
+
+import { buildMessage, renderBody, setTime } from "./render.js";
+
+/** Pixels from the bottom that still count as "reading the newest messages". */
+const NEAR_BOTTOM_PX = 80;
+
+const FAILURE_TEXT = {
+  empty_body: "the message is empty",
+  body_too_long: "the message is too long (4,000 characters at most)",
+  room_archived: "the room is archived",
+  unknown_room: "the room no longer exists",
+  bad_nonce: "the client sent a bad id",
+  bad_frame: "the client sent a bad message",
+  rate_limited: "sending too fast",
+  busy: "the server is busy",
+  store_failed: "the server could not store it",
+};
+
+/** Controller for `#message-list`. */
+export class Timeline {
+  /**
+   * @param {HTMLOListElement} list the `#message-list` element.
+   * @param {{onRetry: (nonce: string) => void, onDiscard: (nonce: string) => void}} actions
+   */
+  constructor(list, actions) {
+    this.list = list;
+    this.actions = actions;
+    /** @type {Map<number, HTMLLIElement>} */
+    this.byId = new Map();
+    for (const li of list.querySelectorAll(":scope > li.message")) {
+      this.adoptServerRendered(li);
+    }
+    list.addEventListener("click", (event) => this.onClick(event));
+  }
+
+  /** Takes over a server-rendered item: index it and show its time in the reader's zone. */
+  adoptServerRendered(li) {
+    const id = Number(li.dataset.id);
+    if (!Number.isSafeInteger(id)) {
+      return;
+    }
+    if (this.byId.has(id)) {
+      li.remove();
+      return;
+    }
+    this.byId.set(id, li);
+    const time = li.querySelector("time[datetime]");
+    if (time) {
+      setTime(time, time.getAttribute("datetime"));
+    }
+  }
+
+  /** @returns {number|null} the highest stored id shown (the `since` for resuming). */
+  highestId() {
+    let best = null;
+    for (const id of this.byId.keys()) {
+      if (best === null || id > best) best = id;
+    }
+    return best;
+  }
+
+  /** @returns {number|null} the lowest stored id shown (the `before` for older pages). */
+  lowestId() {
+    let best = null;
+    for (const id of this.byId.keys()) {
+      if (best === null || id < best) best = id;
+    }
+    return best;
+  }
+
+  /** @returns {boolean} whether the reader is at (or near) the bottom of the list. */
+  isNearBottom() {
+    const el = this.list;
+    return el.scrollHeight - el.scrollTop - el.clientHeight <= NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom() {
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  /**
+   * Shows a stored message once: a known id is ignored, a pending element with the same nonce
+   * becomes this message, anything else is inserted at its id's place.
+   * @param {object} msg a message in the protocol's shape.
+   * @returns {boolean} true when the message was not shown before.
+   */
+  upsert(msg) {
+    if (!Number.isSafeInteger(msg.id) || this.byId.has(msg.id)) {
+      return false;
+    }
+    let li = msg.nonce ? this.pendingElement(msg.nonce) : null;
+    if (li) {
+      li.classList.remove("pending", "failed", "retrying");
+      delete li.dataset.state;
+      li.querySelector(".message-state")?.remove();
+      li.dataset.id = String(msg.id);
+      const author = li.querySelector(".author");
+      if (author) author.textContent = msg.user.name;
+      const time = li.querySelector("time");
+      if (time && msg.sent_at) setTime(time, msg.sent_at);
+    } else {
+      li = buildMessage(msg);
+    }
+    this.byId.set(msg.id, li);
+    this.placeById(li, msg.id);
+    return true;
+  }
+
+  /** Inserts `li` before the first stored item with a larger id, else before unsent items. */
+  placeById(li, id) {
+    let before = null;
+    for (const child of this.list.children) {
+      if (child === li) continue;
+      const childId = Number(child.dataset.id);
+      // Unsent items (no id yet) always stay below everything stored.
+      if (!child.dataset.id || !Number.isSafeInteger(childId) || childId > id) {
+        before = child;
+        break;
+      }
+    }
+    if (li.nextElementSibling !== before || li.parentNode !== this.list) {
+      this.list.insertBefore(li, before);
+    }
+  }
+
+  /**
+   * Inserts older messages at the top while keeping what the reader looks at in place.
+   * @param {object[]} messages
+   * @returns {number} how many were new.
+   */
+  prependOlder(messages) {
+    const el = this.list;
+    const heightBefore = el.scrollHeight;
+    const topBefore = el.scrollTop;
+    let added = 0;
+    for (const msg of messages) {
+      if (this.upsert(msg)) added += 1;
+    }
+    el.scrollTop = topBefore + (el.scrollHeight - heightBefore);
+    return added;
+  }
+
+  /** @param {string} nonce @returns {HTMLLIElement|null} */
+  pendingElement(nonce) {
+    for (const li of this.list.querySelectorAll(":scope > li.pending")) {
+      if (li.dataset.nonce === nonce) return li;
+    }
+    return null;
+  }
+
+  /**
+   * Shows an unsent message (just typed, or restored from the outbox after a reload).
+   * @param {{nonce: string, body: string, created: string}} entry
+   * @param {string} author the reader's display name.
+   */
+  addPending(entry, author) {
+    let li = this.pendingElement(entry.nonce);
+    if (li) return li;
+    li = buildMessage({
+      nonce: entry.nonce,
+      user: { name: author },
+      body: entry.body,
+      sent_at: entry.created,
+    });
+    li.classList.add("pending", "own");
+    this.list.append(li);
+    this.setSending(entry.nonce);
+    return li;
+  }
+
+  /** Marks an unsent message as on its way. */
+  setSending(nonce) {
+    this.setState(nonce, "sending", "Sending…", false, false);
+  }
+
+  /** Marks an unsent message as waiting for an automatic retry. */
+  setRetrying(nonce, code, seconds) {
+    const why = FAILURE_TEXT[code] || code;
+    this.setState(nonce, "retrying", `Not sent yet (${why}), retrying in ${seconds} s…`, false, false);
+  }
+
+  /** Marks an unsent message as failed; `final` failures also offer to discard it. */
+  setFailed(nonce, code, final) {
+    const why = FAILURE_TEXT[code] || code;
+    this.setState(nonce, "failed", `Failed — ${why}.`, true, final);
+  }
+
+  setState(nonce, state, text, retry, discard) {
+    const li = this.pendingElement(nonce);
+    if (!li) return;
+    li.dataset.state = state;
+    li.classList.toggle("failed", state === "failed");
+    li.classList.toggle("retrying", state === "retrying");
+    li.querySelector(".message-state")?.remove();
+    const box = document.createElement("span");
+    box.className = "message-state";
+    box.setAttribute("role", state === "failed" ? "alert" : "status");
+    const label = document.createElement("span");
+    label.className = "state-label";
+    label.textContent = text;
+    box.append(label);
+    if (retry) {
+      box.append(" ", actionButton("retry", "Retry", "Retry sending this message"));
+    }
+    if (discard) {
+      box.append(" ", actionButton("discard", "Discard", "Discard this unsent message"));
+    }
+    li.append(box);
+  }
+
+  /** Removes an unsent message from view (the reader discarded it). */
+  removePending(nonce) {
+    this.pendingElement(nonce)?.remove();
+  }
+
+  /** A moderator deleted a message: keep its place, drop its text. */
+  markDeleted(id) {
+    const li = this.byId.get(id);
+    if (!li || li.classList.contains("deleted")) return;
+    li.classList.add("deleted");
+    const body = li.querySelector(".body");
+    if (body) {
+      body.textContent = "message deleted";
+    } else {
+      const p = document.createElement("p");
+      p.className = "body";
+      renderBody(p, "message deleted");
+      li.append(p);
+    }
+  }
+
+  onClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const li = button.closest("li.pending");
+    if (!li || !li.dataset.nonce) return;
+    if (button.dataset.action === "retry") this.actions.onRetry(li.dataset.nonce);
+    if (button.dataset.action === "discard") this.actions.onDiscard(li.dataset.nonce);
+  }
+}
+
+function actionButton(action, text, label) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `message-action ${action}`;
+  button.dataset.action = action;
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  return button;
+}

@@ -1,0 +1,169 @@
+/**
+ * The long-polling fallback (docs/protocol.md, "Long polling"): a loop of GET requests that the
+ * chat server holds until something happens, and a POST per message sent.
+ *
+ * Requests are cross-origin (Django's page, the chat server's port) and carry the ticket in the
+ * URL, not cookies. A 403 means the ticket expired: a fresh one is fetched and the loop goes on.
+ */
+
+import { withParam } from "./api.js";
+
+const MAX_ERROR_DELAY_MS = 15000;
+/** An empty answer faster than this is not a real long poll (e.g. the server is stopping). */
+const MIN_EMPTY_POLL_MS = 1000;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Raised inside the loop when the room is gone for good. */
+class RoomGone extends Error {}
+
+/** One long-polling session for a room. */
+export class PollTransport {
+  /**
+   * @param {object} options
+   * @param {string} options.pollUrl the ticket's `poll_url`.
+   * @param {number|null} options.since the highest id already shown.
+   * @param {() => Promise<{poll_url: string}>} options.renewTicket fetches a fresh ticket.
+   * @param {(batch: {messages: object[], online?: string[], deleted?: number[]}) => void} options.onBatch
+   * @param {() => void} options.onArchived the room was archived (404/410).
+   * @param {(failures: number) => void} options.onTrouble requests keep failing.
+   * @param {() => void} options.onHealthy a poll answered normally.
+   */
+  constructor(options) {
+    this.options = options;
+    this.pollUrl = options.pollUrl;
+    this.since = options.since;
+    this.stopped = false;
+    this.controller = new AbortController();
+  }
+
+  start() {
+    this.loop();
+  }
+
+  stop() {
+    this.stopped = true;
+    this.controller.abort();
+  }
+
+  /** @param {number|null} id raise `since` when messages arrived another way. */
+  advance(id) {
+    if (id != null && (this.since == null || id > this.since)) this.since = id;
+  }
+
+  async renew() {
+    const ticket = await this.options.renewTicket();
+    this.pollUrl = ticket.poll_url;
+  }
+
+  async loop() {
+    let failures = 0;
+    while (!this.stopped) {
+      const started = Date.now();
+      try {
+        const batch = await this.pollOnce();
+        if (this.stopped) return;
+        if (batch === null) continue; // the ticket was renewed; poll again at once
+        failures = 0;
+        this.options.onHealthy();
+        for (const msg of batch.messages || []) this.advance(msg.id);
+        // Without `since` the first answer is the newest page; from now on wait for newer ones.
+        if (this.since == null) this.since = 0;
+        this.options.onBatch(batch);
+        const empty = !batch.messages?.length && !batch.deleted?.length;
+        if (empty && Date.now() - started < MIN_EMPTY_POLL_MS) {
+          await pause(MIN_EMPTY_POLL_MS, this.controller.signal);
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        if (err instanceof RoomGone) {
+          this.stopped = true;
+          this.options.onArchived();
+          return;
+        }
+        failures += 1;
+        this.options.onTrouble(failures);
+        const cap = Math.min(MAX_ERROR_DELAY_MS, 500 * 2 ** failures);
+        await pause(Math.random() * cap, this.controller.signal);
+      }
+    }
+  }
+
+  /** One GET; null when the ticket had to be renewed. */
+  async pollOnce() {
+    const url = this.since == null ? this.pollUrl : withParam(this.pollUrl, "since", this.since);
+    const response = await fetch(url, {
+      credentials: "omit",
+      cache: "no-store",
+      signal: this.controller.signal,
+    });
+    if (response.status === 403) {
+      try {
+        await this.renew();
+      } catch (err) {
+        // Django no longer hands out tickets for this room: it is archived or gone.
+        if (err && err.status === 404) throw new RoomGone();
+        throw err;
+      }
+      return null;
+    }
+    if (response.status === 404 || response.status === 410) {
+      throw new RoomGone();
+    }
+    if (!response.ok) {
+      throw new Error(`poll answered ${response.status}`);
+    }
+    return response.json();
+  }
+
+  /**
+   * Sends a message with a POST.
+   * @param {string} body
+   * @param {string} nonce
+   * @returns {Promise<{ok: true, message: object} | {ok: false, code: string, status: number}>}
+   */
+  async send(body, nonce) {
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      let response;
+      try {
+        response = await fetch(this.pollUrl, {
+          method: "POST",
+          credentials: "omit",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ body, nonce }),
+        });
+      } catch {
+        return { ok: false, code: "network", status: 0 };
+      }
+      if (response.status === 403 && attempt === 0) {
+        try {
+          await this.renew();
+        } catch {
+          return { ok: false, code: "network", status: 0 };
+        }
+        continue;
+      }
+      let data = null;
+      try {
+        data = await response.json();
+      } catch {
+        data = null;
+      }
+      if (response.ok && data && data.message) {
+        return { ok: true, message: data.message };
+      }
+      const fallback = response.status === 410 || response.status === 404 ? "room_archived" : `http_${response.status}`;
+      return { ok: false, code: (data && data.error) || fallback, status: response.status };
+    }
+    return { ok: false, code: "http_403", status: 403 };
+  }
+}
