@@ -17,7 +17,7 @@ def test_home_redirects_to_rooms(client, db):
 
 
 def test_room_list_page(client, lobby, archived_room, django_assert_max_num_queries):
-    """The list shows open rooms with descriptions, not archived ones, in a fixed number of queries."""
+    """The list shows open rooms and descriptions, not archived ones, in a fixed query count."""
     for i in range(5):
         Room.objects.create(slug=f"r{i}", name=f"Room {i}", allow_guests=True)
         Message.objects.create(

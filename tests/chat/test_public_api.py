@@ -75,7 +75,7 @@ def test_history_bad_parameters(client, lobby, query):
 
 
 def test_sign_in_room_refuses_anonymous(client, members_room, alice):
-    """A sign-in room: 403 sign_in_required for visitors (history and ticket), 200 once signed in."""
+    """A sign-in room: 403 sign_in_required for visitors (history, ticket); 200 signed in."""
     for url in ("/api/rooms/members/messages/", "/api/rooms/members/ticket/"):
         response = client.get(url)
         assert response.status_code == 403
