@@ -1,0 +1,134 @@
+"""The only module that calls Django: its signed internal API (docs/protocol.md), through treq.
+
+Every request is signed with `signing.signed_headers` and has a timeout. The HTTP client is
+injected (a `treq.client.HTTPClient` over a persistent connection pool in production,
+`treq.testing.StubTreq` in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import orjson
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from chatserver.signing import signed_headers
+
+log = Logger()
+
+
+class DjangoError(Exception):
+    """Django did not answer as the contract says (status, body, or connection)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnknownRoom(DjangoError):
+    """Django answered 404 for a room."""
+
+
+def make_http_client(reactor: Any) -> Any:
+    """A treq client over a persistent connection pool (keep-alive towards Django)."""
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 8
+    pool.cachedConnectionTimeout = 60
+    return HTTPClient(Agent(reactor, pool=pool))
+
+
+class DjangoClient:
+    """Signed calls to Django's internal API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secret: str,
+        http_client: Any,
+        clock: IReactorTime,
+        timeout: float = 10.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        # The request target that gets signed includes any path prefix of the base URL.
+        self._prefix = urlsplit(self._base_url).path.rstrip("/")
+        self._secret = secret
+        self._http = http_client
+        self._clock = clock
+        self._timeout = timeout
+
+    @inlineCallbacks
+    def _call(self, method: str, path_and_query: str, payload: object | None = None):
+        body = b"" if payload is None else orjson.dumps(payload)
+        target = self._prefix + path_and_query
+        headers = signed_headers(self._secret, method, target, body, self._clock.seconds())
+        headers["Accept"] = "application/json"
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = yield self._http.request(
+                method,
+                self._base_url + path_and_query,
+                headers=headers,
+                data=body if payload is not None else None,
+                timeout=self._timeout,
+            )
+            raw = yield response.content()
+        except Exception as exc:  # connection refused, timeout, reset: all mean "not now"
+            raise DjangoError(f"{method} {path_and_query.split('?')[0]} failed: {exc!r}") from exc
+        status = response.code
+        if status == 404:
+            raise UnknownRoom("unknown room", status=404)
+        if status != 200:
+            raise DjangoError(f"{method} {path_and_query.split('?')[0]} -> {status}", status)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise DjangoError("Django answered with a body that is not JSON", status) from None
+        if not isinstance(data, dict):
+            raise DjangoError("Django answered with JSON that is not an object", status)
+        return data
+
+    def persist_batch(self, items: list[dict]) -> Deferred:
+        """Store a batch; fires with the `results` list (one per item, same order)."""
+        d = self._call("POST", "/internal/messages/batch/", {"messages": items})
+
+        def results(data: dict) -> list[dict]:
+            found = data.get("results")
+            if not isinstance(found, list) or len(found) != len(items):
+                raise DjangoError("batch answer does not hold one result per item")
+            return found
+
+        return d.addCallback(results)
+
+    def _messages(self, room: str, params: dict) -> Deferred:
+        query = urlencode(params)
+        d = self._call("GET", f"/internal/rooms/{quote(room, safe='')}/messages/?{query}")
+
+        def page(data: dict) -> tuple[list[dict], bool]:
+            messages = data.get("messages")
+            if not isinstance(messages, list):
+                raise DjangoError("messages answer has no messages list")
+            return messages, bool(data.get("has_more"))
+
+        return d.addCallback(page)
+
+    def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
+        """Fires with (messages, has_more): the oldest `limit` messages with id > `after`."""
+        return self._messages(room, {"after": after, "limit": limit})
+
+    def latest_messages(self, room: str, limit: int) -> Deferred:
+        """Fires with (messages, has_more): the newest `limit` messages, oldest first."""
+        return self._messages(room, {"limit": limit})
+
+    def health(self) -> Deferred:
+        """Fires with True when Django's internal health endpoint answers ok, False otherwise."""
+        d = self._call("GET", "/internal/health/")
+        d.addCallback(lambda data: data.get("status") == "ok")
+        d.addErrback(lambda _failure: False)
+        return d

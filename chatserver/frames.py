@@ -1,0 +1,98 @@
+"""Client frames: decode and validate what a browser sends (WebSocket frames, long-poll bodies).
+
+Returns a `ClientFrame` or raises `FrameError` with the error code of docs/protocol.md. JSON goes
+through orjson in both directions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CLIENT_TYPES = frozenset({"message", "typing", "ping"})
+
+
+class FrameError(Exception):
+    """A client frame was refused; `code` goes into the error frame, `nonce` when known."""
+
+    def __init__(self, code: str, message: str, nonce: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.nonce = nonce
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A valid client frame; `body` (stripped) and `nonce` are set for messages only."""
+
+    type: str
+    body: str | None = None
+    nonce: str | None = None
+
+
+def encode(obj: object) -> bytes:
+    """Compact JSON bytes."""
+    return orjson.dumps(obj)
+
+
+def error_frame(code: str, message: str, nonce: str | None = None) -> bytes:
+    """The encoded `error` frame for one refusal."""
+    frame = {"type": "error", "code": code, "message": message}
+    if nonce is not None:
+        frame["nonce"] = nonce
+    return orjson.dumps(frame)
+
+
+def validate_message(obj: dict, max_body: int) -> ClientFrame:
+    """Check the `body` and `nonce` of a message object (frame or long-poll POST body)."""
+    nonce = obj.get("nonce")
+    body = obj.get("body")
+    if not isinstance(nonce, str) or not isinstance(body, str):
+        raise FrameError(
+            "bad_frame", "A message needs a string body and nonce.", _safe_nonce(nonce)
+        )
+    if NONCE_RE.fullmatch(nonce) is None:
+        raise FrameError("bad_nonce", "The nonce must be 1 to 64 of [A-Za-z0-9_-].")
+    stripped = body.strip()
+    if not stripped:
+        raise FrameError("empty_body", "The message is empty.", nonce)
+    if len(stripped) > max_body:
+        raise FrameError(
+            "body_too_long", f"The message is longer than {max_body} characters.", nonce
+        )
+    return ClientFrame(type="message", body=stripped, nonce=nonce)
+
+
+def _safe_nonce(nonce: object) -> str | None:
+    # Echo a nonce back only when it is well formed, so error frames never carry junk.
+    if isinstance(nonce, str) and NONCE_RE.fullmatch(nonce):
+        return nonce
+    return None
+
+
+def parse_json_object(payload: bytes) -> dict:
+    """Decode a JSON object or raise `bad_json` / `bad_frame`."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise FrameError("bad_json", "The frame is not valid JSON.") from None
+    if not isinstance(obj, dict):
+        raise FrameError("bad_frame", "A frame must be a JSON object.")
+    return obj
+
+
+def parse_client_frame(payload: bytes, max_body: int) -> ClientFrame:
+    """Decode and validate one WebSocket text frame."""
+    obj = parse_json_object(payload)
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise FrameError("bad_frame", "A frame needs a string type.")
+    if kind not in CLIENT_TYPES:
+        raise FrameError("unknown_type", "Unknown frame type.")
+    if kind == "message":
+        return validate_message(obj, max_body)
+    return ClientFrame(type=kind)

@@ -1,0 +1,188 @@
+"""What both transports share: tickets, rooms, history, sending, moderation.
+
+`ChatHub` holds the process-wide state (registry, fan-out, persistence queue, Django client,
+metrics); the WebSocket factory and the long-poll resources call into it, so a message sent on
+one transport reaches the other in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from chatserver.config import ChatServerConfig
+from chatserver.fanout import LocalFanout
+from chatserver.frames import ClientFrame
+from chatserver.metrics import ChatMetrics
+from chatserver.persistence import PersistenceQueue, QueueFull
+from chatserver.rooms import RoomRegistry
+from chatserver.tickets import Identity, verify_ticket
+
+log = Logger()
+
+HISTORY_PAGE = 1000
+
+ERROR_TEXT = {
+    "busy": "The server is busy: retry later with the same nonce.",
+    "room_archived": "This room is archived.",
+    "unknown_room": "No such room.",
+    "store_failed": "The message could not be stored.",
+}
+
+
+def prepare_frame(payload: bytes) -> PreparedMessage:
+    """Frame a server-to-client text message once (servers never mask, never compress here)."""
+    return PreparedMessage(payload, False, False, True)
+
+
+def error_result(code: str, nonce: str | None = None, text: str | None = None) -> dict:
+    """A refusal in the shape of a Django batch item error."""
+    return {
+        "ok": False,
+        "error": code,
+        "nonce": nonce,
+        "message": text or ERROR_TEXT.get(code, code),
+    }
+
+
+class ChatHub:
+    """Process-wide chat state and the operations both transports use."""
+
+    def __init__(
+        self,
+        config: ChatServerConfig,
+        clock: IReactorTime,
+        django: Any,
+        metrics: ChatMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.django = django
+        self.metrics = metrics if metrics is not None else ChatMetrics()
+        self.registry = RoomRegistry(config.recent_buffer)
+        self.fanout = LocalFanout(self.registry, prepare_frame, self.metrics)
+        self.persistence = PersistenceQueue(
+            django,
+            clock,
+            on_stored=self._stored,
+            batch_size=config.batch_size,
+            batch_delay=config.batch_delay_ms / 1000.0,
+            max_in_flight=config.max_in_flight,
+            queue_limit=config.queue_limit,
+            metrics=self.metrics,
+        )
+        self.shutting_down = False
+
+    # identity and rooms --------------------------------------------------------------------
+
+    def verify(self, ticket: str, room: str) -> Identity:
+        """Check a ticket for a room (raises `TicketError`)."""
+        return verify_ticket(
+            ticket, secrets=self.config.secrets, room=room, now=self.clock.seconds()
+        )
+
+    def is_archived(self, room: str) -> bool:
+        """True once Django told us the room was archived."""
+        return room in self.registry.archived
+
+    def join(self, room: str, member: object, identity: Identity) -> None:
+        """Add a listener and count its person online; tell the room when that changed."""
+        self.registry.add_member(room, member)
+        if self.registry.add_presence(room, identity.uid, identity.name):
+            self.fanout.publish_presence(room)
+
+    def leave(self, room: str, member: object, identity: Identity) -> None:
+        """Remove a listener; tell the room when its person went offline."""
+        self.registry.remove_member(room, member)
+        if self.registry.remove_presence(room, identity.uid):
+            self.fanout.publish_presence(room)
+
+    # history -------------------------------------------------------------------------------
+
+    def history(self, room: str, since: int | None) -> Deferred:
+        """Fires with the `hello` history: newest `history_size`, or every message after `since`.
+
+        Answered from the recent buffer when it provably holds everything, else from Django
+        (paging until done); what Django returns seeds the buffer for the next caller.
+        """
+        cached = self.registry.history(room, since, self.config.history_size)
+        if cached is not None:
+            return succeed(cached)
+        return self._fetch_history(room, since)
+
+    @inlineCallbacks
+    def _fetch_history(self, room: str, since: int | None):
+        if since is None:
+            limit = self.config.history_size
+            messages, has_more = yield self.django.latest_messages(room, limit)
+            # The newest page is every message from its first id on; a short page is the room.
+            complete_after = messages[0]["id"] - 1 if (messages and has_more) else 0
+        else:
+            messages = []
+            after = since
+            while True:
+                page, has_more = yield self.django.messages_after(room, after, HISTORY_PAGE)
+                messages.extend(page)
+                if not has_more or not page:
+                    break
+                after = page[-1]["id"]
+            complete_after = since
+        self.registry.seed(room, messages, complete_after)
+        return messages
+
+    # sending -------------------------------------------------------------------------------
+
+    def submit(self, room: str, identity: Identity, frame: ClientFrame) -> Deferred:
+        """Queue a validated message; fires with Django's per-item result or a refusal."""
+        if self.is_archived(room):
+            return succeed(error_result("room_archived", frame.nonce))
+        if self.shutting_down:
+            return succeed(error_result("busy", frame.nonce))
+        item = {
+            "room": room,
+            "nonce": frame.nonce,
+            "body": frame.body,
+            "name": identity.name,
+            "user_id": identity.user_id,
+            "guest": identity.guest,
+        }
+        try:
+            d = self.persistence.enqueue(item)
+        except QueueFull:
+            self.metrics.errors.labels(kind="busy").inc()
+            return succeed(error_result("busy", frame.nonce))
+        self.metrics.messages_in.inc()
+        return d
+
+    def _stored(self, message: dict) -> None:
+        room = message.get("room")
+        if isinstance(room, str):
+            self.fanout.publish(room, message)
+
+    # moderation ----------------------------------------------------------------------------
+
+    def archive(self, room: str) -> int:
+        """Remember the room as archived and close its listeners; returns sockets closed."""
+        self.registry.archived.add(room)
+        closed = 0
+        for member in list(self.registry.members(room)):
+            closed += 1 if member.room_archived() else 0
+        return closed
+
+    def stats(self) -> dict:
+        """Live numbers for `/internal/stats`: sockets, and per room who is online."""
+        rooms = {}
+        total = 0
+        for room in self.registry.rooms():
+            sockets = sum(1 for m in self.registry.members(room) if getattr(m, "is_socket", False))
+            total += sockets
+            rooms[room] = {"online": self.registry.online(room), "connections": sockets}
+        return {"connections": total, "rooms": rooms}
+
+    def delete(self, room: str, message_id: int) -> int:
+        """Tell the room a message was deleted; returns listeners notified."""
+        return self.fanout.publish_deleted(room, message_id)

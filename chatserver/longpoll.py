@@ -1,0 +1,297 @@
+"""The long-polling transport (docs/protocol.md, "Long polling").
+
+    GET  /poll/<slug>?ticket=&since=   messages after `since` at once, else held until one arrives
+                                       or `poll_timeout`; without `since`, the newest 50 at once
+    POST /poll/<slug>?ticket=          {"body", "nonce"} -> {"message": ...} once stored
+
+Held polls are room members like sockets: a broadcast answers them all with one encoded body.
+Presence: a poller is online while it polls and for `poll_grace` after; one sweep (`sweep`, every
+second) expires leases and times out held polls, instead of a timer per client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from chatserver.fanout import Broadcast
+from chatserver.frames import FrameError, parse_json_object, validate_message
+from chatserver.protocol import origin_allowed, parse_since
+from chatserver.ratelimit import TokenBucket
+from chatserver.tickets import Identity, TicketError
+from chatserver.web import error_response, json_response, read_body
+
+log = Logger()
+
+RESULT_STATUS = {
+    "room_archived": 410,
+    "unknown_room": 404,
+    "busy": 503,
+    "store_failed": 503,
+    "rate_limited": 429,
+}
+
+
+class _Lease:
+    __slots__ = ("name", "active", "expires")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.active = 0
+        self.expires = 0.0
+
+
+class _HeldPoll:
+    """A GET waiting for the room's next event; a member of the room like a socket."""
+
+    __slots__ = ("owner", "request", "room", "uid", "since", "deadline", "pending", "done")
+    is_socket = False
+
+    def __init__(self, owner: LongPollResource, request: Any, room: str, uid: str, since) -> None:
+        self.owner = owner
+        self.request = request
+        self.room = room
+        self.uid = uid
+        self.since = since
+        self.deadline = float("inf")
+        self.pending: list[Broadcast] | None = []  # events while the history is being read
+        self.done = False
+
+    def deliver(self, broadcast: Broadcast) -> None:
+        if self.done or broadcast.kind not in ("message", "deleted"):
+            return
+        if self.pending is not None:
+            self.pending.append(broadcast)
+            return
+        registry = self.owner.hub.registry
+        self.owner.finish(self, 200, broadcast.poll_body(lambda: registry.online(self.room)))
+
+    def room_archived(self) -> bool:
+        self.owner.finish(self, 410, orjson.dumps({"error": "room_archived"}))
+        return False  # not a socket: the archive call counts closed sockets
+
+
+class LongPollResource(Resource):
+    """`/poll/<slug>`: GET to poll, POST to send, OPTIONS for CORS preflight."""
+
+    isLeaf = True
+
+    def __init__(self, hub: Any) -> None:
+        super().__init__()
+        self.hub = hub
+        self._held: set[_HeldPoll] = set()
+        self._leases: dict[tuple[str, str], _Lease] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+
+    # bookkeeping ---------------------------------------------------------------------------
+
+    def active(self) -> int:
+        """Held polls right now."""
+        return len(self._held)
+
+    def _lease_start(self, room: str, identity: Identity) -> None:
+        key = (room, identity.uid)
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease(identity.name)
+            if self.hub.registry.add_presence(room, identity.uid, identity.name):
+                self.hub.fanout.publish_presence(room)
+        lease.active += 1
+
+    def _lease_end(self, room: str, uid: str) -> None:
+        lease = self._leases.get((room, uid))
+        if lease is not None:
+            lease.active -= 1
+            if lease.active <= 0:
+                lease.active = 0
+                lease.expires = self.hub.clock.seconds() + self.hub.config.poll_grace
+
+    def sweep(self) -> None:
+        """Time out held polls and expire presence of pollers past their grace period."""
+        now = self.hub.clock.seconds()
+        for held in [h for h in self._held if h.deadline <= now]:
+            self.finish(held, 200, self._answer(held.room, []))
+        for key, lease in list(self._leases.items()):
+            if lease.active == 0 and lease.expires <= now:
+                del self._leases[key]
+                self._buckets.pop(key[1], None)
+                if self.hub.registry.remove_presence(*key):
+                    self.hub.fanout.publish_presence(key[0])
+
+    def release_all(self) -> None:
+        """Shutdown: answer every held poll with an empty list."""
+        for held in list(self._held):
+            self.finish(held, 200, self._answer(held.room, []))
+
+    def room_archived(self, room: str) -> None:
+        """Held polls of an archived room answer 410 (they are members: the hub reached them)."""
+        for held in [h for h in self._held if h.room == room]:
+            held.room_archived()
+
+    def finish(self, held: _HeldPoll, status: int, body: bytes) -> None:
+        """Answer a held poll once and forget it."""
+        if held.done:
+            return
+        held.done = True
+        self._held.discard(held)
+        self.hub.registry.remove_member(held.room, held)
+        self._lease_end(held.room, held.uid)
+        request = held.request
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.write(body)
+        request.finish()
+
+    def _answer(self, room: str, messages: list[dict]) -> bytes:
+        return orjson.dumps(
+            {
+                "messages": messages,
+                "online": self.hub.registry.online(room),
+                "deleted": self.hub.registry.deleted(room),
+            }
+        )
+
+    # HTTP ----------------------------------------------------------------------------------
+
+    def _cors(self, request: Any) -> bool:
+        """Set CORS headers; False when a browser Origin is not allowed."""
+        request.setHeader(b"Vary", b"Origin")
+        origin = request.getHeader(b"origin")
+        origin_text = origin.decode("ascii", "replace") if origin else None
+        if not origin_allowed(origin_text, self.hub.config.allowed_origins):
+            return False
+        if origin_text:
+            request.setHeader(b"Access-Control-Allow-Origin", origin)
+        return True
+
+    def _room_and_identity(self, request: Any) -> tuple[str, Identity] | bytes:
+        if len(request.postpath) != 1 or not request.postpath[0]:
+            return error_response(request, 404, "not_found", "No such room.")
+        room = request.postpath[0].decode("utf-8", "replace")
+        ticket = (request.args.get(b"ticket") or [b""])[0].decode("utf-8", "replace")
+        try:
+            identity = self.hub.verify(ticket, room)
+        except TicketError:
+            self.hub.metrics.errors.labels(kind="bad_ticket").inc()
+            return error_response(request, 403, "bad_ticket", "Fetch a new ticket.")
+        if self.hub.is_archived(room):
+            return error_response(request, 404, "room_archived", "This room is archived.")
+        return room, identity
+
+    def render_OPTIONS(self, request: Any) -> bytes:  # noqa: N802 (twisted API)
+        if not self._cors(request):
+            return error_response(request, 403, "bad_origin", "Origin not allowed.")
+        request.setHeader(b"Access-Control-Allow-Methods", b"GET, POST, OPTIONS")
+        request.setHeader(b"Access-Control-Allow-Headers", b"Content-Type")
+        request.setHeader(b"Access-Control-Max-Age", b"600")
+        request.setResponseCode(204)
+        return b""
+
+    def render_GET(self, request: Any) -> Any:  # noqa: N802 (twisted API)
+        if not self._cors(request):
+            return error_response(request, 403, "bad_origin", "Origin not allowed.")
+        found = self._room_and_identity(request)
+        if isinstance(found, bytes):
+            return found
+        room, identity = found
+        try:
+            since = parse_since((request.args.get(b"since") or [b""])[0].decode("ascii", "replace"))
+        except ValueError:
+            return error_response(request, 400, "bad_since", "since must be a message id.")
+        if self.hub.shutting_down:
+            return json_response(request, 200, {"messages": [], "online": [], "deleted": []})
+        held = _HeldPoll(self, request, room, identity.uid, since)
+        self._lease_start(room, identity)
+        # Join before reading history, buffering events, so nothing falls between the two.
+        self._held.add(held)
+        self.hub.registry.add_member(room, held)
+        request.notifyFinish().addErrback(lambda _f: self._gone(held))
+        d = self.hub.history(room, since)
+        d.addCallbacks(
+            self._history, self._history_failed, callbackArgs=(held,), errbackArgs=(held,)
+        )
+        return NOT_DONE_YET
+
+    def _gone(self, held: _HeldPoll) -> None:
+        # The client went away: forget the poll without writing to a dead request.
+        if not held.done:
+            held.done = True
+            self._held.discard(held)
+            self.hub.registry.remove_member(held.room, held)
+            self._lease_end(held.room, held.uid)
+
+    def _history(self, history: list[dict], held: _HeldPoll) -> None:
+        if held.done:
+            return
+        pending, held.pending = held.pending or [], None
+        newest = history[-1]["id"] if history else (held.since or -1)
+        messages = list(history)
+        deleted_seen = False
+        for broadcast in pending:
+            if broadcast.kind == "deleted":
+                deleted_seen = True
+            elif broadcast.message_id is not None and broadcast.message_id > newest:
+                messages.append(broadcast.message)
+                newest = broadcast.message_id
+        if messages or held.since is None or deleted_seen:
+            self.finish(held, 200, self._answer(held.room, messages))
+            return
+        held.deadline = self.hub.clock.seconds() + self.hub.config.poll_timeout
+
+    def _history_failed(self, failure: Any, held: _HeldPoll) -> None:
+        self.hub.metrics.errors.labels(kind="history_failed").inc()
+        log.warn("history for a poll failed: {error}", error=failure.getErrorMessage())
+        self.finish(
+            held,
+            503,
+            orjson.dumps({"error": "store_failed", "message": "History is unavailable."}),
+        )
+
+    def render_POST(self, request: Any) -> Any:  # noqa: N802 (twisted API)
+        if not self._cors(request):
+            return error_response(request, 403, "bad_origin", "Origin not allowed.")
+        found = self._room_and_identity(request)
+        if isinstance(found, bytes):
+            return found
+        room, identity = found
+        raw = read_body(request, self.hub.config.max_payload)
+        if raw is None:
+            return error_response(request, 413, "too_large", "The body is over the limit.")
+        try:
+            frame = validate_message(parse_json_object(raw), self.hub.config.max_body)
+        except FrameError as exc:
+            self.hub.metrics.errors.labels(kind=exc.code).inc()
+            return error_response(request, 400, exc.code, exc.message)
+        bucket = self._buckets.get(identity.uid)
+        if bucket is None:
+            bucket = self._buckets[identity.uid] = TokenBucket(
+                self.hub.clock, self.hub.config.rate, self.hub.config.burst
+            )
+        if not bucket.allow():
+            self.hub.metrics.errors.labels(kind="rate_limited").inc()
+            return error_response(request, 429, "rate_limited", "Slow down: too many messages.")
+        self._lease_start(room, identity)
+        finished: list = []
+        request.notifyFinish().addBoth(finished.append)
+
+        def answer(result: dict) -> None:
+            self._lease_end(room, identity.uid)
+            if finished:
+                return  # the client went away; the message is stored and broadcast anyway
+            if result.get("ok"):
+                body = json_response(request, 200, {"message": result["message"]})
+            else:
+                code = str(result.get("error") or "store_failed")
+                body = error_response(
+                    request, RESULT_STATUS.get(code, 400), code, str(result.get("message") or code)
+                )
+            request.write(body)
+            request.finish()
+
+        self.hub.submit(room, identity, frame).addCallback(answer)
+        return NOT_DONE_YET

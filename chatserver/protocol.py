@@ -1,0 +1,361 @@
+"""The WebSocket transport: Autobahn protocol and factory (docs/protocol.md, "WebSocket").
+
+Daphne-style split: `ChatServerFactory` holds the shared state (the hub, the open connections,
+the ping sweep) and `ChatServerProtocol` calls back into it. The factory is served inside a
+twisted.web `Site` through `WebSocketResource` (see `chatserver/web.py`), so `/ws/<slug>` shares
+the port with long polling, health, metrics and the control API.
+
+Close codes outside 1000/3000-4999 (1001, 1003, 1008, 1009) go through Autobahn's failure path
+(`_fail_connection`, with `failByDrop=False`) so clients still get a real close frame.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chatserver.fanout import Broadcast
+from chatserver.frames import FrameError, encode, error_frame, parse_client_frame
+from chatserver.hub import ChatHub, prepare_frame
+from chatserver.ratelimit import TokenBucket
+from chatserver.tickets import TicketError
+
+log = Logger()
+
+WS_PATH_RE = re.compile(r"/ws/([A-Za-z0-9_-]{1,100})/?")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_ARCHIVED = 4004
+CLOSE_SLOW = 4008
+
+
+def parse_since(raw: str | None) -> int | None:
+    """The `since` query parameter as a non-negative id, None when absent; ValueError if bad."""
+    if raw is None or raw == "":
+        return None
+    value = int(raw)
+    if value < 0:
+        raise ValueError("since must not be negative")
+    return value
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (a non-browser client) passes; a browser Origin must be in the allowlist."""
+    if not origin:
+        return True
+    return origin.rstrip("/") in allowed
+
+
+@implementer(IPushProducer)
+class ChatServerProtocol(WebSocketServerProtocol):
+    """One socket: one identity in one room."""
+
+    is_socket = True
+    room: str | None = None
+    identity: Any = None
+    since: int | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[Broadcast] | None = None
+        self._bucket: TokenBucket | None = None
+        self._last_typing = float("-inf")
+        self._ping_sent: float | None = None
+        self._paused = False
+        self._paused_bytes = 0
+        self._joined = False
+
+    # Twisted --------------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        # twisted.web's HTTPChannel registered itself as this transport's producer; when the
+        # WebSocketResource hands us the transport the channel would otherwise stay referenced
+        # (with its request) for the socket's whole life, and be paused/resumed for our writes.
+        # Take its place so flow control reaches us and the channel can be collected.
+        self.transport.unregisterProducer()
+        super().connectionMade()
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: from now on count what we still write."""
+        self._paused = True
+        self._paused_bytes = 0
+
+    def resumeProducing(self) -> None:
+        """The transport drained its buffer."""
+        self._paused = False
+        self._paused_bytes = 0
+
+    def stopProducing(self) -> None:
+        """The transport is going away; nothing to stop."""
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Every write: a reader that stopped reading is cut before it costs unbounded memory."""
+        if self._paused and not self._account(len(data)):
+            return
+        super().sendData(data, sync, chopsize)
+
+    def _account(self, size: int) -> bool:
+        self._paused_bytes += size
+        if self._paused_bytes <= self.factory.hub.config.max_outgoing_buffer:
+            return True
+        if self.state != self.STATE_CLOSED:
+            self.factory.hub.metrics.errors.labels(kind="slow_consumer").inc()
+            log.info("closing a socket whose reader stopped reading (4008)")
+            self._paused = False  # let the close frame through the accounting
+            self.sendCloseFrame(code=CLOSE_SLOW, reasonUtf8=b"outgoing buffer full")
+            # Its buffer is already full: do not wait for a close handshake that cannot happen.
+            self.dropConnection(abort=True)
+        return False
+
+    # handshake ------------------------------------------------------------------------------
+
+    def onConnect(self, request: Any) -> None:
+        """Check path, origin, ticket and room before the upgrade (403/404 refusals)."""
+        hub: ChatHub = self.factory.hub
+        match = WS_PATH_RE.fullmatch(request.path)
+        if match is None:
+            raise ConnectionDeny(404, "Not Found")
+        room = match.group(1)
+        if not origin_allowed(request.origin, hub.config.allowed_origins):
+            hub.metrics.errors.labels(kind="bad_origin").inc()
+            raise ConnectionDeny(403, "Origin not allowed")
+        ticket = (request.params.get("ticket") or [""])[0]
+        try:
+            identity = hub.verify(ticket, room)
+        except TicketError as exc:
+            hub.metrics.errors.labels(kind="bad_ticket").inc()
+            log.debug("refused a ticket: {reason}", reason=exc.reason)
+            raise ConnectionDeny(403, "Ticket refused") from None
+        if hub.is_archived(room) or hub.shutting_down:
+            status = 404 if hub.is_archived(room) else 503
+            raise ConnectionDeny(status, "Room archived" if status == 404 else "Shutting down")
+        try:
+            self.since = parse_since((request.params.get("since") or [None])[0])
+        except ValueError:
+            raise ConnectionDeny(400, "Bad since") from None
+        self.room = room
+        self.identity = identity
+        return None
+
+    def onOpen(self) -> None:
+        """Join the room (buffering live events), then send `hello` with history and presence."""
+        hub: ChatHub = self.factory.hub
+        self._bucket = TokenBucket(hub.clock, hub.config.rate, hub.config.burst)
+        self._pending = []
+        self.factory.connections.add(self)
+        self._joined = True
+        hub.join(self.room, self, self.identity)
+        log.debug("socket opened in {room}", room=self.room)
+        d = hub.history(self.room, self.since)
+        d.addCallbacks(self._send_hello, self._history_failed)
+
+    def _send_hello(self, history: list[dict]) -> None:
+        pending, self._pending = self._pending, None
+        if self.state != self.STATE_OPEN:
+            return
+        hub: ChatHub = self.factory.hub
+        hello = {
+            "type": "hello",
+            "room": self.room,
+            "user": self.identity.public(),
+            "history": history,
+            "online": hub.registry.online(self.room),
+        }
+        # Prepared frames skip Autobahn's outgoing payload limit: history may exceed it.
+        self.sendPreparedMessage(prepare_frame(encode(hello)))
+        newest = history[-1]["id"] if history else (self.since or -1)
+        for broadcast in pending or ():
+            message_id = broadcast.message_id
+            # A message stored while the history was read can be in both: skip the copy.
+            if message_id is not None and message_id <= newest:
+                continue
+            self.deliver(broadcast)
+
+    def _history_failed(self, failure: Any) -> None:
+        self._pending = None
+        self.factory.hub.metrics.errors.labels(kind="history_failed").inc()
+        log.warn("history for a new socket failed: {error}", error=failure.getErrorMessage())
+        self._fail_connection(CLOSE_INTERNAL, "history unavailable, reconnect")
+
+    # frames ---------------------------------------------------------------------------------
+
+    def deliver(self, broadcast: Broadcast) -> None:
+        """A room event: one prepared frame written as is (no per-recipient encoding)."""
+        if self._pending is not None:
+            self._pending.append(broadcast)
+            return
+        if self.state != self.STATE_OPEN:
+            return
+        data = broadcast.prepared().payloadHybi
+        if self._paused and not self._account(len(data)):
+            return
+        # Straight to the transport: Autobahn's sendData builds log arguments on every call.
+        self.transport.write(data)
+
+    def _send_json(self, frame: bytes) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(frame)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """Validate, rate-limit and queue a client frame."""
+        hub: ChatHub = self.factory.hub
+        if isBinary:
+            hub.metrics.errors.labels(kind="binary_frame").inc()
+            self._fail_connection(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+            return
+        try:
+            frame = parse_client_frame(payload, hub.config.max_body)
+        except FrameError as exc:
+            hub.metrics.errors.labels(kind=exc.code).inc()
+            self._send_json(error_frame(exc.code, exc.message, exc.nonce))
+            return
+        if frame.type == "ping":
+            self._send_json(b'{"type":"pong"}')
+        elif frame.type == "typing":
+            now = hub.clock.seconds()
+            if now - self._last_typing >= hub.config.typing_interval:
+                self._last_typing = now
+                hub.fanout.publish_typing(self.room, self.identity.name, self)
+        else:
+            if not self._bucket.allow():
+                hub.metrics.errors.labels(kind="rate_limited").inc()
+                if self._bucket.refusals() >= hub.config.flood_close:
+                    log.info("closing a socket that flooded past the rate limit (1008)")
+                    self._fail_connection(CLOSE_POLICY, "rate limit exceeded")
+                    return
+                self._send_json(
+                    error_frame("rate_limited", "Slow down: too many messages.", frame.nonce)
+                )
+                return
+            d = hub.submit(self.room, self.identity, frame)
+            d.addCallback(self._message_result)
+
+    def _message_result(self, result: dict) -> None:
+        if result.get("ok"):
+            return  # the room (sender included) gets it through the fan-out
+        code = str(result.get("error") or "store_failed")
+        self._send_json(error_frame(code, str(result.get("message") or code), result.get("nonce")))
+
+    def onPong(self, payload: bytes) -> None:
+        """The client is alive."""
+        self._ping_sent = None
+
+    def check_alive(self, now: float, timeout: float) -> None:
+        """Called by the factory's ping sweep: ping, or drop a peer that never answered."""
+        if self.state != self.STATE_OPEN:
+            return
+        if self._ping_sent is None:
+            self._ping_sent = now
+            self.sendPing()
+        elif now - self._ping_sent >= timeout:
+            self.factory.hub.metrics.errors.labels(kind="ping_timeout").inc()
+            self.wasClean = False
+            self.wasNotCleanReason = "ping timeout"
+            self.dropConnection(abort=True)
+
+    # closing --------------------------------------------------------------------------------
+
+    def room_archived(self) -> bool:
+        """The room was archived: close with 4004 (the client must not reconnect)."""
+        if self.state != self.STATE_OPEN:
+            return False
+        self.sendClose(CLOSE_ARCHIVED, "room archived")
+        return True
+
+    def going_away(self) -> None:
+        """Shutdown: 1001 in a real close frame (via the failure path: sendClose refuses it)."""
+        if self.state == self.STATE_OPEN:
+            self._fail_connection(CLOSE_GOING_AWAY, "server shutting down")
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """Leave the room and forget the connection."""
+        self._pending = None
+        if self._joined:
+            self._joined = False
+            self.factory.connections.discard(self)
+            self.factory.hub.leave(self.room, self, self.identity)
+            log.debug("socket closed in {room} ({code})", room=self.room, code=code)
+        self.factory.connection_closed(self)
+
+
+class _ReactorTimer:
+    """Autobahn's per-connection timers on the injected reactor instead of txaio's global one."""
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def call_later(self, delay: float, func: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._reactor.callLater(delay, func, *args, **kwargs)
+
+
+class ChatServerFactory(WebSocketServerFactory):
+    """Shared WebSocket state: the hub, open connections, the ping sweep."""
+
+    protocol = ChatServerProtocol
+
+    def __init__(self, hub: ChatHub, reactor: Any) -> None:
+        super().__init__(reactor=reactor)
+        self.hub = hub
+        self.connections: set[ChatServerProtocol] = set()
+        self._closing: set[ChatServerProtocol] = set()
+        self._all_closed: list = []
+        # Autobahn schedules handshake/close timeouts through txaio's global loop; route them
+        # to our reactor so tests with a Clock see them and nothing touches the global reactor.
+        self._batched_timer = _ReactorTimer(reactor)
+        config = hub.config
+        self.setProtocolOptions(
+            maxFramePayloadSize=config.max_payload,
+            maxMessagePayloadSize=config.max_payload,
+            failByDrop=False,
+            openHandshakeTimeout=config.handshake_timeout,
+            closeHandshakeTimeout=5,
+            # One sweep for every connection (`sweep`) instead of timers per connection.
+            autoPingInterval=0,
+            autoPingTimeout=0,
+            perMessageCompressionAccept=lambda offers: None,
+            # Origins are checked in onConnect: the contract wants 403, Autobahn answers 400.
+            allowedOrigins=["*"],
+            tcpNoDelay=True,
+        )
+        hub.metrics.watch(lambda: len(self.connections), lambda: len(hub.registry.rooms()))
+
+    def sweep(self) -> None:
+        """Ping every open connection; drop those that did not answer the previous ping."""
+        now = self.reactor.seconds()
+        timeout = self.hub.config.ping_timeout
+        for connection in list(self.connections):
+            connection.check_alive(now, timeout)
+
+    def close_all(self) -> Deferred:
+        """Close every socket with 1001; fires when they are all gone."""
+        d: Deferred = Deferred()
+        open_ones = [c for c in self.connections if c.state != c.STATE_CLOSED]
+        if not open_ones:
+            d.callback(None)
+            return d
+        self._closing = set(open_ones)
+        self._all_closed.append(d)
+        for connection in open_ones:
+            connection.going_away()
+        return d
+
+    def connection_closed(self, connection: ChatServerProtocol) -> None:
+        """Bookkeeping for `close_all`."""
+        if connection in self._closing:
+            self._closing.discard(connection)
+            if not self._closing:
+                waiters, self._all_closed = self._all_closed, []
+                for d in waiters:
+                    d.callback(None)

@@ -1,0 +1,185 @@
+"""Who is in which room: pure bookkeeping, no I/O.
+
+`RoomRegistry` keeps, per room: the members that receive broadcasts (socket connections and held
+long-polls), presence as display names counted by uid (a person with two tabs is online once), a
+buffer of recent messages complete back to a known id (to answer `since` without asking Django),
+recently deleted ids, and the set of archived rooms. Per-connection cost is one set entry.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+
+class _Room:
+    __slots__ = ("members", "presence", "recent", "recent_ids", "complete_after", "deleted")
+
+    def __init__(self, recent_size: int) -> None:
+        self.members: set = set()
+        # uid -> [display name, number of live holders (sockets, poll leases)]
+        self.presence: dict[str, list] = {}
+        self.recent: deque[dict] = deque(maxlen=recent_size)
+        self.recent_ids: set[int] = set()
+        # Every message of the room with id > complete_after is in `recent`; None: unknown yet.
+        self.complete_after: int | None = None
+        self.deleted: deque[int] = deque(maxlen=50)
+
+
+class RoomRegistry:
+    """Rooms by slug; rooms are created on first use and dropped when nothing refers to them."""
+
+    def __init__(self, recent_size: int = 200) -> None:
+        self._recent_size = recent_size
+        self._rooms: dict[str, _Room] = {}
+        self.archived: set[str] = set()
+
+    def _room(self, slug: str) -> _Room:
+        room = self._rooms.get(slug)
+        if room is None:
+            room = self._rooms[slug] = _Room(self._recent_size)
+        return room
+
+    def _maybe_drop(self, slug: str) -> None:
+        room = self._rooms.get(slug)
+        if room is not None and not room.members and not room.presence:
+            # Keep nothing for rooms nobody is in: a room with no listeners needs no buffer.
+            del self._rooms[slug]
+
+    # members -------------------------------------------------------------------------------
+
+    def add_member(self, slug: str, member: object) -> None:
+        """Start delivering broadcasts of `slug` to `member`."""
+        self._room(slug).members.add(member)
+
+    def remove_member(self, slug: str, member: object) -> None:
+        """Stop delivering to `member` (no-op when absent)."""
+        room = self._rooms.get(slug)
+        if room is not None:
+            room.members.discard(member)
+            self._maybe_drop(slug)
+
+    def members(self, slug: str) -> Iterable:
+        """The members of a room (a live view; copy before mutating the registry)."""
+        room = self._rooms.get(slug)
+        return room.members if room is not None else ()
+
+    def rooms(self) -> list[str]:
+        """Slugs of rooms with members or presence."""
+        return list(self._rooms)
+
+    # presence ------------------------------------------------------------------------------
+
+    def add_presence(self, slug: str, uid: str, name: str) -> bool:
+        """Count one more holder for `uid`; True when the room's online set changed."""
+        presence = self._room(slug).presence
+        entry = presence.get(uid)
+        if entry is None:
+            presence[uid] = [name, 1]
+            return True
+        entry[1] += 1
+        return False
+
+    def remove_presence(self, slug: str, uid: str) -> bool:
+        """Count one holder less for `uid`; True when the room's online set changed."""
+        room = self._rooms.get(slug)
+        if room is None or uid not in room.presence:
+            return False
+        entry = room.presence[uid]
+        entry[1] -= 1
+        if entry[1] > 0:
+            return False
+        del room.presence[uid]
+        self._maybe_drop(slug)
+        return True
+
+    def online(self, slug: str) -> list[str]:
+        """Sorted display names of the people in a room, each once."""
+        room = self._rooms.get(slug)
+        if room is None:
+            return []
+        return sorted({entry[0] for entry in room.presence.values()})
+
+    # recent messages -----------------------------------------------------------------------
+
+    def remember(self, slug: str, message: dict) -> bool:
+        """Append a stored message to the recent buffer; False when it was already there."""
+        room = self._rooms.get(slug)
+        if room is None:
+            return True
+        return self._append(room, message)
+
+    def _append(self, room: _Room, message: dict) -> bool:
+        message_id = message["id"]
+        if message_id in room.recent_ids:
+            return False
+        if room.recent and room.recent[-1]["id"] > message_id:
+            # Out of order (should not happen for one room): keep the buffer sorted, and give up
+            # the completeness claim rather than answer `since` wrongly.
+            room.complete_after = None
+        if len(room.recent) == room.recent.maxlen:
+            evicted = room.recent.popleft()
+            room.recent_ids.discard(evicted["id"])
+            if room.complete_after is not None:
+                room.complete_after = max(room.complete_after, evicted["id"])
+        room.recent.append(message)
+        room.recent_ids.add(message_id)
+        return True
+
+    def seed(self, slug: str, messages: list[dict], complete_after: int) -> None:
+        """Merge messages read from Django; the union is complete for ids > `complete_after`."""
+        room = self._rooms.get(slug)
+        if room is None:
+            return
+        merged = {m["id"]: m for m in messages}
+        merged.update((m["id"], m) for m in room.recent)
+        ordered = sorted(merged.values(), key=lambda m: m["id"])
+        kept = ordered[-self._recent_size :]
+        if len(kept) < len(ordered):
+            complete_after = max(complete_after, ordered[-len(kept) - 1]["id"])
+        room.recent = deque(kept, maxlen=self._recent_size)
+        room.recent_ids = {m["id"] for m in kept}
+        if room.complete_after is None or complete_after < room.complete_after:
+            room.complete_after = complete_after
+
+    def history(self, slug: str, since: int | None, limit: int) -> list[dict] | None:
+        """Answer from the buffer, or None when the buffer cannot prove it has everything.
+
+        With `since`: every message after it. Without: the newest `limit` messages.
+        """
+        room = self._rooms.get(slug)
+        if room is None or room.complete_after is None:
+            return None
+        if since is None:
+            if len(room.recent) >= limit:
+                return list(room.recent)[-limit:]
+            if room.complete_after == 0:
+                return list(room.recent)
+            return None
+        if since < room.complete_after:
+            return None
+        return [m for m in room.recent if m["id"] > since]
+
+    def forget(self, slug: str, message_id: int) -> None:
+        """Drop a deleted message from the buffer and remember the deletion for polls."""
+        room = self._rooms.get(slug)
+        if room is None:
+            return
+        room.deleted.append(message_id)
+        if message_id in room.recent_ids:
+            room.recent_ids.discard(message_id)
+            room.recent = deque(
+                (m for m in room.recent if m["id"] != message_id), maxlen=self._recent_size
+            )
+
+    def deleted(self, slug: str) -> list[int]:
+        """Recently deleted ids of a room (long-poll answers carry them)."""
+        room = self._rooms.get(slug)
+        return list(room.deleted) if room is not None else []
+
+    def last_id(self, slug: str) -> int | None:
+        """Newest buffered message id of a room."""
+        room = self._rooms.get(slug)
+        if room is None or not room.recent:
+            return None
+        return room.recent[-1]["id"]

@@ -1,0 +1,140 @@
+"""`makeService(config, reactor=None)`: the chat server as a twistd service tree.
+
+Nothing listens at import time and the global reactor is imported only inside `makeService` when
+none is passed. Stopping (SIGTERM under twistd) is graceful: stop accepting, flush the
+persistence queue within `shutdown_timeout` and deliver what it stored, then close every socket
+with 1001 and release held polls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService, TimerService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.logger import Logger
+
+from chatserver.config import ChatServerConfig
+from chatserver.control import ControlResource
+from chatserver.djangoclient import DjangoClient, make_http_client
+from chatserver.health import HealthResource, MetricsResource
+from chatserver.hub import ChatHub
+from chatserver.longpoll import LongPollResource
+from chatserver.protocol import ChatServerFactory
+from chatserver.web import build_site
+
+log = Logger()
+
+CLOSE_WAIT_SECONDS = 6.0
+
+
+class ChatService(MultiService):
+    """The listening port, the timers, and the graceful shutdown sequence."""
+
+    def __init__(
+        self,
+        config: ChatServerConfig,
+        reactor: Any,
+        hub: ChatHub,
+        factory: ChatServerFactory,
+        poll: LongPollResource,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.hub = hub
+        self.factory = factory
+        self.poll = poll
+        self.listener: Service | None = None
+        self.timers: list[TimerService] = []
+
+    def add_listener(self, listener: Service) -> None:
+        """The port service (stopped first at shutdown)."""
+        self.listener = listener
+        listener.setServiceParent(self)
+
+    def add_timer(self, interval: float, call: Any) -> None:
+        """A repeating call on the injected reactor."""
+        timer = TimerService(interval, call)
+        timer.clock = self.reactor
+        timer.setServiceParent(self)
+        self.timers.append(timer)
+
+    def stopService(self) -> Deferred:  # noqa: N802 (twisted API)
+        """Graceful stop; the Deferred fires when every step is done (or timed out)."""
+        return self._stop()
+
+    @inlineCallbacks
+    def _stop(self):
+        log.info("chat server stopping: draining messages, then closing sockets")
+        self.hub.shutting_down = True
+        if self.listener is not None and self.listener.running:
+            yield self.listener.stopService()
+        drained = self.hub.persistence.when_idle()
+        drained.addTimeout(self.config.shutdown_timeout, self.reactor)
+        try:
+            yield drained
+        except Exception:
+            log.warn(
+                "persistence queue not drained within {timeout}s; refusing the rest",
+                timeout=self.config.shutdown_timeout,
+            )
+            self.hub.persistence.fail_all("store_failed")
+        self.poll.release_all()
+        closed = self.factory.close_all()
+        closed.addTimeout(CLOSE_WAIT_SECONDS, self.reactor)
+        try:
+            yield closed
+        except Exception:
+            log.warn("some sockets did not finish their close handshake")
+        for timer in self.timers:
+            if timer.running:
+                yield timer.stopService()
+        Service.stopService(self)
+        log.info("chat server stopped")
+
+
+def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  # noqa: N802
+    """Compose the chat server: Site on CHAT_INTERFACE:CHAT_PORT, ping sweep, poll sweep."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    django = DjangoClient(
+        config.django_url,
+        config.shared_secret,
+        make_http_client(reactor),
+        reactor,
+        timeout=config.django_timeout,
+    )
+    hub = ChatHub(config, reactor, django)
+    factory = ChatServerFactory(hub, reactor)
+    poll = LongPollResource(hub)
+
+    def stats() -> dict:
+        numbers = hub.stats()
+        numbers["pollers"] = poll.active()
+        return numbers
+
+    def archive(room: str) -> int:
+        closed = hub.archive(room)
+        poll.room_archived(room)
+        return closed
+
+    site = build_site(
+        factory,
+        poll=poll,
+        control=ControlResource(hub, on_archived=archive, stats=stats),
+        health=HealthResource(django, lambda: {"connections": len(factory.connections)}),
+        metrics=MetricsResource(hub.metrics.registry),
+        reactor=reactor,
+    )
+    top = ChatService(config, reactor, hub, factory, poll)
+    endpoint = TCP4ServerEndpoint(reactor, config.port, interface=config.interface)
+    top.add_listener(StreamServerEndpointService(endpoint, site))
+    if config.ping_interval > 0:
+        top.add_timer(config.ping_interval, factory.sweep)
+    top.add_timer(1.0, poll.sweep)
+    return top
