@@ -1,0 +1,337 @@
+"""`python -m bench`: run the scenarios against the reference and the real system, side by side.
+
+Prints one JSON document (every figure, the ratios to the reference and each target met or not)
+and writes a PNG plot. Every process it starts is stopped on the way out, also on error or Ctrl-C.
+
+    python -m bench                      # everything, default sizes (a few minutes)
+    python -m bench --quick              # a smoke run with tiny numbers (well under a minute)
+    python -m bench --scenarios big-room,idle --repeat 3 --plot docs/performance.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.loadgen import LoadGenerator
+from bench.profile import Sampler
+from bench.scenarios import FanoutLoad
+from bench.targets import ROOT, LiveTarget, ReferenceTarget
+
+log = logging.getLogger("bench")
+ALL = ["idle", "many-rooms", "big-room", "persistence", "longpoll"]
+RESULTS = ROOT / "bench" / "results"
+
+
+def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
+    """Scenario sizes: the issue's numbers, or tiny ones for a smoke run."""
+    if quick:
+        d = duration or 2.0
+        return {
+            "many-rooms": FanoutLoad(3, 10, 2, 5.0, d),
+            "big-room": FanoutLoad(1, 60, 2, 5.0, d),
+            "idle": [200, 400],
+            "persistence": {"rooms": 4, "window": 5, "duration_s": d},
+            "longpoll": 50,
+        }
+    d = duration or 10.0
+    return {
+        # 2 senders per room at 5 messages/s each: 10 messages/s per room.
+        "many-rooms": FanoutLoad(10, 50, 2, 5.0, d),
+        # 10 messages/s into one room of 1,000: 10,000 deliveries/s.
+        "big-room": FanoutLoad(1, 1000, 2, 5.0, d),
+        "idle": [5000, 10000],
+        "persistence": {"rooms": 20, "window": 50, "duration_s": d},
+        "longpoll": 1000,
+    }
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def median_tree(values: list[Any]) -> Any:
+    """Element-wise median of several runs' results (numbers), first value for anything else."""
+    first = values[0]
+    if isinstance(first, bool) or not isinstance(first, int | float | dict | list):
+        return first
+    if isinstance(first, dict):
+        return {key: median_tree([v[key] for v in values if key in v]) for key in first}
+    if isinstance(first, list):
+        if all(isinstance(v, list) and len(v) == len(first) for v in values):
+            return [median_tree(list(items)) for items in zip(*values, strict=True)]
+        return first
+    return statistics.median(values)
+
+
+# -- one repetition -------------------------------------------------------------------------------
+
+
+def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[str, Any]:
+    """Every selected scenario once, the reference then the chat server under the same load."""
+    out: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    reference = live = None
+    with LoadGenerator(args.workers) as lg:
+        try:
+            reference = ReferenceTarget().start()
+            if not args.reference_only:
+                live = LiveTarget().start()
+            targets = [t for t in (reference, live) if t is not None]
+            for name in args.scenarios:
+                if live is None and name in ("persistence", "longpoll"):
+                    continue
+                log.info("repetition %d: %s", rep + 1, name)
+                prefix = f"{name}-{rep}-{int(time.time())}"
+                if name == "idle":
+                    # Fresh processes: memory freed by earlier scenarios would hide socket costs.
+                    for target in targets:
+                        target.restart()
+                    out[name] = {
+                        t.name: scenarios.idle(t, lg, prefix, size["idle"]) for t in targets
+                    }
+                elif name in ("many-rooms", "big-room"):
+                    out[name] = {"reference": scenarios.fanout(reference, lg, prefix, size[name])}
+                    if live is None:
+                        continue
+                    sampler = None
+                    if args.profile and name == "big-room" and rep == 0:
+                        sampler = Sampler(live.chat_pids[0], RESULTS / f"profile-{name}.txt")
+                    try:
+                        real = scenarios.fanout(live, lg, prefix, size[name])
+                    finally:
+                        if sampler is not None:
+                            profiles[name] = sampler.stop()
+                    out[name]["chatserver"] = real
+                elif name == "persistence":
+                    params = size["persistence"]
+                    default = scenarios.persistence(live, lg, prefix + "-d", **params)
+                    live.restart({"CHAT_BATCH_SIZE": "1"})
+                    try:
+                        one = scenarios.persistence(live, lg, prefix + "-1", **params)
+                    finally:
+                        live.restart({"CHAT_BATCH_SIZE": ""})  # back to the default
+                    out[name] = {"default_batch": default, "batch_size_1": one}
+                elif name == "longpoll":
+                    out[name] = {"chatserver": scenarios.longpoll(live, prefix, size["longpoll"])}
+        finally:
+            for target in (live, reference):
+                if target is not None:
+                    target.stop()
+    if profiles:
+        out["profile"] = profiles
+    return out
+
+
+# -- ratios and targets ---------------------------------------------------------------------------
+
+
+def ratios(result: dict[str, Any]) -> dict[str, Any]:
+    """Every figure the targets speak of, as a ratio to the reference in the same run."""
+    out: dict[str, Any] = {}
+    if any(
+        "chatserver" not in result[name]
+        for name in ("many-rooms", "big-room", "idle")
+        if name in result
+    ):
+        return out  # a reference-only run has nothing to compare
+    for name in ("many-rooms", "big-room"):
+        if name in result:
+            ref, real = result[name]["reference"], result[name]["chatserver"]
+            out[name] = {
+                "chat_cpu_per_delivery": ratio(real["chat_cpu_s_per_1k"], ref["chat_cpu_s_per_1k"]),
+                "chat_plus_django_cpu_per_delivery": ratio(
+                    real["chat_cpu_s_per_1k"] + real["django_cpu_s_per_1k"],
+                    ref["chat_cpu_s_per_1k"],
+                ),
+                "p50_latency": ratio(real["p50_ms"], ref["p50_ms"]),
+                "p99_latency": ratio(real["p99_ms"], ref["p99_ms"]),
+                "deliveries_per_s": ratio(real["deliveries_per_s"], ref["deliveries_per_s"]),
+            }
+    if "idle" in result:
+        ref_steps = result["idle"]["reference"]["steps"]
+        real_steps = result["idle"]["chatserver"]["steps"]
+        out["idle"] = {
+            str(real["sockets"]): {
+                "rss_per_socket": ratio(real["rss_per_socket_kb"], ref["rss_per_socket_kb"]),
+                "connect_rate": ratio(real["connect_per_s"], ref["connect_per_s"]),
+            }
+            for ref, real in zip(ref_steps, real_steps, strict=False)
+        }
+    if "persistence" in result:
+        p = result["persistence"]
+        out["persistence"] = {
+            "default_vs_batch_size_1": ratio(
+                p["default_batch"]["stored_per_s"], p["batch_size_1"]["stored_per_s"]
+            )
+        }
+    return out
+
+
+def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue: what was measured, the bound, met or not."""
+    checks: list[dict[str, Any]] = []
+
+    def check(what: str, measured: float, bound: float, at_most: bool) -> None:
+        met = measured <= bound if at_most else measured >= bound
+        sign = "<=" if at_most else ">="
+        checks.append({"target": f"{what} {sign} {bound:g}", "measured": measured, "met": met})
+
+    for name in ("many-rooms", "big-room"):
+        if name in rat:
+            real = result[name]["chatserver"]
+            check(f"{name}: chat CPU/delivery ratio", rat[name]["chat_cpu_per_delivery"], 1.0, True)
+            check(f"{name}: p99 latency ratio", rat[name]["p99_latency"], 1.5, True)
+            check(f"{name}: lost deliveries", real["lost"], 0, True)
+            check(f"{name}: duplicated deliveries", real["duplicated"], 0, True)
+    if "idle" in rat and rat["idle"]:
+        top = max(rat["idle"], key=int)
+        check(f"idle {top}: RSS per socket ratio", rat["idle"][top]["rss_per_socket"], 1.25, True)
+        check(f"idle {top}: connect rate ratio", rat["idle"][top]["connect_rate"], 0.5, False)
+        failed = result["idle"]["chatserver"]["steps"][-1]["failed"]
+        check(f"idle {top}: failed connects", failed, 0, True)
+    if "persistence" in result:
+        default = result["persistence"]["default_batch"]
+        check("persistence: stored messages/s", default["stored_per_s"], 2000, False)
+        check("persistence: lost messages", default["lost"], 0, True)
+        check(
+            "persistence: default vs batch size 1",
+            rat["persistence"]["default_vs_batch_size_1"],
+            10,
+            False,
+        )
+    if "longpoll" in result:
+        lp = result["longpoll"]["chatserver"]
+        check("longpoll: held requests reached", lp["reached"], lp["held"], False)
+    return checks
+
+
+# -- plot ---------------------------------------------------------------------------------------
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Ratios to the reference with their bounds, and persistence throughput."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rat, res = report["ratios"], report["results"]
+    bars: list[tuple[str, float, float]] = []
+    for name in ("many-rooms", "big-room"):
+        if name in rat:
+            bars.append((f"{name}\nCPU/delivery", rat[name]["chat_cpu_per_delivery"], 1.0))
+            bars.append((f"{name}\np99 latency", rat[name]["p99_latency"], 1.5))
+    if rat.get("idle"):
+        top = max(rat["idle"], key=int)
+        bars.append((f"idle {top}\nRSS/socket", rat["idle"][top]["rss_per_socket"], 1.25))
+        bars.append((f"idle {top}\nconnect rate", rat["idle"][top]["connect_rate"], 0.5))
+    panels = 1 + ("persistence" in res)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 2, 4.5), squeeze=False)
+    ax = axes[0][0]
+    if bars:
+        labels = [b[0] for b in bars]
+        xs = range(len(bars))
+        ax.bar(xs, [b[1] for b in bars], color="#4c72b0", label="chat server / reference")
+        ax.scatter(
+            xs,
+            [b[2] for b in bars],
+            marker="_",
+            s=900,
+            color="#c44e52",
+            zorder=3,
+            label="target bound",
+        )
+        ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_ylabel("ratio to the reference broadcaster")
+    ax.set_title("Chat server vs bare Autobahn (same load, same run)")
+    if bars:
+        ax.legend(fontsize=8)
+    if "persistence" in res:
+        ax = axes[0][1]
+        p = res["persistence"]
+        values = [p["batch_size_1"]["stored_per_s"], p["default_batch"]["stored_per_s"]]
+        ax.bar(["CHAT_BATCH_SIZE=1", "default batching"], values, color=["#dd8452", "#55a868"])
+        ax.axhline(2000, color="#c44e52", linestyle="--", label="target 2,000/s")
+        ax.set_ylabel("messages stored per second")
+        ax.set_title("Persistence throughput (zero loss checked)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"python -m bench {' '.join(report['argv'])}".strip(), fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- entry ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {ALL}")
+    parser.add_argument("--quick", action="store_true", help="smoke run with tiny numbers")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; figures are medians")
+    parser.add_argument("--duration", type=float, help="seconds per measured phase")
+    parser.add_argument("--workers", type=int, default=3, help="load generator processes")
+    parser.add_argument("--plot", type=Path, default=RESULTS / "bench.png", help="PNG to write")
+    parser.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="JSON to write")
+    parser.add_argument("--profile", action="store_true", help="py-spy the chat server (big room)")
+    parser.add_argument(
+        "--reference-only", action="store_true", help="load only the reference (no Django/twistd)"
+    )
+    args = parser.parse_args(argv)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - set(ALL)
+    if unknown:
+        parser.error(f"unknown scenarios: {sorted(unknown)}")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print JSON, write the plot; exit status 0 even when targets are missed."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so every `finally` stops what it started.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Servers and load processes inherit the raised descriptor limit.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    size = sizes(args.quick, args.duration)
+    started = time.monotonic()
+    runs = [run_once(args, size, rep) for rep in range(args.repeat)]
+    results = median_tree(runs)
+    rats = median_tree([ratios(run) for run in runs])
+    report = {
+        "argv": argv,
+        "repeat": args.repeat,
+        "seconds": round(time.monotonic() - started, 1),
+        "ratios": rats,
+        "targets": judge(results, rats),
+        "results": results,
+    }
+    text = json.dumps(report, indent=2, default=str)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(text)
+    plot(report, args.plot)
+    sys.stdout.write(text + "\n")
+    log.info("wrote %s and %s", args.json, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
