@@ -1,0 +1,131 @@
+"""Two real browsers in one room: chatting, presence, typing, and safe rendering of hostile text."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_two_guests_chat_both_ways_and_see_each_other(open_room, live_room, live):
+    """Two guests (separate sessions) exchange messages both ways, each shown once, in both
+    pages, after the sender's own copy went from "sending" to sent; both appear in presence."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    assert alice.user_name and bob.user_name and alice.user_name != bob.user_name
+
+    for page in (alice, bob):
+        expect(page.page.locator("#presence li", has_text=alice.user_name)).to_have_count(1)
+        expect(page.page.locator("#presence li", has_text=bob.user_name)).to_have_count(1)
+
+    alice.send("hello from alice")
+    bob.send("hi alice,\nhow are you?")
+
+    for page in (alice, bob):
+        expect(page.message("hello from alice")).to_have_count(1)
+        expect(page.message("hi alice,\nhow are you?")).to_have_count(1)
+        # Acknowledged: no message is left in the "sending" state, and each has its real id.
+        expect(page.page.locator("#message-list li.pending")).to_have_count(0)
+        expect(page.message("hello from alice")).to_have_attribute("data-id", r"^\d+$")
+
+    sent = alice.message("hello from alice")
+    expect(sent.locator(".author")).to_have_text(alice.user_name)
+    expect(bob.message("hello from alice").locator(".author")).to_have_text(alice.user_name)
+    # The datetime attribute keeps the ISO time; the label is local time.
+    expect(sent.locator("time")).to_have_attribute("datetime", r"Z$")
+
+    stored = [m["body"] for m in live.stored_messages(live_room)]
+    assert stored.count("hello from alice") == 1
+    assert stored.count("hi alice,\nhow are you?") == 1
+
+
+def test_typing_is_shown_to_the_other_reader(open_room, live_room):
+    """Typing in one page shows "<name> is typing…" in the other, never in the typist's own."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    alice.page.locator("#composer-input").press_sequentially("hel", delay=30)
+    expect(bob.page.locator("#typing-indicator")).to_have_text(f"{alice.user_name} is typing…")
+    expect(alice.page.locator("#typing-indicator")).to_have_text("")
+
+
+def test_hostile_message_is_shown_as_text_and_runs_nothing(open_room, live_room):
+    """HTML in a message body is displayed literally: no element is created from it and no
+    script runs (no dialog opens, no `img` appears in the list) in the sender's or reader's page."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    hostile = "<img src=x onerror=alert(1)> <script>alert(2)</script> https://example.org/?q=<b>"
+    alice.send(hostile)
+
+    for page in (alice, bob):
+        expect(page.message(hostile)).to_have_count(1)
+        assert page.page.locator("#message-list img, #message-list script").count() == 0
+        # The URL becomes a real link, built safely and opening in a new tab without referrer.
+        link = page.message(hostile).locator("a")
+        expect(link).to_have_count(1)
+        expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+        expect(link).to_have_attribute("href", "https://example.org/?q=%3Cb%3E")
+
+    # A later message proves the pages kept running after rendering the hostile one.
+    bob.send("still here")
+    expect(alice.message("still here")).to_have_count(1)
+    assert alice.dialogs == [] and bob.dialogs == []
+
+
+def test_empty_input_is_ignored_and_shift_enter_adds_a_line(open_room, live_room, live):
+    """Enter on blank input sends nothing; Shift+Enter inserts a newline instead of sending."""
+    alice = open_room(live_room)
+    box = alice.page.locator("#composer-input")
+    box.fill("   ")
+    box.press("Enter")
+    box.fill("")
+    box.press_sequentially("line one")
+    box.press("Shift+Enter")
+    box.press_sequentially("line two")
+    expect(box).to_have_value("line one\nline two")
+    box.press("Enter")
+    expect(alice.message("line one\nline two")).to_have_count(1)
+    expect(box).to_have_value("")
+    assert [m["body"] for m in live.stored_messages(live_room)] == ["line one\nline two"]
+
+
+def test_older_history_loads_when_scrolling_up(open_room, live_room, live):
+    """With more stored messages than the first page, scrolling to the top loads older ones once
+    each, in id order, until the beginning of the conversation."""
+    payload = {
+        "messages": [
+            {
+                "room": live_room,
+                "nonce": f"seed-{i}",
+                "body": f"seed message {i}",
+                "name": "seeder",
+                "user_id": None,
+                "guest": True,
+            }
+            for i in range(120)
+        ]
+    }
+    response = live.internal_post(live.django_url, "/internal/messages/batch/", payload)
+    assert response.status_code == 200, response.text
+    reader = open_room(live_room)
+    expect(reader.message("seed message 119")).to_have_count(1)
+    expect(reader.message("seed message 0")).to_have_count(0)
+
+    listing = reader.page.locator("#message-list")
+    for _ in range(4):
+        before = reader.messages.count()
+        if before >= 120:
+            break
+        first_id = reader.messages.first.get_attribute("data-id")
+        # Setting scrollTop to 0 is what the reader's scrolling does; the event makes it explicit
+        # for the case where the list already sits at the top.
+        listing.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+        expect(reader.messages).not_to_have_count(before)
+        # The view stays on what the reader was looking at instead of jumping to the new top.
+        assert listing.evaluate("el => el.scrollTop") > 0
+        older = reader.page.locator(f'#message-list > li[data-id="{first_id}"]')
+        assert older.evaluate("(li) => li.previousElementSibling !== null")
+    expect(reader.message("seed message 0")).to_have_count(1)
+    expect(reader.page.locator(".load-older")).to_be_hidden()
+    ids = [int(i) for i in reader.messages.evaluate_all("els => els.map(e => e.dataset.id)")]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 120
