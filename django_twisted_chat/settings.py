@@ -115,7 +115,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LOGIN_URL = "login"
+LOGIN_URL = "chat:login"
 LOGIN_REDIRECT_URL = "/chats/"
 LOGOUT_REDIRECT_URL = "/chats/"
 

@@ -14,3 +14,6 @@ os.environ.setdefault("DJANGO_MANIFEST_STATIC", "0")
 from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Static files come from the finders in tests; nothing is collected into STATIC_ROOT.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
