@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -196,8 +197,8 @@ def persistence(
 
 async def _held_poll(
     host: str, port: int, target: str, nonce: str, semaphore: asyncio.Semaphore
-) -> tuple[bool, int]:
-    """One raw HTTP/1.1 GET held by the server; returns (got our message, monotonic ns)."""
+) -> tuple[str, int]:
+    """One raw HTTP/1.1 GET held by the server; returns (outcome, monotonic ns)."""
     async with semaphore:  # throttle the connects only (listen backlog), not the held requests
         reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -210,12 +211,14 @@ async def _held_poll(
     finally:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n", 1)[0]:
-        return False, received
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    if " 200 " not in status:
+        return status, received
     if b"chunked" in head.lower():
         body = _dechunk(body)
     messages = json.loads(body).get("messages", [])
-    return any(m.get("nonce") == nonce for m in messages), received
+    found = any(m.get("nonce") == nonce for m in messages)
+    return ("reached" if found else f"200 without it ({len(messages)} messages)"), received
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -235,7 +238,7 @@ async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict
     from websockets.asyncio.client import connect
 
     ticket = live.ticket(live.guest_session(slug), slug)
-    last = live.internal_get(live.django_url, f"/internal/rooms/{slug}/").json()["last_id"]
+    last = live.internal_get(live.django_url, f"/internal/rooms/{slug}/").json()["last_id"] or 0
     poll = urlsplit(ticket["poll_url"])
     target = f"{poll.path}?{poll.query}&since={last}"
     nonce = "lp-" + uuid.uuid4().hex
@@ -253,13 +256,15 @@ async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict
         sent = time.monotonic_ns()
         await ws.send(json.dumps({"type": "message", "body": "long-poll probe", "nonce": nonce}))
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
-    ok = [r for r in results if not isinstance(r, BaseException) and r[0]]
-    latencies = sorted(received - sent for _got, received in ok)
+    outcomes = Counter(type(r).__name__ if isinstance(r, BaseException) else r[0] for r in results)
+    latencies = sorted(
+        r[1] - sent for r in results if not isinstance(r, BaseException) and r[0] == "reached"
+    )
     return {
         "held": holders,
         "answered_before_message": early,
-        "reached": len(ok),
-        "failed": holders - len(ok),
+        "reached": outcomes.pop("reached", 0),
+        "other_outcomes": dict(outcomes),
         "p50_ms": _percentile(latencies, 0.5),
         "max_ms": _percentile(latencies, 1.0),
     }
