@@ -83,9 +83,14 @@ class ChatServerProtocol(WebSocketServerProtocol):
         # WebSocketResource hands us the transport the channel would otherwise stay referenced
         # (with its request) for the socket's whole life, and be paused/resumed for our writes.
         # Take its place so flow control reaches us and the channel can be collected.
-        self.transport.unregisterProducer()
+        self.unregisterProducer()
         super().connectionMade()
         self.transport.registerProducer(self, True)
+
+    def unregisterProducer(self) -> None:  # noqa: N802 (Autobahn API)
+        """Unregister whatever producer the transport has (Autobahn may call this twice)."""
+        if getattr(self.transport, "producer", None) is not None:
+            self.transport.unregisterProducer()
 
     def pauseProducing(self) -> None:
         """The transport's buffer is full: from now on count what we still write."""
@@ -177,6 +182,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self.sendPreparedMessage(prepare_frame(encode(hello)))
         newest = history[-1]["id"] if history else (self.since or -1)
         for broadcast in pending or ():
+            if broadcast.kind in ("presence", "typing"):
+                continue  # hello already carries who is online now; typing is stale
             message_id = broadcast.message_id
             # A message stored while the history was read can be in both: skip the copy.
             if message_id is not None and message_id <= newest:

@@ -1,0 +1,231 @@
+"""Test helpers for the chat server: a fake Django collaborator, tickets, WebSocket framing.
+
+The fake implements the same interface as `chatserver.djangoclient.DjangoClient`; it replaces
+the collaborator, never the unit under test.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from chatserver.config import ChatServerConfig
+from chatserver.djangoclient import DjangoError
+from chatserver.hub import ChatHub
+from chatserver.tickets import mint_ticket
+
+SECRET = "test-secret"
+ORIGIN = "http://127.0.0.1:8000"
+
+
+def make_config(**overrides: Any) -> ChatServerConfig:
+    """A config with the test secret and any overrides."""
+    return ChatServerConfig(shared_secret=SECRET, **overrides)
+
+
+def ticket(clock: Any, room: str = "lobby", uid: str = "u:1", name: str = "alice", **kw) -> str:
+    """A valid ticket minted at the clock's time."""
+    return mint_ticket(
+        SECRET,
+        room=room,
+        uid=uid,
+        name=name,
+        user_id=kw.pop("user_id", 1),
+        now=int(clock.seconds()),
+        **kw,
+    )
+
+
+class FakeDjango:
+    """Stores messages in memory like Django's internal API; can be told to hold or fail."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.batches: list[list[dict]] = []
+        self.hold = False  # persist_batch answers only when `release()` is called
+        self.failing = 0  # number of persist_batch calls to fail before succeeding
+        self.held: list[tuple[list[dict], Deferred]] = []
+        self.item_errors: dict[str, str] = {}  # nonce -> error code
+        self.history_calls = 0
+        self.next_id = 1
+
+    def _store(self, items: list[dict]) -> list[dict]:
+        results = []
+        for item in items:
+            code = self.item_errors.get(item["nonce"])
+            if code:
+                results.append(
+                    {
+                        "ok": False,
+                        "nonce": item["nonce"],
+                        "room": item["room"],
+                        "error": code,
+                        "message": "refused",
+                    }
+                )
+                continue
+            existing = [
+                m
+                for m in self.messages
+                if m["room"] == item["room"] and m["nonce"] == item["nonce"]
+            ]
+            if existing:
+                results.append({"ok": True, "created": False, "message": existing[0]})
+                continue
+            message = {
+                "id": self.next_id,
+                "room": item["room"],
+                "user": {"name": item["name"], "guest": item["guest"]},
+                "body": item["body"],
+                "sent_at": "2026-11-22T09:14:03.512Z",
+                "nonce": item["nonce"],
+            }
+            self.next_id += 1
+            self.messages.append(message)
+            results.append({"ok": True, "created": True, "message": message})
+        return results
+
+    def persist_batch(self, items: list[dict]) -> Deferred:
+        self.batches.append(list(items))
+        if self.failing:
+            self.failing -= 1
+            return fail(DjangoError("down"))
+        if self.hold:
+            d: Deferred = Deferred()
+            self.held.append((list(items), d))
+            return d
+        return succeed(self._store(items))
+
+    def release(self, index: int = 0) -> None:
+        """Answer the held batch at `index` (storing it now)."""
+        items, d = self.held.pop(index)
+        d.callback(self._store(items))
+
+    def add(self, room: str, body: str = "old") -> dict:
+        """Store a message directly (history that existed before the test)."""
+        return self._store(
+            [
+                {
+                    "room": room,
+                    "nonce": f"seed-{self.next_id}",
+                    "body": body,
+                    "name": "seed",
+                    "guest": False,
+                    "user_id": None,
+                }
+            ]
+        )[0]["message"]
+
+    def latest_messages(self, room: str, limit: int) -> Deferred:
+        self.history_calls += 1
+        found = [m for m in self.messages if m["room"] == room]
+        return succeed((found[-limit:], len(found) > limit))
+
+    def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
+        self.history_calls += 1
+        found = [m for m in self.messages if m["room"] == room and m["id"] > after]
+        return succeed((found[:limit], len(found) > limit))
+
+    def health(self) -> Deferred:
+        return succeed(True)
+
+
+def make_hub(**overrides: Any) -> tuple[ChatHub, MemoryReactorClock, FakeDjango]:
+    """A hub over a MemoryReactorClock (at a realistic time) and a FakeDjango."""
+    reactor = MemoryReactorClock()
+    reactor.advance(1_795_000_000)
+    django = FakeDjango()
+    return ChatHub(make_config(**overrides), reactor, django), reactor, django
+
+
+# WebSocket framing -------------------------------------------------------------------------
+
+
+def handshake(path: str, origin: str | None = None) -> bytes:
+    """A client opening handshake request."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: 127.0.0.1:9000",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def client_frame(payload: bytes, opcode: int = 1, length: int | None = None) -> bytes:
+    """A masked client frame (`length` may lie, to announce an oversize frame)."""
+    mask = os.urandom(4)
+    n = len(payload) if length is None else length
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
+def parse_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """Split unmasked server frames into (opcode, payload)."""
+    frames = []
+    while data:
+        opcode = data[0] & 0x0F
+        n = data[1] & 0x7F
+        pos = 2
+        if n == 126:
+            n = struct.unpack("!H", data[2:4])[0]
+            pos = 4
+        elif n == 127:
+            n = struct.unpack("!Q", data[2:10])[0]
+            pos = 10
+        frames.append((opcode, data[pos : pos + n]))
+        data = data[pos + n :]
+    return frames
+
+
+class WsClient:
+    """Drives a real `ChatServerProtocol` over a StringTransport."""
+
+    def __init__(self, factory: Any, path: str, origin: str | None = None) -> None:
+        self.transport = StringTransport()
+        self.protocol = factory.buildProtocol(None)
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(handshake(path, origin))
+        raw = self.transport.value()
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        self.status = int(head.split(b" ", 2)[1]) if head else 0
+        self._seen = len(head) + len(sep)
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        """Every frame written since the last call."""
+        raw = self.transport.value()
+        new, self._seen = raw[self._seen :], len(raw)
+        return parse_frames(new)
+
+    def json_frames(self) -> list[dict]:
+        """Text frames since the last call, decoded."""
+        return [orjson.loads(p) for op, p in self.frames() if op == 1]
+
+    def send(self, obj: object) -> None:
+        """Send a JSON text frame."""
+        self.protocol.dataReceived(client_frame(orjson.dumps(obj)))
+
+    def close_frame(self) -> tuple[int, str] | None:
+        """(code, reason) of the close frame written since the last call, if any."""
+        for op, payload in self.frames():
+            if op == 8:
+                return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+        return None
