@@ -58,5 +58,6 @@ def test_chat_round_trip_is_stored_in_postgresql(postgres_live):
         client.close()
     stored = live.stored_messages("pg-room")
     assert sorted(m["nonce"] for m in stored) == sorted(nonces)
-    vendor = live.shell("from django.db import connection; print(connection.vendor)").strip()
+    shell_output = live.shell("from django.db import connection; print(connection.vendor)")
+    vendor = shell_output.strip().splitlines()[-1]
     assert vendor == "postgresql"

@@ -20,7 +20,8 @@ class ChatClient:
     """One real WebSocket connection to the chat server, with the frames it has seen so far."""
 
     def __init__(self, url: str, origin: str | None = None, open_timeout: float = 10.0):
-        kwargs: dict[str, Any] = {"open_timeout": open_timeout, "close_timeout": 5}
+        # legacy=True: a connection we hold across calls and close ourselves.
+        kwargs: dict[str, Any] = {"open_timeout": open_timeout, "close_timeout": 5, "legacy": True}
         if origin is not None:
             kwargs["origin"] = origin
         self.conn: ClientConnection = connect(url, **kwargs)
