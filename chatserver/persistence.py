@@ -121,14 +121,19 @@ class PersistenceQueue:
 
     def _flush(self) -> None:
         """Send as many batches as the in-flight limit allows."""
-        if self._timer is not None and self._failures:
-            return  # backing off: the timer will flush
+        if self._backing_off():
+            return  # the retry timer will flush
         self._cancel_timer()
         while self._in_flight < self._max_in_flight and self._queue:
             batch = self._compose()
             if not batch:
                 break  # every queued room is already in flight
             self._send(batch)
+            if self._backing_off():
+                break  # that request failed at once: wait for the retry timer
+
+    def _backing_off(self) -> bool:
+        return self._timer is not None and self._failures > 0
 
     def _compose(self) -> list[tuple[dict, Deferred]]:
         batch: list[tuple[dict, Deferred]] = []

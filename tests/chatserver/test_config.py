@@ -1,0 +1,56 @@
+"""ChatServerConfig.from_environ: names, defaults, errors."""
+
+import pytest
+
+from chatserver.config import ChatServerConfig, ConfigError
+
+
+def test_defaults_and_required_secret():
+    """Only the secret is required; defaults match the documented values."""
+    config = ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s"})
+    assert config.port == 9000 and config.interface == "127.0.0.1"
+    assert config.allowed_origins == ("http://127.0.0.1:8000", "http://localhost:8000")
+    assert (config.max_payload, config.max_body, config.history_size) == (65536, 4000, 50)
+    assert config.secrets == ("s",)
+    with pytest.raises(ConfigError, match="CHAT_SHARED_SECRET"):
+        ChatServerConfig.from_environ({})
+
+
+def test_every_variable_is_read():
+    """Each documented variable changes its field."""
+    env = {
+        "CHAT_SHARED_SECRET": "new",
+        "CHAT_PREVIOUS_SHARED_SECRET": "old",
+        "CHAT_PORT": "9100",
+        "CHAT_INTERFACE": "0.0.0.0",
+        "CHAT_DJANGO_URL": "http://d:1/",
+        "CHAT_RATE": "1.5",
+        "CHAT_ALLOWED_ORIGINS": "https://a.example/, https://b.example",
+        "CHAT_BURST": "3",
+        "CHAT_BATCH_DELAY_MS": "7",
+        "CHAT_POLL_GRACE": "5",
+        "CHAT_REDIS_URL": "redis://r",
+        "CHAT_MAX_OUTGOING_BUFFER": "10",
+        "CHAT_FLOOD_CLOSE": "4",
+        "CHAT_QUEUE_LIMIT": "9",
+    }
+    config = ChatServerConfig.from_environ(env)
+    assert config.secrets == ("new", "old")
+    assert config.port == 9100 and config.interface == "0.0.0.0"
+    assert config.django_url == "http://d:1"
+    assert config.allowed_origins == ("https://a.example", "https://b.example")
+    assert (config.rate, config.burst, config.batch_delay_ms) == (1.5, 3, 7.0)
+    assert (config.poll_grace, config.redis_url, config.max_outgoing_buffer) == (
+        5.0,
+        "redis://r",
+        10,
+    )
+    assert (config.flood_close, config.queue_limit) == (4, 9)
+
+
+def test_malformed_numbers_name_the_variable():
+    """A non-numeric value raises ConfigError naming the variable."""
+    with pytest.raises(ConfigError, match="CHAT_PORT"):
+        ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s", "CHAT_PORT": "x"})
+    with pytest.raises(ConfigError, match="CHAT_BATCH_SIZE"):
+        ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s", "CHAT_BATCH_SIZE": "0"})
