@@ -229,3 +229,48 @@ class WsClient:
             if op == 8:
                 return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
         return None
+
+
+# twisted.web requests ----------------------------------------------------------------------
+
+
+def web_request(
+    method: str,
+    uri: str,
+    mount: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """A DummyRequest for `uri`, with postpath relative to the resource mounted at `mount`."""
+    from io import BytesIO
+    from urllib.parse import parse_qs, urlsplit
+
+    from twisted.web.test.requesthelper import DummyRequest
+
+    parts = urlsplit(uri)
+    postpath = [p.encode() for p in parts.path[len(mount) :].split("/")]
+    request = DummyRequest(postpath)
+    request.method = method.encode()
+    request.uri = uri.encode()
+    request.path = parts.path.encode()
+    request.content = BytesIO(body)
+    request.args = {k.encode(): [v.encode() for v in vs] for k, vs in parse_qs(parts.query).items()}
+    for name, value in (headers or {}).items():
+        request.requestHeaders.addRawHeader(name.encode(), value.encode())
+    return request
+
+
+def render(resource: Any, request: Any) -> Any:
+    """Render like a Site would: synchronous bodies are written and finished."""
+    from twisted.web.server import NOT_DONE_YET
+
+    result = resource.render(request)
+    if result is not NOT_DONE_YET:
+        request.write(result)
+        request.finish()
+    return request
+
+
+def body_json(request: Any) -> Any:
+    """The decoded JSON of everything written to a finished request."""
+    return orjson.loads(b"".join(request.written))
