@@ -166,12 +166,26 @@ class LiveSystem:
             self.env,
             self.workdir / "django.log",
         )
-        self.chatserver = ManagedProcess(
-            "chatserver",
+        self.chatserver = self._chatserver_process("chatserver", self.env)
+        self.extra_chatservers: list[ChatServerInstance] = []
+
+    def _chatserver_process(self, name: str, env: Mapping[str, str]) -> ManagedProcess:
+        return ManagedProcess(
+            name,
             [str(BIN / "twistd"), "--pidfile=", "-n", "-y", str(ROOT / "chatserver.tac")],
-            self.env,
-            self.workdir / "chatserver.log",
+            env,
+            self.workdir / f"{name}.log",
         )
+
+    def add_chatserver(self, extra_env: Mapping[str, str] | None = None) -> ChatServerInstance:
+        """Start one more chat server on its own free port (same Django, same secret)."""
+        port = free_port()
+        env = {**self.env, "CHAT_PORT": str(port), **(extra_env or {})}
+        name = f"chatserver-{len(self.extra_chatservers) + 2}"
+        instance = ChatServerInstance(self, self._chatserver_process(name, env), port)
+        self.extra_chatservers.append(instance)
+        instance.start()
+        return instance
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -184,7 +198,9 @@ class LiveSystem:
         return self
 
     def stop(self) -> None:
-        """Stop both processes (SIGTERM, then SIGKILL past the deadline)."""
+        """Stop every process (SIGTERM, then SIGKILL past the deadline)."""
+        for instance in self.extra_chatservers:
+            instance.process.stop()
         self.chatserver.stop()
         self.django.stop()
 
@@ -196,14 +212,14 @@ class LiveSystem:
 
     def start_django(self) -> None:
         self.django.start()
-        self._wait_http(self.django, f"{self.django_url}/chats/")
+        self.wait_http(self.django, f"{self.django_url}/chats/")
 
     def stop_django(self) -> None:
         self.django.stop()
 
     def start_chatserver(self) -> None:
         self.chatserver.start()
-        self._wait_http(self.chatserver, f"{self.chat_url}/healthz")
+        self.wait_http(self.chatserver, f"{self.chat_url}/healthz")
 
     def stop_chatserver(self) -> int | None:
         """Graceful stop (SIGTERM); returns the exit status."""
@@ -216,7 +232,9 @@ class LiveSystem:
         self.stop_chatserver()
         self.start_chatserver()
 
-    def _wait_http(self, process: ManagedProcess, url: str, timeout: float = 30.0) -> None:
+    def wait_http(self, process: ManagedProcess, url: str, timeout: float = 30.0) -> None:
+        """Wait until `url` answers at all; fail early with the log when the process exits."""
+
         def answers() -> bool:
             if not process.running():
                 raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
@@ -340,6 +358,31 @@ class LiveSystem:
         """The Origin a browser on the Django pages sends."""
         parts = urlsplit(self.django_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+
+class ChatServerInstance:
+    """A further chat server process of a `LiveSystem` (for multi-instance tests)."""
+
+    def __init__(self, system: LiveSystem, process: ManagedProcess, port: int):
+        self.system = system
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_base = f"ws://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        self.process.start()
+        self.system.wait_http(self.process, f"{self.url}/healthz")
+
+    def stop(self) -> int | None:
+        return self.process.stop(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.process.stop(signal.SIGKILL)
+
+    def ws_url(self, ticket_url: str) -> str:
+        """The same ticket, pointed at this instance instead of the primary one."""
+        return self.ws_base + ticket_url[ticket_url.index("/ws/") :]
 
 
 def b64url(data: bytes) -> str:
