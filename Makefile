@@ -42,6 +42,10 @@ test: $(STAMP) browser-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest tests/chat -q -p no:cacheprovider
 
+# Every fault drill, the long ones included (the quick ones also run in `make test`).
+faults: $(STAMP)
+	$(BIN)/pytest tests/faults -m "" $(PYTEST_ARGS)
+
 bench: $(STAMP) .env
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -1,0 +1,1 @@
+"""Fault drills: real processes under load, killed, restarted, flooded and starved."""
