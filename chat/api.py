@@ -10,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from . import history
+from . import history, ratelimits
 from .identity import chat_identity, may_join
 from .models import Room, iso_utc_ms
 from .signing import error_response
@@ -84,6 +84,11 @@ def _chat_url(scheme_map: dict[str, str], path: str, ticket: str) -> str:
 @require_GET
 def ticket(request: HttpRequest, slug: str) -> JsonResponse:
     """``GET /api/rooms/<slug>/ticket/``: a short-lived ticket and ready-to-open URLs."""
+    retry_after = ratelimits.ticket_limited(request)
+    if retry_after is not None:
+        response = error_response(429, "rate_limited", "Too many ticket requests; wait and retry.")
+        response["Retry-After"] = str(retry_after)
+        return response
     room = _room_or_error(request, slug)
     if isinstance(room, JsonResponse):
         return room

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, internal_api, views
+from . import api, internal_api, ratelimits, views
 
 app_name = "chat"
 
@@ -13,7 +13,7 @@ urlpatterns = [
     path("chats/", views.room_list, name="rooms"),
     path("chats/<slug:slug>/", views.room_detail, name="room"),
     path("chats/<slug:slug>/guest-name/", views.guest_name, name="guest_name"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ratelimits.RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
     path("api/rooms/", api.room_list, name="api_rooms"),

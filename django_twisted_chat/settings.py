@@ -6,6 +6,7 @@ development secrets into the ignored `.env` file; production refuses to start wi
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "csp",
+    "django_ratelimit",
     "chat",
 ]
 
@@ -71,6 +74,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "django_twisted_chat.urls"
@@ -138,14 +142,79 @@ STORAGES = {
     },
 }
 
+# Production security switches. Plain http stays the default so `make run` and the tests work on
+# localhost; DJANGO_SECURE=1 is what a deployment behind TLS sets (see docs/security.md).
+SECURE = _bool("DJANGO_SECURE")
+SECURE_SSL_REDIRECT = SECURE and _bool("DJANGO_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = int(env.get("DJANGO_HSTS_SECONDS", "31536000")) if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE and _bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = SECURE and _bool("DJANGO_HSTS_PRELOAD", default=True)
+if _bool("DJANGO_BEHIND_PROXY"):
+    # Only behind a proxy that sets (and overwrites) X-Forwarded-Proto, as docs/operations.md's
+    # nginx does; otherwise any client could claim https.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = _bool("DJANGO_SECURE_COOKIES")
-CSRF_COOKIE_SECURE = _bool("DJANGO_SECURE_COOKIES")
+SESSION_COOKIE_SECURE = SECURE or _bool("DJANGO_SECURE_COOKIES")
+CSRF_COOKIE_SECURE = SECURE or _bool("DJANGO_SECURE_COOKIES")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+
+def _chat_origins(public_url: str) -> list[str]:
+    """The chat server's http(s) and ws(s) origins, for connect-src."""
+    parts = urlsplit(public_url)
+    ws_scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    return [f"{parts.scheme}://{parts.netloc}", f"{ws_scheme}://{parts.netloc}"]
+
+
+# Content-Security-Policy (django-csp): no inline script or style anywhere, so an injected
+# <script> or on*= attribute cannot run even if escaping were ever missed.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'", *_chat_origins(CHAT_PUBLIC_URL)],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# The cache holds the rate-limit counters. LocMemCache is per process: with several gunicorn
+# workers each counts on its own. DJANGO_REDIS_URL gives every process one shared count.
+REDIS_CACHE_URL = env.get("DJANGO_REDIS_URL", "").strip()
+if REDIS_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_CACHE_URL,
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Rate limits (django-ratelimit's counters, applied in chat/ratelimits.py): "<count>/<period>".
+RATELIMIT_ENABLE = _bool("DJANGO_RATELIMIT_ENABLE", default=True)
+RATELIMIT_TICKET = env.get("DJANGO_RATELIMIT_TICKET", "30/m")
+RATELIMIT_LOGIN_IP = env.get("DJANGO_RATELIMIT_LOGIN_IP", "10/m")
+RATELIMIT_LOGIN_USER = env.get("DJANGO_RATELIMIT_LOGIN_USER", "10/m")
+RATELIMIT_IP_META_KEY = "chat.ratelimits.client_ip"
+# Behind a proxy every request comes from the proxy's address, so the client address is the last
+# X-Forwarded-For entry (the one our proxy appended; earlier entries are the client's own claim).
+RATELIMIT_TRUST_X_FORWARDED_FOR = _bool("DJANGO_BEHIND_PROXY")
+SILENCED_SYSTEM_CHECKS = [
+    # django-ratelimit lists only memcached and django-redis. Django's own RedisCache increments
+    # atomically too; LocMemCache works but counts per process (said in docs/security.md).
+    "django_ratelimit.W001",
+    *(["django_ratelimit.E003"] if not REDIS_CACHE_URL else []),
+]
 
 LOGGING = {
     "version": 1,
@@ -153,4 +222,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.get("DJANGO_LOG_LEVEL", "INFO")},
+    # SQL with parameters (message bodies, session data) is never logged, whatever the level.
+    "loggers": {"django.db.backends": {"level": "INFO"}},
 }

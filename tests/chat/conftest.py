@@ -13,6 +13,7 @@ import time
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.test import Client
 
 from chat.models import Room
@@ -52,6 +53,14 @@ class SignedClient:
         return self.client.post(
             target, body, content_type="application/json", **protocol_headers("POST", target, body)
         )
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every test starts with empty rate-limit counters (the cache outlives a test)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

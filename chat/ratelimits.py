@@ -1,0 +1,104 @@
+"""Per-client rate limits on the ticket endpoint and on sign-in, counted by django-ratelimit.
+
+The counters live in Django's cache (``CACHES["default"]``): per process with the default
+LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
+(``RATELIMIT_TICKET``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``) read at call time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_ratelimit.core import get_usage
+
+log = logging.getLogger(__name__)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: ``REMOTE_ADDR``, or behind our proxy the last X-Forwarded-For entry.
+
+    Only the last entry is trusted: the proxy appends the address it saw, while anything before
+    it was sent by the client and can be forged.
+    """
+    candidates = [request.META.get("REMOTE_ADDR", "")]
+    if settings.RATELIMIT_TRUST_X_FORWARDED_FOR:
+        candidates.insert(0, request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip())
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    # No usable address (a Unix-socket proxy without X-Forwarded-For): one shared bucket, which
+    # errs on the side of limiting.
+    return "0.0.0.0"  # noqa: S104 - a bucket name, nothing binds to it
+
+
+def _session_or_ip(group: str, request: HttpRequest) -> str:
+    # A signed-in user is one client whatever its address; a guest is its session when the browser
+    # already has one, otherwise its address (a cookie-less client cannot spread its requests over
+    # fresh sessions without each first request counting against its address).
+    if request.user.is_authenticated:
+        return f"user:{request.user.pk}"
+    session_key = request.session.session_key
+    if session_key and request.COOKIES.get(settings.SESSION_COOKIE_NAME) == session_key:
+        return f"session:{session_key}"
+    return f"ip:{client_ip(request)}"
+
+
+def _username(group: str, request: HttpRequest) -> str:
+    # Case-folded: the default backend's usernames are case-sensitive, but an attacker should not
+    # get a fresh allowance by changing case.
+    return "user:" + request.POST.get("username", "").strip().casefold()
+
+
+def _over(request: HttpRequest, group: str, key: Any, rate: str) -> int | None:
+    """Count this request; return seconds until the window resets when it is over the limit."""
+    usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+    if usage is None or not usage["should_limit"]:
+        return None
+    return max(int(usage["time_left"]), 1)
+
+
+def ticket_limited(request: HttpRequest) -> int | None:
+    """Count a ticket request; ``Retry-After`` seconds when this client is over the limit."""
+    retry_after = _over(request, "chat.ticket", _session_or_ip, settings.RATELIMIT_TICKET)
+    if retry_after is not None:
+        log.warning("ticket rate limit reached for %s", request.path)
+    return retry_after
+
+
+def login_limited(request: HttpRequest) -> int | None:
+    """Count a sign-in POST per address and per username; seconds to wait when over either."""
+    waits = [
+        _over(request, "chat.login.ip", "ip", settings.RATELIMIT_LOGIN_IP),
+        _over(request, "chat.login.user", _username, settings.RATELIMIT_LOGIN_USER),
+    ]
+    limited = [w for w in waits if w is not None]
+    if not limited:
+        return None
+    log.warning("sign-in rate limit reached")
+    return max(limited)
+
+
+class RateLimitedLoginView(auth_views.LoginView):
+    """Django's sign-in view, answering 429 with a page once a client tries too often."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        """Refuse before the password is checked when the client is over a sign-in limit."""
+        retry_after = login_limited(request)
+        if retry_after is not None:
+            response = render(
+                request,
+                "registration/rate_limited.html",
+                {"retry_after": retry_after},
+                status=429,
+            )
+            response["Retry-After"] = str(retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
