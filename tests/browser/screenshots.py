@@ -77,8 +77,11 @@ def main() -> int:
                         page.locator("#composer-input").fill("Sounds good, see you there.")
                         page.locator("#composer-input").press("Enter")
                     expect(page.locator("#message-list li.pending")).to_have_count(0)
-                    # Someone else typing, so the indicator is in the picture.
-                    other_page.locator("#composer-input").press_sequentially("ok", delay=20)
+                    # Someone else typing, so the indicator is in the picture. Clients send a
+                    # typing notice at most every 2 s, so type for longer than that.
+                    other_page.locator("#composer-input").press_sequentially(
+                        "ok, on my way", delay=250
+                    )
                     expect(page.locator("#typing-indicator")).not_to_have_text("")
                     other_page.locator("#composer-input").fill("")
                     path = OUT / f"room-{name}.png"

@@ -187,19 +187,21 @@ function wireOlderHistory({ list, timeline, messagesUrl }) {
   button.textContent = "Load older messages";
   list.before(button);
   let loading = false;
-  let hasMore = true;
+  /** Unknown until the first page of older messages answers. */
+  let hasMore = null;
 
   const refresh = () => {
-    const nothing = timeline.lowestId() === null;
-    button.hidden = nothing || !hasMore;
+    // Before asking, a list shorter than one page (server-rendered or hello) is the whole room.
+    const more = hasMore ?? timeline.byId.size >= OLDER_PAGE;
+    button.hidden = timeline.lowestId() === null || !more;
     button.disabled = loading;
     button.textContent = loading ? "Loading older messages…" : "Load older messages";
-    list.dataset.historyComplete = String(!hasMore);
+    list.dataset.historyComplete = String(!more);
   };
 
   const load = async () => {
     const lowest = timeline.lowestId();
-    if (loading || !hasMore || lowest === null || !messagesUrl) return;
+    if (loading || hasMore === false || lowest === null || !messagesUrl) return;
     loading = true;
     refresh();
     try {
