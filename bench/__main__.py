@@ -18,6 +18,8 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +78,61 @@ def median_tree(values: list[Any]) -> Any:
 # -- one repetition -------------------------------------------------------------------------------
 
 
+@contextmanager
+def profiled(enabled: bool, target: Any, label: str, profiles: dict[str, Any]) -> Iterator[None]:
+    """Sample the chat server with py-spy while the block runs (first repetition only)."""
+    if not enabled or target is None or not target.chat_pids:
+        yield
+        return
+    sampler = Sampler(target.chat_pids[0], RESULTS / f"profile-{label}.txt")
+    try:
+        yield
+    finally:
+        profiles[label] = sampler.stop()
+
+
+def run_scenario(
+    name: str,
+    size: dict[str, Any],
+    lg: LoadGenerator,
+    reference: ReferenceTarget,
+    live: LiveTarget | None,
+    prefix: str,
+    profile: Any,
+) -> dict[str, Any]:
+    """One scenario, the reference first, then the chat server under the same load."""
+    if name == "idle":
+        # Fresh processes: memory freed by earlier scenarios would hide socket costs.
+        out = {}
+        for target in (reference, live):
+            if target is not None:
+                target.restart()
+                with profile(target is live, f"{name}"):
+                    out[target.name] = scenarios.idle(target, lg, prefix, size["idle"])
+        return out
+    if name in ("many-rooms", "big-room"):
+        out = {"reference": scenarios.fanout(reference, lg, prefix, size[name])}
+        if live is not None:
+            with profile(True, name):
+                out["chatserver"] = scenarios.fanout(live, lg, prefix, size[name])
+        return out
+    if name == "persistence":
+        params = size["persistence"]
+        with profile(True, name):
+            default = scenarios.persistence(live, lg, prefix + "-d", **params)
+        live.restart({"CHAT_BATCH_SIZE": "1"})
+        try:
+            one = scenarios.persistence(live, lg, prefix + "-1", **params)
+        finally:
+            live.restart({"CHAT_BATCH_SIZE": ""})  # back to the default
+        return {"default_batch": default, "batch_size_1": one}
+    if name == "longpoll":
+        return {"chatserver": scenarios.longpoll(live, prefix, size["longpoll"])}
+    raise ValueError(name)
+
+
 def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[str, Any]:
-    """Every selected scenario once, the reference then the chat server under the same load."""
+    """Every selected scenario once; a failed scenario is reported and the others still run."""
     out: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
     reference = live = None
@@ -86,43 +141,24 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
             reference = ReferenceTarget().start()
             if not args.reference_only:
                 live = LiveTarget().start()
-            targets = [t for t in (reference, live) if t is not None]
+
+            def profile(on: bool, label: str) -> Any:
+                return profiled(on and args.profile and rep == 0, live, label, profiles)
+
             for name in args.scenarios:
                 if live is None and name in ("persistence", "longpoll"):
                     continue
                 log.info("repetition %d: %s", rep + 1, name)
                 prefix = f"{name}-{rep}-{int(time.time())}"
-                if name == "idle":
-                    # Fresh processes: memory freed by earlier scenarios would hide socket costs.
-                    for target in targets:
-                        target.restart()
-                    out[name] = {
-                        t.name: scenarios.idle(t, lg, prefix, size["idle"]) for t in targets
-                    }
-                elif name in ("many-rooms", "big-room"):
-                    out[name] = {"reference": scenarios.fanout(reference, lg, prefix, size[name])}
-                    if live is None:
-                        continue
-                    sampler = None
-                    if args.profile and name == "big-room" and rep == 0:
-                        sampler = Sampler(live.chat_pids[0], RESULTS / f"profile-{name}.txt")
-                    try:
-                        real = scenarios.fanout(live, lg, prefix, size[name])
-                    finally:
-                        if sampler is not None:
-                            profiles[name] = sampler.stop()
-                    out[name]["chatserver"] = real
-                elif name == "persistence":
-                    params = size["persistence"]
-                    default = scenarios.persistence(live, lg, prefix + "-d", **params)
-                    live.restart({"CHAT_BATCH_SIZE": "1"})
-                    try:
-                        one = scenarios.persistence(live, lg, prefix + "-1", **params)
-                    finally:
-                        live.restart({"CHAT_BATCH_SIZE": ""})  # back to the default
-                    out[name] = {"default_batch": default, "batch_size_1": one}
-                elif name == "longpoll":
-                    out[name] = {"chatserver": scenarios.longpoll(live, prefix, size["longpoll"])}
+                try:
+                    out[name] = run_scenario(name, size, lg, reference, live, prefix, profile)
+                except Exception as exc:  # noqa: BLE001 - reported in the JSON, run goes on
+                    log.exception("scenario %s failed", name)
+                    tail = live.live.chatserver.log_tail(15) if live is not None else ""
+                    out[name] = {"error": f"{type(exc).__name__}: {exc}", "chat_log": tail}
+                    lg.close()
+                    if live is not None and not live.live.chatserver.running():
+                        live.restart()
         finally:
             for target in (live, reference):
                 if target is not None:
@@ -138,14 +174,14 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
 def ratios(result: dict[str, Any]) -> dict[str, Any]:
     """Every figure the targets speak of, as a ratio to the reference in the same run."""
     out: dict[str, Any] = {}
-    if any(
-        "chatserver" not in result[name]
-        for name in ("many-rooms", "big-room", "idle")
-        if name in result
-    ):
-        return out  # a reference-only run has nothing to compare
+
+    def measured(name: str, *keys: str) -> bool:
+        # Present, not failed, and (for a comparison) both sides measured.
+        found = result.get(name)
+        return bool(found) and "error" not in found and all(key in found for key in keys)
+
     for name in ("many-rooms", "big-room"):
-        if name in result:
+        if measured(name, "reference", "chatserver"):
             ref, real = result[name]["reference"], result[name]["chatserver"]
             out[name] = {
                 "chat_cpu_per_delivery": ratio(real["chat_cpu_s_per_1k"], ref["chat_cpu_s_per_1k"]),
@@ -157,7 +193,7 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
                 "p99_latency": ratio(real["p99_ms"], ref["p99_ms"]),
                 "deliveries_per_s": ratio(real["deliveries_per_s"], ref["deliveries_per_s"]),
             }
-    if "idle" in result:
+    if measured("idle", "reference", "chatserver"):
         ref_steps = result["idle"]["reference"]["steps"]
         real_steps = result["idle"]["chatserver"]["steps"]
         out["idle"] = {
@@ -167,7 +203,7 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             }
             for ref, real in zip(ref_steps, real_steps, strict=False)
         }
-    if "persistence" in result:
+    if measured("persistence"):
         p = result["persistence"]
         out["persistence"] = {
             "default_vs_batch_size_1": ratio(
@@ -199,7 +235,7 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
         check(f"idle {top}: connect rate ratio", rat["idle"][top]["connect_rate"], 0.5, False)
         failed = result["idle"]["chatserver"]["steps"][-1]["failed"]
         check(f"idle {top}: failed connects", failed, 0, True)
-    if "persistence" in result:
+    if "persistence" in rat:
         default = result["persistence"]["default_batch"]
         check("persistence: stored messages/s", default["stored_per_s"], 2000, False)
         check("persistence: lost messages", default["lost"], 0, True)
@@ -209,7 +245,7 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
             10,
             False,
         )
-    if "longpoll" in result:
+    if "longpoll" in result and "error" not in result["longpoll"]:
         lp = result["longpoll"]["chatserver"]
         check("longpoll: held requests reached", lp["reached"], lp["held"], False)
     return checks
@@ -235,7 +271,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         top = max(rat["idle"], key=int)
         bars.append((f"idle {top}\nRSS/socket", rat["idle"][top]["rss_per_socket"], 1.25))
         bars.append((f"idle {top}\nconnect rate", rat["idle"][top]["connect_rate"], 0.5))
-    panels = 1 + ("persistence" in res)
+    has_persistence = "persistence" in rat
+    panels = 1 + has_persistence
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 2, 4.5), squeeze=False)
     ax = axes[0][0]
     if bars:
@@ -257,7 +294,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_title("Chat server vs bare Autobahn (same load, same run)")
     if bars:
         ax.legend(fontsize=8)
-    if "persistence" in res:
+    if has_persistence:
         ax = axes[0][1]
         p = res["persistence"]
         values = [p["batch_size_1"]["stored_per_s"], p["default_batch"]["stored_per_s"]]
