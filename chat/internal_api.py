@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -62,8 +63,35 @@ def _shape_error(item: Any) -> str | None:
     return None
 
 
-def _created(message: Message, slug: str, created: bool) -> dict[str, Any]:
-    return {"ok": True, "created": created, "message": message.to_dict(slug)}
+def _created(
+    message: Message, slug: str, created: bool, prev_id: int | None = None
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"ok": True, "created": created}
+    if created and prev_id is not None:
+        result["prev_id"] = prev_id
+    result["message"] = message.to_dict(slug)
+    return result
+
+
+def _previous_ids(
+    stored: dict[tuple[int, str], tuple[Message, bool]], last_ids: dict[int, int]
+) -> dict[int, int]:
+    """Message pk -> id of the room's previous message, for every row this batch created.
+
+    Chat server instances use it to see a gap in a room's sequence (ids are global across rooms,
+    so consecutive ids say nothing). ``last_ids`` was read under the room locks, before insert.
+    """
+    by_room: dict[int, list[int]] = {}
+    for message, created in stored.values():
+        if created:
+            by_room.setdefault(message.room_id, []).append(message.pk)
+    previous: dict[int, int] = {}
+    for room_id, ids in by_room.items():
+        prev = last_ids.get(room_id) or 0
+        for pk in sorted(ids):
+            previous[pk] = prev
+            prev = pk
+    return previous
 
 
 def store_batch(items: list[Any]) -> list[dict[str, Any]]:
@@ -77,7 +105,15 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
     slugs = {item["room"] for item in good}
     user_ids = {item["user_id"] for item in good if item["user_id"] is not None}
     with transaction.atomic():
-        rooms = {room.slug: room for room in Room.objects.filter(slug__in=slugs)}
+        # Lock the batch's rooms (in pk order, so two batches never wait on each other) for the
+        # whole transaction: a room's writers are serialized, so the room's newest id read below
+        # is still the newest when our rows go in, and a room's ids commit in order. PostgreSQL
+        # takes row locks; SQLite ignores FOR UPDATE, its IMMEDIATE transactions (settings.py)
+        # already serialize every writer.
+        rooms = {
+            room.slug: room
+            for room in Room.objects.select_for_update().filter(slug__in=slugs).order_by("pk")
+        }
         known_users = set(
             get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True)
         )
@@ -119,11 +155,21 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     body=item["body"].strip(),
                     nonce=item["nonce"],
                 )
+        # Deleted rows count: ids only grow, and a receiver must not wait for a hidden one.
+        last_ids = dict(
+            Message.objects.filter(room_id__in={key[0] for key in pending})
+            .order_by()
+            .values("room_id")
+            .annotate(last=Max("id"))
+            .values_list("room_id", "last")
+        )
         stored = _insert(list(pending.values()))
+        previous = _previous_ids(stored, last_ids)
         first_seen: set[tuple[int, str]] = set()
         for index, key, slug in slots:
             message, created = stored[key]
-            results[index] = _created(message, slug, created and key not in first_seen)
+            created = created and key not in first_seen
+            results[index] = _created(message, slug, created, previous.get(message.pk))
             first_seen.add(key)
     return [r for r in results if r is not None]
 
