@@ -32,7 +32,7 @@ trap stop INT TERM EXIT
 
 $BIN/gunicorn django_twisted_chat.wsgi:application \
     --bind "${DJANGO_HOST}:${DJANGO_PORT}" --worker-class gthread --workers 2 --threads 8 \
-    --access-logfile - &
+    --access-logfile - --no-control-socket &
 pids+=($!)
 $BIN/twistd --pidfile= -n -y chatserver.tac &
 pids+=($!)

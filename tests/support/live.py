@@ -162,6 +162,8 @@ class LiveSystem:
                 "8",
                 "--graceful-timeout",
                 "5",
+                # Several test systems run at once: none needs gunicorn's shared control socket.
+                "--no-control-socket",
             ],
             self.env,
             self.workdir / "django.log",
