@@ -49,16 +49,21 @@ def test_restart_of_the_chat_server_reconnects_and_delivers_once(open_room, live
     expect(alice.message("after the restart")).to_have_count(1)
 
 
-def refuse_websockets(attempts: list[str]):
-    """A `before_load` hook that makes every WebSocket of the context fail: Playwright's route
-    closes the page's socket itself, so nothing ever reaches the chat server."""
+def refuse_websockets(attempts: list[str], blocked: dict[str, bool] | None = None):
+    """A `before_load` hook that makes every WebSocket of the context fail while
+    `blocked["on"]` is true: Playwright's route closes the page's socket itself, so nothing
+    reaches the chat server. Once unblocked, sockets go through to the real server."""
+    blocked = blocked if blocked is not None else {"on": True}
 
-    def refuse(ws: WebSocketRoute) -> None:
+    def route(ws: WebSocketRoute) -> None:
         attempts.append(ws.url)
-        ws.close(code=1011, reason="blocked by test")
+        if blocked["on"]:
+            ws.close(code=1011, reason="blocked by test")
+        else:
+            ws.connect_to_server()
 
     def hook(context: BrowserContext, page: Page) -> None:
-        context.route_web_socket(re.compile(r"^wss?://"), refuse)
+        context.route_web_socket(re.compile(r"^wss?://"), route)
 
     return hook
 
@@ -123,3 +128,31 @@ def test_reload_resends_an_unsent_message_once(open_room, live_room, live):
 
     stored = live.stored_messages(live_room)
     assert [(m["body"], m["nonce"]) for m in stored] == [("left in the outbox", "unsent-0001")]
+
+
+def test_polling_client_returns_to_the_socket_without_losing_messages(open_room, live_room, live):
+    """A page that fell back to long polling goes back to a socket once sockets work again
+    (tried in the background; the browser's "online" event makes it try at once) and misses
+    nothing said around the switch, showing each message once."""
+    attempts: list[str] = []
+    blocked = {"on": True}
+    poller = open_room(live_room, before_load=refuse_websockets(attempts, blocked), wait_live=False)
+    expect(poller.state).to_have_text("Polling (fallback)")
+    other = open_room(live_room)
+    other.send("while polling")
+    expect(poller.message("while polling")).to_have_count(1)
+
+    blocked["on"] = False
+    poller.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    poller.wait_live()
+    other.send("after the switch")
+    poller.send("back on a socket")
+    for page in (poller, other):
+        for text in ("while polling", "after the switch", "back on a socket"):
+            expect(page.message(text)).to_have_count(1)
+    # Typing notices only travel over sockets: seeing one proves the socket is really in use.
+    # Typing notices are sent at most every 2 s, so type for longer than that.
+    poller.page.locator("#composer-input").press_sequentially("still typing", delay=250)
+    expect(other.page.locator("#typing-indicator")).to_have_text(f"{poller.user_name} is typing…")
+    ids = [int(i) for i in poller.messages.evaluate_all("els => els.map(e => e.dataset.id)")]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 3

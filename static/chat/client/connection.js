@@ -287,6 +287,12 @@ export class Connection {
 
   onBrowserOnline() {
     if (this.finished) return;
+    if (this.poll && !this.probe) {
+      // The network changed: a socket may work now, so try it without waiting for the timer.
+      clearTimeout(this.probeTimer);
+      this.probeSocket();
+      return;
+    }
     if (this.mode === null && !this.ws && !this.poll) {
       this.attempt = 0;
       this.connect();

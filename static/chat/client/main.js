@@ -157,8 +157,8 @@ function wireComposer({ form, input, sender, connection }) {
     const body = input.value.trim();
     if (!body) return;
     sender.submit(body);
+    // lastTyping is kept: the server drops typing notices closer than 2 s anyway.
     input.value = "";
-    lastTyping = 0;
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
