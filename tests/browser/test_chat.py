@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -161,3 +162,44 @@ def test_unread_count_shows_in_title_while_hidden(open_room, live_room):
     expect(reader.page).to_have_title(f"(2) {title}")
     reader.page.evaluate("() => window.__setVisibility('visible')")
     expect(reader.page).to_have_title(title)
+
+
+def test_moderated_message_is_marked_deleted_for_readers(open_room, live_room, live):
+    """When a moderator deletes a message (stored flag + chat server notified, as the admin
+    does), open pages replace its text with "message deleted" without a reload."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    alice.send("regrettable remark")
+    alice.send("fine remark")
+    expect(bob.message("fine remark")).to_have_count(1)
+    live.shell(
+        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        f"m = Message.objects.get(room__slug={live_room!r}, body='regrettable remark')\n"
+        "m.is_deleted = True\nm.save()\n"
+        f"chatserver_client.message_deleted({live_room!r}, m.id)\n"
+    )
+    for page in (alice, bob):
+        expect(page.message("regrettable remark")).to_have_count(0)
+        expect(page.page.locator("#message-list li.deleted .body")).to_have_text("message deleted")
+        expect(page.message("fine remark")).to_have_count(1)
+
+
+def test_refused_message_shows_failure_with_retry_and_discard(open_room, live_room, live):
+    """A message the server refuses for good (here: over 4,000 characters, left in the outbox by
+    an older page) is shown as failed with a reason, a Retry and a Discard button; Discard
+    removes it from the page and from localStorage. Nothing is stored."""
+    reader = open_room(live_room)
+    key = f"dtc.outbox.{live_room}"
+    entry = {"nonce": "too-long-1", "body": "x" * 4001, "created": "2026-11-22T09:00:00.000Z"}
+    reader.page.evaluate(
+        "([key, value]) => localStorage.setItem(key, value)", [key, json.dumps([entry])]
+    )
+    reader.page.reload()
+    failed = reader.page.locator("#message-list li.failed")
+    expect(failed).to_have_count(1)
+    expect(failed.locator(".message-state")).to_contain_text("too long")
+    expect(failed.get_by_role("button", name="Retry sending this message")).to_be_visible()
+    failed.get_by_role("button", name="Discard this unsent message").click()
+    expect(failed).to_have_count(0)
+    assert reader.page.evaluate("(key) => localStorage.getItem(key)", key) is None
+    assert live.stored_messages(live_room) == []

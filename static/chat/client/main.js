@@ -22,7 +22,7 @@ const OLDER_PAGE = 50;
 
 /** Links client.css unless the template already does (it is the client's own stylesheet). */
 function ensureStylesheet() {
-  if (document.querySelector('link[rel="stylesheet"][href*="client/client.css"]')) return;
+  if (document.querySelector('link[rel="stylesheet"][href*="/client/client."]')) return;
   const link = document.createElement("link");
   link.rel = "stylesheet";
   link.href = new URL("./client.css", import.meta.url).href;
