@@ -76,6 +76,9 @@ class ChatServerConfig:
     shutdown_timeout: float = 10.0
     django_timeout: float = 10.0
     redis_url: str = ""
+    redis_prefix: str = "chat:"
+    redis_gap_wait_ms: float = 200.0
+    redis_presence_interval: float = 5.0
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -129,5 +132,20 @@ class ChatServerConfig:
             poll_grace=_float(environ, "CHAT_POLL_GRACE", cls.poll_grace),
             shutdown_timeout=_float(environ, "CHAT_SHUTDOWN_TIMEOUT", cls.shutdown_timeout),
             django_timeout=_float(environ, "CHAT_DJANGO_TIMEOUT", cls.django_timeout),
-            redis_url=environ.get("CHAT_REDIS_URL", "").strip(),
+            redis_url=_redis_url(environ),
+            redis_prefix=_text(environ, "CHAT_REDIS_PREFIX", cls.redis_prefix),
+            redis_gap_wait_ms=_float(environ, "CHAT_REDIS_GAP_WAIT_MS", cls.redis_gap_wait_ms),
+            redis_presence_interval=_float(
+                environ,
+                "CHAT_REDIS_PRESENCE_INTERVAL",
+                cls.redis_presence_interval,
+                minimum=0.1,
+            ),
         )
+
+
+def _redis_url(environ: Mapping[str, str]) -> str:
+    url = environ.get("CHAT_REDIS_URL", "").strip()
+    if url and not url.startswith("redis://"):
+        raise ConfigError(f"CHAT_REDIS_URL must look like redis://host:6379, got {url!r}")
+    return url

@@ -2,8 +2,8 @@
 
 `Broadcast` encodes lazily and once: the WebSocket frame (prepared by Autobahn) for sockets, the
 long-poll JSON answer for held polls. Members implement `deliver(broadcast)`. `LocalFanout` is the
-single-process implementation of "publish a stored message to a room"; a later issue swaps in
-Redis pub/sub behind the same `publish` / `publish_deleted` interface.
+single-process implementation of "publish a stored message to a room"; with `CHAT_REDIS_URL`,
+`chatserver.redisfanout.RedisFanout` wraps it behind the same interface.
 """
 
 from __future__ import annotations
@@ -79,8 +79,12 @@ class LocalFanout:
                 member.deliver(broadcast)
         return len(members)
 
-    def publish(self, room: str, message: dict) -> int:
-        """Send a stored message to the room (sender included); returns members reached."""
+    def publish(self, room: str, message: dict, prev_id: int | None = None) -> int:
+        """Send a stored message to the room (sender included); returns members reached.
+
+        `prev_id` matters only across instances: one process publishes a room's messages in
+        the order Django stored them (the persistence queue keeps a room in one batch at once).
+        """
         if not self._registry.remember(room, message):
             return 0  # already delivered (a retried batch or a resent nonce)
         frame = {"type": "message", **message}
@@ -96,6 +100,13 @@ class LocalFanout:
         return self._deliver(
             room, Broadcast("deleted", frame, self._prepare, deleted_id=message_id)
         )
+
+    def publish_archived(self, room: str) -> None:
+        """Nothing to do: the hub has closed this process's listeners already."""
+
+    def buffer_trusted(self, room: str) -> bool:
+        """Every stored message passes through this process: the recent buffer is complete."""
+        return True
 
     def publish_presence(self, room: str) -> int:
         """Tell the room's sockets who is online now."""

@@ -2,11 +2,13 @@
 
 `ChatHub` holds the process-wide state (registry, fan-out, persistence queue, Django client,
 metrics); the WebSocket factory and the long-poll resources call into it, so a message sent on
-one transport reaches the other in the same order.
+one transport reaches the other in the same order. With a Redis bus (`CHAT_REDIS_URL`) the
+fan-out also reaches the other instances (`chatserver.redisfanout`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -58,13 +60,33 @@ class ChatHub:
         clock: IReactorTime,
         django: Any,
         metrics: ChatMetrics | None = None,
+        bus: Any = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.django = django
         self.metrics = metrics if metrics is not None else ChatMetrics()
         self.registry = RoomRegistry(config.recent_buffer)
-        self.fanout = LocalFanout(self.registry, prepare_frame, self.metrics)
+        # Called with the slug after a room's listeners were closed (the long-poll resource).
+        self.archive_listeners: list[Callable[[str], Any]] = []
+        local = LocalFanout(self.registry, prepare_frame, self.metrics)
+        self.fanout: Any = local
+        self.bus = bus
+        if bus is not None:
+            from chatserver.redisfanout import RedisFanout
+
+            self.metrics.enable_redis()
+            self.fanout = RedisFanout(
+                local,
+                self.registry,
+                bus,
+                django,
+                clock,
+                on_archived=self.archive_local,
+                gap_wait=config.redis_gap_wait_ms / 1000.0,
+                presence_interval=config.redis_presence_interval,
+                metrics=self.metrics,
+            )
         self.persistence = PersistenceQueue(
             django,
             clock,
@@ -109,7 +131,9 @@ class ChatHub:
         Answered from the recent buffer when it provably holds everything, else from Django
         (paging until done); what Django returns seeds the buffer for the next caller.
         """
-        cached = self.registry.history(room, since, self.config.history_size)
+        cached = None
+        if self.fanout.buffer_trusted(room):
+            cached = self.registry.history(room, since, self.config.history_size)
         if cached is not None:
             return succeed(cached)
         return self._fetch_history(room, since)
@@ -158,19 +182,30 @@ class ChatHub:
         self.metrics.messages_in.inc()
         return d
 
-    def _stored(self, message: dict) -> None:
+    def _stored(self, message: dict, prev_id: int | None = None) -> None:
         room = message.get("room")
         if isinstance(room, str):
-            self.fanout.publish(room, message)
+            self.fanout.publish(room, message, prev_id)
 
     # moderation ----------------------------------------------------------------------------
 
     def archive(self, room: str) -> int:
-        """Remember the room as archived and close its listeners; returns sockets closed."""
+        """Django archived a room: close it here and on every other instance.
+
+        Returns the sockets closed by this process.
+        """
+        closed = self.archive_local(room)
+        self.fanout.publish_archived(room)
+        return closed
+
+    def archive_local(self, room: str) -> int:
+        """Remember the room as archived and close this process's listeners."""
         self.registry.archived.add(room)
         closed = 0
         for member in list(self.registry.members(room)):
             closed += 1 if member.room_archived() else 0
+        for listener in self.archive_listeners:
+            listener(room)
         return closed
 
     def stats(self) -> dict:

@@ -45,6 +45,19 @@ class ChatMetrics:
             "chat_errors", "Refusals and failures by kind.", ["kind"], registry=self.registry
         )
 
+    def enable_redis(self) -> None:
+        """Register the Redis metrics (only processes configured with CHAT_REDIS_URL have them)."""
+        self.redis_up = Gauge(
+            "chat_redis_up",
+            "1 while subscribed to Redis and able to publish, else 0.",
+            registry=self.registry,
+        )
+        self.gap_fills = Counter(
+            "chat_redis_gap_fills",
+            "Reads from Django to fill a room's gap in the id sequence.",
+            registry=self.registry,
+        )
+
     def watch(self, connections: Callable[[], int], rooms: Callable[[], int]) -> None:
         """Read the live gauges from callables at scrape time (no bookkeeping per event)."""
         self.connections.set_function(connections)

@@ -1,7 +1,8 @@
 """Group commit towards Django: many socket messages, few HTTP requests.
 
 `PersistenceQueue.enqueue(item)` returns a Deferred that fires with the item's result from Django
-(`{"ok": true, "message": ...}` or `{"ok": false, "error": ...}`); it never errbacks. A batch is
+(`{"ok": true, "message": ...}` or `{"ok": false, "error": ...}`); it never errbacks. Each stored
+message is also handed to `on_stored(message, prev_id)` (`prev_id` None for a repeat). A batch is
 sent when `batch_size` items wait or `batch_delay` after the first one, whichever comes first,
 with at most `max_in_flight` requests at once.
 
@@ -40,7 +41,7 @@ class PersistenceQueue:
         client: Any,
         clock: IReactorTime,
         *,
-        on_stored: Callable[[dict], None],
+        on_stored: Callable[[dict, int | None], None],
         batch_size: int = 200,
         batch_delay: float = 0.005,
         max_in_flight: int = 2,
@@ -180,8 +181,11 @@ class PersistenceQueue:
         self._release(batch)
         for (_item, d), result in zip(batch, results, strict=True):
             if result.get("ok") and isinstance(result.get("message"), dict):
+                prev_id = result.get("prev_id") if result.get("created") else None
                 try:
-                    self._on_stored(result["message"])
+                    self._on_stored(
+                        result["message"], prev_id if isinstance(prev_id, int) else None
+                    )
                 except Exception:
                     log.failure("publishing a stored message failed")
             elif self._metrics is not None:

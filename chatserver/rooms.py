@@ -4,6 +4,8 @@
 long-polls), presence as display names counted by uid (a person with two tabs is online once), a
 buffer of recent messages complete back to a known id (to answer `since` without asking Django),
 recently deleted ids, and the set of archived rooms. Per-connection cost is one set entry.
+With Redis, it also holds the people other instances reported per room (`set_remote_presence`):
+`online` is the union, each uid counted once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class RoomRegistry:
         self._recent_size = recent_size
         self._rooms: dict[str, _Room] = {}
         self.archived: set[str] = set()
+        # slug -> origin instance -> ({uid: name}, expiry time); kept apart from `_rooms` so a
+        # room nobody here is in yet still knows who is online elsewhere when someone joins.
+        self._remote: dict[str, dict[str, tuple[dict[str, str], float]]] = {}
 
     def _room(self, slug: str) -> _Room:
         room = self._rooms.get(slug)
@@ -68,6 +73,14 @@ class RoomRegistry:
         """Slugs of rooms with members or presence."""
         return list(self._rooms)
 
+    def token(self, slug: str) -> object | None:
+        """An object that stays the same while the room is continuously known here.
+
+        A room dropped and created again gets a new token, so per-room state kept elsewhere
+        (the Redis ordering) can tell it must start afresh.
+        """
+        return self._rooms.get(slug)
+
     # presence ------------------------------------------------------------------------------
 
     def add_presence(self, slug: str, uid: str, name: str) -> bool:
@@ -94,11 +107,57 @@ class RoomRegistry:
         return True
 
     def online(self, slug: str) -> list[str]:
-        """Sorted display names of the people in a room, each once."""
+        """Sorted display names of the people in a room, each once (here and elsewhere)."""
+        room = self._rooms.get(slug)
+        remote = self._remote.get(slug)
+        if not remote:
+            if room is None:
+                return []
+            return sorted({entry[0] for entry in room.presence.values()})
+        people = self.local_presence(slug)
+        for found, _expires in remote.values():
+            people.update(found)
+        return sorted(set(people.values()))
+
+    def local_presence(self, slug: str) -> dict[str, str]:
+        """uid -> display name of the people connected to this process."""
         room = self._rooms.get(slug)
         if room is None:
-            return []
-        return sorted({entry[0] for entry in room.presence.values()})
+            return {}
+        return {uid: entry[0] for uid, entry in room.presence.items()}
+
+    def set_remote_presence(
+        self, slug: str, origin: str, people: dict[str, str], expires: float
+    ) -> bool:
+        """Replace what instance `origin` reported for a room; True when `online` changed."""
+        before = self.online(slug)
+        if people:
+            self._remote.setdefault(slug, {})[origin] = (people, expires)
+        else:
+            self._drop_remote(slug, origin)
+        return self.online(slug) != before
+
+    def _drop_remote(self, slug: str, origin: str) -> None:
+        remote = self._remote.get(slug)
+        if remote is not None:
+            remote.pop(origin, None)
+            if not remote:
+                del self._remote[slug]
+
+    def expire_remote(self, now: float | None = None) -> list[str]:
+        """Forget remote reports past their expiry (all of them when `now` is None).
+
+        Returns the rooms whose online set changed.
+        """
+        changed = []
+        for slug in list(self._remote):
+            before = self.online(slug)
+            for origin, (_people, expires) in list(self._remote[slug].items()):
+                if now is None or expires <= now:
+                    self._drop_remote(slug, origin)
+            if self.online(slug) != before:
+                changed.append(slug)
+        return changed
 
     # recent messages -----------------------------------------------------------------------
 
@@ -176,6 +235,19 @@ class RoomRegistry:
         """Recently deleted ids of a room (long-poll answers carry them)."""
         room = self._rooms.get(slug)
         return list(room.deleted) if room is not None else []
+
+    def known_last(self, slug: str) -> int | None:
+        """The newest id every message up to which is known here, or None.
+
+        The newest buffered id; 0 for a room that was read from Django and found empty.
+        A client's `since` never counts (the buffer's completeness claim may come from one).
+        """
+        room = self._rooms.get(slug)
+        if room is None:
+            return None
+        if room.recent:
+            return room.recent[-1]["id"]
+        return 0 if room.complete_after == 0 else None
 
     def last_id(self, slug: str) -> int | None:
         """Newest buffered message id of a room."""

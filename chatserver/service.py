@@ -3,7 +3,8 @@
 Nothing listens at import time and the global reactor is imported only inside `makeService` when
 none is passed. Stopping (SIGTERM under twistd) is graceful: stop accepting, flush the
 persistence queue within `shutdown_timeout` and deliver what it stored, then close every socket
-with 1001 and release held polls.
+with 1001 and release held polls, and last disconnect from Redis (when `CHAT_REDIS_URL` is set),
+so the other instances hear that this one's people left.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class ChatService(MultiService):
         for timer in self.timers:
             if timer.running:
                 yield timer.stopService()
+        if self.hub.bus is not None and self.hub.bus.running:
+            yield self.hub.bus.stopService()
         Service.stopService(self)
         log.info("chat server stopped")
 
@@ -109,29 +112,41 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         reactor,
         timeout=config.django_timeout,
     )
-    hub = ChatHub(config, reactor, django)
+    bus = None
+    if config.redis_url:
+        from chatserver.redisbus import RedisBus
+
+        bus = RedisBus(config.redis_url, config.redis_prefix + "events", reactor)
+    hub = ChatHub(config, reactor, django, bus=bus)
     factory = ChatServerFactory(hub, reactor)
     poll = LongPollResource(hub)
+    hub.archive_listeners.append(poll.room_archived)
 
     def stats() -> dict:
         numbers = hub.stats()
         numbers["pollers"] = poll.active()
         return numbers
 
-    def archive(room: str) -> int:
-        closed = hub.archive(room)
-        poll.room_archived(room)
-        return closed
+    def health() -> dict:
+        numbers = {"connections": len(factory.connections)}
+        if bus is not None:
+            # Reported, not failed on: an instance without Redis still serves its own clients,
+            # and a shared Redis outage must not take every instance out of the load balancer.
+            numbers["redis"] = "ok" if bus.up else "down"
+        return numbers
 
     site = build_site(
         factory,
         poll=poll,
-        control=ControlResource(hub, on_archived=archive, stats=stats),
-        health=HealthResource(django, lambda: {"connections": len(factory.connections)}),
+        control=ControlResource(hub, stats=stats),
+        health=HealthResource(django, health),
         metrics=MetricsResource(hub.metrics.registry),
         reactor=reactor,
     )
     top = ChatService(config, reactor, hub, factory, poll)
+    if bus is not None:
+        bus.setServiceParent(top)
+        top.add_timer(config.redis_presence_interval, hub.fanout.tick)
     endpoint = TCP4ServerEndpoint(reactor, config.port, interface=config.interface)
     top.add_listener(StreamServerEndpointService(endpoint, site))
     if config.ping_interval > 0:

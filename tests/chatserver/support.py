@@ -54,6 +54,15 @@ class FakeDjango:
         self.item_errors: dict[str, str] = {}  # nonce -> error code
         self.history_calls = 0
         self.next_id = 1
+        self.deleted_ids: dict[str, list[int]] = {}
+        self.fail_history = False  # messages_after / latest_messages fail while True
+
+    def delete(self, message_id: int) -> None:
+        """Soft-delete a message: never listed again, still the predecessor of the next one."""
+        for message in list(self.messages):
+            if message["id"] == message_id:
+                self.messages.remove(message)
+                self.deleted_ids.setdefault(message["room"], []).append(message_id)
 
     def _store(self, items: list[dict]) -> list[dict]:
         results = []
@@ -78,6 +87,8 @@ class FakeDjango:
             if existing:
                 results.append({"ok": True, "created": False, "message": existing[0]})
                 continue
+            room_ids = [m["id"] for m in self.messages if m["room"] == item["room"]]
+            room_ids += self.deleted_ids.get(item["room"], [])
             message = {
                 "id": self.next_id,
                 "room": item["room"],
@@ -88,7 +99,14 @@ class FakeDjango:
             }
             self.next_id += 1
             self.messages.append(message)
-            results.append({"ok": True, "created": True, "message": message})
+            results.append(
+                {
+                    "ok": True,
+                    "created": True,
+                    "prev_id": max(room_ids, default=0),
+                    "message": message,
+                }
+            )
         return results
 
     def persist_batch(self, items: list[dict]) -> Deferred:
@@ -124,11 +142,15 @@ class FakeDjango:
 
     def latest_messages(self, room: str, limit: int) -> Deferred:
         self.history_calls += 1
+        if self.fail_history:
+            return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room]
         return succeed((found[-limit:], len(found) > limit))
 
     def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
         self.history_calls += 1
+        if self.fail_history:
+            return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room and m["id"] > after]
         return succeed((found[:limit], len(found) > limit))
 
@@ -274,3 +296,90 @@ def render(resource: Any, request: Any) -> Any:
 def body_json(request: Any) -> Any:
     """The decoded JSON of everything written to a finished request."""
     return orjson.loads(b"".join(request.written))
+
+
+# Redis ---------------------------------------------------------------------------------------
+
+
+class FakeRedis:
+    """One in-memory pub/sub channel shared by several `FakeBus`es (one per chat server).
+
+    Publishing queues; `flush()` delivers in publish order to every subscriber (the publisher
+    too, as Redis does), so a test decides when the network "arrives". `down()` / `up()` stop
+    and restore it; what was queued when it went down is lost, as with a Redis restart.
+    """
+
+    def __init__(self) -> None:
+        self.buses: list[FakeBus] = []
+        self.queue: list[bytes] = []
+        self.published: list[bytes] = []
+        self.running = True
+
+    def bus(self) -> FakeBus:
+        bus = FakeBus(self)
+        self.buses.append(bus)
+        return bus
+
+    def flush(self) -> int:
+        """Deliver everything published so far (and whatever that publishes); returns count."""
+        count = 0
+        while self.queue and self.running:
+            payload = self.queue.pop(0)
+            for bus in self.buses:
+                if bus.up:
+                    bus.on_message(payload)
+            count += 1
+        return count
+
+    def drop(self) -> int:
+        """Lose what is queued (a publish that never arrived); returns count."""
+        count, self.queue = len(self.queue), []
+        return count
+
+    def down(self) -> None:
+        self.running = False
+        self.queue = []
+        for bus in self.buses:
+            bus.set_up(False)
+
+    def up(self) -> None:
+        self.running = True
+        for bus in self.buses:
+            bus.set_up(True)
+
+
+class FakeBus:
+    """The collaborator interface of `chatserver.redisbus.RedisBus`, over a `FakeRedis`."""
+
+    def __init__(self, redis: FakeRedis) -> None:
+        self.redis = redis
+        self.up = redis.running
+        self.on_message = lambda payload: None
+        self.on_state = lambda up: None
+
+    def publish(self, payload: bytes) -> None:
+        if self.up:
+            self.redis.queue.append(payload)
+            self.redis.published.append(payload)
+
+    def set_up(self, up: bool) -> None:
+        if up != self.up:
+            self.up = up
+            self.on_state(up)
+
+
+def make_cluster(
+    count: int = 2, **overrides: Any
+) -> tuple[list[ChatHub], MemoryReactorClock, FakeDjango, FakeRedis]:
+    """`count` hubs (chat server instances) sharing one clock, one FakeDjango, one FakeRedis."""
+    reactor = MemoryReactorClock()
+    reactor.advance(1_795_000_000)
+    django = FakeDjango()
+    redis = FakeRedis()
+    hubs = [
+        ChatHub(
+            make_config(redis_url="redis://fake", **overrides), reactor, django, bus=redis.bus()
+        )
+        for _ in range(count)
+    ]
+    return hubs, reactor, django, redis

@@ -54,3 +54,30 @@ def test_malformed_numbers_name_the_variable():
         ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s", "CHAT_PORT": "x"})
     with pytest.raises(ConfigError, match="CHAT_BATCH_SIZE"):
         ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s", "CHAT_BATCH_SIZE": "0"})
+
+
+def test_redis_settings():
+    """The Redis variables are read; a URL that is not redis:// is refused by name."""
+    config = ChatServerConfig.from_environ(
+        {
+            "CHAT_SHARED_SECRET": "s",
+            "CHAT_REDIS_URL": "redis://:pw@r:6380/2",
+            "CHAT_REDIS_PREFIX": "test-1:",
+            "CHAT_REDIS_GAP_WAIT_MS": "50",
+            "CHAT_REDIS_PRESENCE_INTERVAL": "2",
+        }
+    )
+    assert (config.redis_prefix, config.redis_gap_wait_ms) == ("test-1:", 50.0)
+    assert config.redis_presence_interval == 2.0
+    defaults = ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s"})
+    assert (defaults.redis_url, defaults.redis_prefix) == ("", "chat:")
+    with pytest.raises(ConfigError, match="CHAT_REDIS_URL"):
+        ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s", "CHAT_REDIS_URL": "r:6379"})
+
+
+def test_redis_url_parts():
+    """Host, port (6379 by default) and password come from the URL."""
+    from chatserver.redisbus import parse_redis_url
+
+    assert parse_redis_url("redis://:s%40cret@cache:6380/3") == ("cache", 6380, "s@cret")
+    assert parse_redis_url("redis://127.0.0.1") == ("127.0.0.1", 6379, None)

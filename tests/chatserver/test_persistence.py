@@ -18,16 +18,23 @@ def setup():
     clock = Clock()
     django = FakeDjango()
     published = []
+
+    def stored(message, prev_id):
+        published.append(message)
+        message_prev[message["id"]] = prev_id
+
+    message_prev = {}
     queue = PersistenceQueue(
         django,
         clock,
-        on_stored=published.append,
+        on_stored=stored,
         batch_size=3,
         batch_delay=0.005,
         max_in_flight=2,
         queue_limit=10,
         rng=random.Random(1),
     )
+    queue.message_prev = message_prev  # for the prev_id test
     return clock, django, queue, published
 
 
@@ -132,3 +139,16 @@ def test_when_idle_and_fail_all(setup):
     clock.advance(0.005)
     queue.fail_all()
     assert d.result["error"] == "store_failed"
+
+
+def test_prev_id_of_created_messages_reaches_on_stored_and_repeats_have_none(setup):
+    """Django's prev_id is handed on with each created message; a repeat carries none."""
+    clock, django, queue, published = setup
+    queue.enqueue(_item("r", "n0"))
+    queue.enqueue(_item("s", "m0"))
+    queue.enqueue(_item("r", "n1"))
+    clock.advance(0.005)
+    assert queue.message_prev == {1: 0, 2: 0, 3: 1}
+    queue.enqueue(_item("r", "n1"))  # a resend of a stored nonce
+    clock.advance(0.005)
+    assert published[-1]["id"] == 3 and queue.message_prev[3] is None

@@ -1,0 +1,267 @@
+"""Two chat server instances (hubs) over one in-memory Redis and one fake Django.
+
+The Redis bus and Django are faked at their collaborator interfaces; the hubs, fan-out, ordering
+and WebSocket protocols are the real ones, driven over StringTransports on a MemoryReactorClock.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from chatserver.protocol import ChatServerFactory
+from tests.chatserver.support import ORIGIN, WsClient, make_cluster, ticket
+
+BATCH_DELAY = 0.005
+GAP_WAIT = 0.2
+
+
+class Instance:
+    """One hub with its WebSocket factory."""
+
+    def __init__(self, hub, reactor) -> None:
+        self.hub = hub
+        self.reactor = reactor
+        self.factory = ChatServerFactory(hub, reactor)
+
+    def connect(self, uid: str = "u:1", name: str = "alice", room: str = "lobby") -> WsClient:
+        t = ticket(self.reactor, room=room, uid=uid, name=name)
+        client = WsClient(self.factory, f"/ws/{room}?ticket={t}", ORIGIN)
+        assert client.status == 101
+        return client
+
+
+@pytest.fixture
+def cluster():
+    hubs, reactor, django, redis = make_cluster(2)
+    a, b = (Instance(hub, reactor) for hub in hubs)
+    return a, b, reactor, django, redis
+
+
+def say(client: WsClient, body: str, reactor) -> None:
+    """Send a message and let the persistence batch go to Django."""
+    client.send({"type": "message", "body": body, "nonce": body.replace(" ", "-")})
+    reactor.advance(BATCH_DELAY)
+
+
+class Seen:
+    """Everything a client received, frame by frame (json_frames() consumes)."""
+
+    def __init__(self, client: WsClient) -> None:
+        self.client = client
+        self.frames: list[dict] = []
+
+    def update(self) -> Seen:
+        self.frames.extend(self.client.json_frames())
+        return self
+
+    def ids(self) -> list[int]:
+        return [f["id"] for f in self.update().frames if f["type"] == "message"]
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [f for f in self.update().frames if f["type"] == kind]
+
+
+def test_messages_cross_instances_in_both_directions_in_id_order_exactly_once(cluster):
+    """A message sent on either instance reaches the sockets of both, once, in id order."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    for i in range(6):
+        say(alice.client if i % 2 == 0 else bob.client, f"m {i}", reactor)
+        redis.flush()
+    expected = [m["id"] for m in django.messages]
+    assert len(expected) == 6
+    assert alice.ids() == expected
+    assert bob.ids() == expected
+
+
+def test_a_message_waits_for_its_predecessor_still_in_redis(cluster):
+    """B stores a message whose predecessor (stored by A) has not arrived yet: B holds it
+    until the predecessor arrives, then delivers both in order."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    say(alice.client, "first", reactor)  # stored; its envelope still queued in Redis
+    say(bob.client, "second", reactor)  # stored with prev_id = first
+    assert bob.ids() == []  # held: the gap is not filled yet
+    redis.flush()
+    assert bob.ids() == [1, 2]
+    assert alice.ids() == [1, 2]
+    assert django.history_calls == 2  # the two hellos; no gap fill was needed
+
+
+def test_a_lost_publish_is_filled_from_django_after_the_wait(cluster):
+    """An envelope that never arrives: after the gap wait, Django fills the hole."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    redis.flush()  # presence
+    say(alice.client, "first", reactor)
+    assert redis.drop() == 1
+    say(bob.client, "second", reactor)
+    reactor.advance(GAP_WAIT - 0.01)
+    assert bob.ids() == []
+    reactor.advance(0.02)
+    assert bob.ids() == [1, 2]
+    redis.flush()  # the second one's envelope reaches A, whose own first is its predecessor
+    assert alice.ids() == [1, 2]
+    assert b.hub.metrics.registry.get_sample_value("chat_redis_gap_fills_total") == 1
+
+
+def test_a_deleted_predecessor_does_not_block_the_room(cluster):
+    """The missing message was deleted before the fill: the fill (authoritative) skips it and
+    the room moves on without asking Django again."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    say(alice.client, "first", reactor)
+    redis.drop()
+    django.delete(1)
+    say(bob.client, "second", reactor)
+    reactor.advance(GAP_WAIT)
+    assert bob.ids() == [2]
+    calls = django.history_calls
+    reactor.advance(10)
+    say(alice.client, "third", reactor)
+    redis.flush()
+    assert bob.ids() == [2, 3] and django.history_calls == calls
+
+
+def test_redis_outage_keeps_local_delivery_and_converges_when_it_returns(cluster):
+    """Redis down: each instance still serves its own sockets (gaps filled from Django at once);
+    when Redis returns, every socket ends with the full history, no gap, no duplicate."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    say(alice.client, "before", reactor)
+    redis.flush()
+    redis.down()
+    assert a.hub.metrics.registry.get_sample_value("chat_redis_up") == 0
+    say(alice.client, "a during", reactor)
+    assert alice.ids() == [1, 2]
+    say(bob.client, "b during", reactor)  # prev_id 2, which B never saw: fill at once
+    reactor.advance(0)
+    assert bob.ids() == [1, 2, 3]
+    say(alice.client, "a again", reactor)  # A does not know 3: it fills at once too
+    reactor.advance(0)
+    assert alice.ids() == [1, 2, 3, 4]
+    say(bob.client, "b again", reactor)
+    reactor.advance(0)
+    redis.up()  # both resync from Django
+    reactor.advance(0)
+    redis.flush()
+    say(alice.client, "after", reactor)
+    redis.flush()
+    expected = [m["id"] for m in django.messages]
+    assert alice.ids() == expected and bob.ids() == expected
+    assert a.hub.metrics.registry.get_sample_value("chat_redis_up") == 1
+
+
+def test_since_is_answered_from_django_while_redis_is_down(cluster):
+    """With Redis down an instance's buffer may lack other instances' messages: a reconnecting
+    client's `since` is read from Django, so nothing is missed."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    say(bob.client, "seen by both", reactor)
+    redis.flush()
+    redis.down()
+    say(alice.client, "only A knows", reactor)
+    t = ticket(reactor, uid="u:3", name="carol")
+    carol = WsClient(b.factory, f"/ws/lobby?ticket={t}&since=1", ORIGIN)
+    hello = carol.json_frames()[0]
+    assert [m["body"] for m in hello["history"]] == ["only A knows"]
+
+
+def test_presence_is_the_union_and_a_person_counts_once(cluster):
+    """Alice with a tab on each instance and Bob on B: both instances show alice and bob once;
+    Alice stays online while one of her tabs is open anywhere."""
+    a, b, reactor, django, redis = cluster
+    alice_a = Seen(a.connect())
+    redis.flush()
+    alice_b, bob = b.connect(), Seen(b.connect(uid="u:2", name="bob"))
+    redis.flush()
+    assert a.hub.registry.online("lobby") == ["alice", "bob"]
+    assert b.hub.registry.online("lobby") == ["alice", "bob"]
+    assert alice_a.of_type("presence")[-1]["online"] == ["alice", "bob"]
+    alice_b.protocol.connectionLost(Failure(ConnectionDone()))
+    redis.flush()
+    assert a.hub.registry.online("lobby") == ["alice", "bob"]
+    bob.client.protocol.connectionLost(Failure(ConnectionDone()))
+    redis.flush()
+    assert a.hub.registry.online("lobby") == ["alice"]
+    assert alice_a.of_type("presence")[-1]["online"] == ["alice"]
+
+
+def test_a_silent_instance_people_expire_and_redis_down_forgets_them(cluster):
+    """Reports are refreshed by the timer and expire when an instance stops sending them; when
+    Redis goes down, only this instance's own people are shown."""
+    a, b, reactor, django, redis = cluster
+    Seen(a.connect())
+    b.connect(uid="u:2", name="bob")
+    redis.flush()
+    for _ in range(5):  # regular refreshes keep Bob
+        reactor.advance(5)
+        a.hub.fanout.tick()
+        b.hub.fanout.tick()
+        redis.flush()
+    assert a.hub.registry.online("lobby") == ["alice", "bob"]
+    redis.buses.remove(b.hub.bus)  # B dies without a word
+    for _ in range(4):
+        reactor.advance(5)
+        a.hub.fanout.tick()
+        redis.flush()
+    assert a.hub.registry.online("lobby") == ["alice"]
+    redis.buses.append(b.hub.bus)
+    redis.down()
+    redis.up()
+    redis.flush()  # the sync request: B announces Bob again
+    assert a.hub.registry.online("lobby") == ["alice", "bob"]
+    redis.down()
+    assert a.hub.registry.online("lobby") == ["alice"]
+
+
+def test_archive_and_delete_from_django_reach_every_instance(cluster):
+    """Django calls one instance; sockets on the other get the deletion and the 4004 close."""
+    a, b, reactor, django, redis = cluster
+    a.connect()
+    bob = b.connect(uid="u:2", name="bob")
+    bob_seen = Seen(bob)
+    assert a.hub.delete("lobby", 7) == 1
+    redis.flush()
+    assert bob_seen.of_type("deleted") == [{"type": "deleted", "id": 7}]
+    a.hub.archive("lobby")
+    redis.flush()
+    assert bob.close_frame() == (4004, "room archived")
+    assert b.hub.is_archived("lobby")
+
+
+def test_typing_crosses_instances_but_not_back_to_the_typist(cluster):
+    """A typing notice reaches the other instance's sockets, never its sender."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    alice.client.send({"type": "typing"})
+    redis.flush()
+    assert bob.of_type("typing") == [{"type": "typing", "user": "alice"}]
+    assert alice.of_type("typing") == []
+
+
+def test_malformed_envelopes_are_counted_and_ignored(cluster):
+    """Garbage on the channel never breaks delivery."""
+    a, b, reactor, django, redis = cluster
+    alice, bob = Seen(a.connect()), Seen(b.connect(uid="u:2", name="bob"))
+    redis.queue.extend([b"not json", orjson.dumps({"type": "message", "origin": "x"})])
+    redis.flush()
+    say(alice.client, "still works", reactor)
+    redis.flush()
+    assert bob.ids() == [1]
+    assert (
+        b.hub.metrics.registry.get_sample_value("chat_errors_total", {"kind": "bad_envelope"}) == 2
+    )
+
+
+def test_rooms_without_listeners_keep_no_ordering_state(cluster):
+    """Messages of a room nobody here listens to are not buffered or filled."""
+    a, b, reactor, django, redis = cluster
+    alice = a.connect()
+    say(alice, "nobody on B", reactor)
+    redis.flush()
+    assert b.hub.fanout.sequencer.rooms() == 0
+    assert django.history_calls == 1
