@@ -113,13 +113,15 @@ def run_scenario(
     if name in ("many-rooms", "big-room"):
         out = {"reference": scenarios.fanout(reference, lg, prefix, size[name])}
         if live is not None:
-            with profile(True, name):
-                out["chatserver"] = scenarios.fanout(live, lg, prefix, size[name])
+            out["chatserver"] = scenarios.fanout(
+                live, lg, prefix, size[name], around_run=lambda: profile(True, name)
+            )
         return out
     if name == "persistence":
         params = size["persistence"]
-        with profile(True, name):
-            default = scenarios.persistence(live, lg, prefix + "-d", **params)
+        default = scenarios.persistence(
+            live, lg, prefix + "-d", **params, around_run=lambda: profile(True, name)
+        )
         live.restart({"CHAT_BATCH_SIZE": "1"})
         try:
             one = scenarios.persistence(live, lg, prefix + "-1", **params)

@@ -52,6 +52,7 @@ class RunResult:
     unique: int = 0
     sent: int = 0
     acked: int = 0
+    acked_in_window: int = 0
     refused: int = 0
     busy_retries: int = 0
     unanswered: int = 0
@@ -77,6 +78,7 @@ class _Client:
         self.seen: dict[int, set[int]] = defaultdict(set)
         # sender-side state
         self.acked: set[int] = set()
+        self.acked_in_window = 0
         self.refused: set[int] = set()
         self.outstanding: dict[int, int] = {}  # seq -> first send time
         self.window_free: asyncio.Event | None = None
@@ -98,6 +100,7 @@ class _Worker:
         self.errors: Counter = Counter()
         self.busy_retries = 0
         self.last_rx_ns = 0
+        self.end_ns = 0
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -200,6 +203,8 @@ class _Worker:
         self.latencies.append(now - int(fields["t"]))
         if sender == client.spec.sender:
             client.acked.add(seq)
+            if now <= self.end_ns:
+                client.acked_in_window += 1
             if client.outstanding.pop(seq, None) is not None and client.window_free:
                 client.window_free.set()
 
@@ -287,7 +292,9 @@ class _Worker:
             client.refused.clear()
             client.outstanding.clear()
             client.retry.clear()
-        self.token, self.recording = token, True
+        self.token, self.recording, self.end_ns = token, True, end
+        for client in self.clients:
+            client.acked_in_window = 0
         self.latencies = array("q")
         self.deliveries = self.duplicates = self.busy_retries = 0
         self.errors = Counter()
@@ -329,6 +336,7 @@ class _Worker:
                 "room": client.spec.room,
                 "sent": sent,
                 "acked": len(client.acked),
+                "acked_in_window": client.acked_in_window,
                 "refused": len(client.refused),
                 "unanswered": len(client.outstanding),
             }
@@ -443,6 +451,7 @@ class LoadGenerator:
         for sender, stats in senders.items():
             result.sent += stats["sent"]
             result.acked += stats["acked"]
+            result.acked_in_window += stats["acked_in_window"]
             result.refused += stats["refused"]
             result.unanswered += stats["unanswered"]
             result.expected += receivers[stats["room"]] * (stats["sent"] - stats["refused"])
