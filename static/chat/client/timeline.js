@@ -207,7 +207,8 @@ export class Timeline {
     li.querySelector(".message-state")?.remove();
     const box = document.createElement("span");
     box.className = "message-state";
-    box.setAttribute("role", state === "failed" ? "alert" : "status");
+    // Only a failure interrupts a screen reader; "sending" would be noise on every message.
+    if (state === "failed") box.setAttribute("role", "alert");
     const label = document.createElement("span");
     label.className = "state-label";
     label.textContent = text;
