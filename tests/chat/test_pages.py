@@ -50,7 +50,8 @@ def test_room_page_dom_contract(client, lobby):
         'id="composer-input" name="body" maxlength="4000"',
         f'data-id="{msg.id}" data-nonce="z1"',
         f'<time datetime="{msg.sent_at_iso}">',
-        "line1<br>line2",
+        # Newlines stay text (the stylesheet keeps them with white-space: pre-wrap).
+        '<p class="body">line1\nline2</p>',
         "chat/client/main.js",
         "chat/client/client.css",
         "chat/site.css",
