@@ -409,3 +409,57 @@ def mint_ticket(
     body = "v1." + b64url(json.dumps(payload, separators=(",", ":")).encode())
     signature = hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()
     return body + "." + b64url(signature)
+
+
+class RedisServer:
+    """A private `redis-server` on a free port (no persistence) that a test may kill and restart.
+
+    The machine's shared Redis must never be stopped by a test; this one belongs to the test.
+    """
+
+    BINARY = "/usr/bin/redis-server"
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process = ManagedProcess(
+            "redis",
+            [
+                self.BINARY,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            os.environ,
+            self.workdir / "redis.log",
+        )
+
+    def start(self) -> RedisServer:
+        """Start and wait until it answers PING."""
+        self.process.start()
+
+        def answers() -> bool:
+            if not self.process.running():
+                raise RuntimeError(f"redis-server exited:\n{self.process.log_tail()}")
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        wait_until(answers, timeout=15)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: connections drop at once, nothing is saved."""
+        self.process.stop(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self.process.stop(signal.SIGTERM)
