@@ -126,6 +126,10 @@ class DjangoClient:
         """Fires with (messages, has_more): the newest `limit` messages, oldest first."""
         return self._messages(room, {"limit": limit})
 
+    def room_detail(self, room: str) -> Deferred:
+        """Fires with the room's `GET /internal/rooms/<slug>/` object (UnknownRoom on 404)."""
+        return self._call("GET", f"/internal/rooms/{quote(room, safe='')}/")
+
     def health(self) -> Deferred:
         """Fires with True when Django's internal health endpoint answers ok, False otherwise."""
         d = self._call("GET", "/internal/health/")

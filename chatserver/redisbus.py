@@ -172,6 +172,8 @@ class RedisBus(Service):
         up = self._subscriber is not None and self._publisher is not None
         if up != self.up:
             self.up = up
+            if not self.running:
+                return  # our own shutdown closed the connections: nothing to react to
             try:
                 self.on_state(up)
             except Exception:

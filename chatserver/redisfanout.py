@@ -61,6 +61,7 @@ class RedisFanout:
         self._bus = bus
         self._clock = clock
         self._on_archived = on_archived
+        self._django = django
         self._ttl = presence_interval * TTL_FACTOR
         self._metrics = metrics
         self.sequencer = RoomSequencer(
@@ -136,6 +137,7 @@ class RedisFanout:
             self._send({"type": "sync"})
             for room in self._registry.rooms():
                 self._announce(room)
+                self._check_archived(room)
             self.sequencer.resync()
         else:
             log.warn("Redis is down: serving this instance's clients only until it returns")
@@ -165,6 +167,19 @@ class RedisFanout:
             return  # peers catch up from Django when Redis returns
         envelope["origin"] = self.origin
         self._bus.publish(orjson.dumps(envelope))
+
+    def _check_archived(self, room: str) -> None:
+        """An archive announced while Redis was down never reached us: ask Django."""
+        if self._registry.is_archived(room):
+            return
+
+        def archived(detail: dict) -> None:
+            if detail.get("is_archived") is True and not self._registry.is_archived(room):
+                log.info("room {room} was archived while Redis was down", room=room)
+                self._on_archived(room)
+
+        d = self._django.room_detail(room)
+        d.addCallbacks(archived, lambda failure: None)  # unknown or unreachable: keep going
 
     def _announce(self, room: str) -> None:
         self._send(

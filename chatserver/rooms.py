@@ -73,6 +73,10 @@ class RoomRegistry:
         """Slugs of rooms with members or presence."""
         return list(self._rooms)
 
+    def is_archived(self, slug: str) -> bool:
+        """True once the room was archived."""
+        return slug in self.archived
+
     def token(self, slug: str) -> object | None:
         """An object that stays the same while the room is continuously known here.
 

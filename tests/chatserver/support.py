@@ -55,6 +55,7 @@ class FakeDjango:
         self.history_calls = 0
         self.next_id = 1
         self.deleted_ids: dict[str, list[int]] = {}
+        self.archived_rooms: set[str] = set()
         self.fail_history = False  # messages_after / latest_messages fail while True
 
     def delete(self, message_id: int) -> None:
@@ -153,6 +154,16 @@ class FakeDjango:
             return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room and m["id"] > after]
         return succeed((found[:limit], len(found) > limit))
+
+    def room_detail(self, room: str) -> Deferred:
+        ids = [m["id"] for m in self.messages if m["room"] == room]
+        return succeed(
+            {
+                "slug": room,
+                "is_archived": room in self.archived_rooms,
+                "last_id": max(ids + self.deleted_ids.get(room, []), default=None),
+            }
+        )
 
     def health(self) -> Deferred:
         return succeed(True)

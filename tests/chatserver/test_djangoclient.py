@@ -105,3 +105,12 @@ def test_health(api):
     assert client.health().result is True
     resource.status = 503
     assert client.health().result is False
+
+
+def test_room_detail_is_signed_and_parsed(api):
+    """The room read (used after a Redis outage to spot a missed archive) is a signed GET."""
+    resource, client = api
+    resource.answer = {"slug": "lobby", "is_archived": True, "last_id": 9}
+    assert client.room_detail("lobby").result == resource.answer
+    assert resource.seen[0][:2] == ("GET", "/internal/rooms/lobby/")
+    _check_signed(resource.seen[0])

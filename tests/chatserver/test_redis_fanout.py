@@ -233,6 +233,21 @@ def test_archive_and_delete_from_django_reach_every_instance(cluster):
     assert b.hub.is_archived("lobby")
 
 
+def test_an_archive_missed_during_an_outage_is_applied_when_redis_returns(cluster):
+    """Django archived the room (calling A) while Redis was down: B asks Django on reconnect
+    and closes its sockets too."""
+    a, b, reactor, django, redis = cluster
+    a.connect()
+    bob = b.connect(uid="u:2", name="bob")
+    redis.down()
+    django.archived_rooms.add("lobby")
+    a.hub.archive("lobby")
+    assert not b.hub.is_archived("lobby")
+    redis.up()
+    assert b.hub.is_archived("lobby")
+    assert bob.close_frame() == (4004, "room archived")
+
+
 def test_typing_crosses_instances_but_not_back_to_the_typist(cluster):
     """A typing notice reaches the other instance's sockets, never its sender."""
     a, b, reactor, django, redis = cluster
