@@ -18,3 +18,27 @@ def test_make_service_listens_on_configured_interface_and_stops_gracefully():
     reactor.advance(0)
     assert d.called and not service.running
     assert service.hub.shutting_down
+
+
+def test_with_redis_url_the_service_connects_to_redis_and_reports_it_down_until_then():
+    """CHAT_REDIS_URL adds the Redis bus (two connections: subscriber and publisher) and the
+    presence timer; healthz says `redis: down` while not connected, and stopping stops it."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from chatserver.health import HealthResource
+
+    reactor = MemoryReactorClock()
+    service = makeService(make_config(redis_url="redis://127.0.0.9:6390"), reactor=reactor)
+    service.startService()
+    targets = [(host, port) for host, port, *_ in reactor.tcpClients]
+    assert targets == [("127.0.0.9", 6390), ("127.0.0.9", 6390)]
+    assert service.hub.bus.up is False
+    assert service.hub.metrics.registry.get_sample_value("chat_redis_up") == 0
+    site = service.listener.factory
+    health = site.resource.getChildWithDefault(b"healthz", DummyRequest([b"healthz"]))
+    assert isinstance(health, HealthResource)
+    # Django's answer never comes on a MemoryReactor: read the numbers healthz adds to it.
+    assert health._stats() == {"connections": 0, "redis": "down"}
+    d = service.stopService()
+    reactor.advance(0)
+    assert d.called and not service.hub.bus.running
