@@ -545,3 +545,31 @@ def test_old_secret_is_accepted_during_rotation_and_refused_after():
     hub_after, reactor_after, _ = make_hub()
     rotated = ChatServerFactory(hub_after, reactor_after)
     assert WsClient(rotated, f"/ws/lobby?ticket={old}", ORIGIN).status == 403
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pauseProducing resets the paused-bytes count; Twisted calls it on every write "
+    "while its buffer is full, so a stalled reader is never cut (fix: reset only on the "
+    "first pause)",
+)
+def test_stalled_reader_is_cut_when_twisted_pauses_on_every_write():
+    """Twisted's FileDescriptor calls pauseProducing on each write while full: still cut 4008."""
+    hub, reactor, _ = make_hub(max_outgoing_buffer=10_000)
+    factory = ChatServerFactory(hub, reactor)
+    slow = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
+    slow.frames()
+    for i in range(20):  # 20 x 1 KB after the pause: twice the bound
+        slow.protocol.pauseProducing()  # what abstract.FileDescriptor.write does when full
+        hub.fanout.publish(
+            "lobby",
+            {
+                "id": i + 1,
+                "room": "lobby",
+                "user": {"name": "b", "guest": True},
+                "body": "x" * 1000,
+                "sent_at": "2026-11-22T09:14:03.512Z",
+                "nonce": f"n{i}",
+            },
+        )
+    assert slow.transport.disconnecting
