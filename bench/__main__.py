@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "seconds": round(time.monotonic() - started, 1),
         "ratios": rats,
+        "ratios_per_run": [ratios(run) for run in runs],
         "targets": judge(results, rats),
         "results": results,
     }
