@@ -89,6 +89,13 @@ class RoomSequencer:
             self._drain(room, state)
             return
         state.waiting[message_id] = (message, prev_id)
+        log.debug(
+            "holding {id} in {room}: its predecessor {prev} is not delivered (last {last})",
+            id=message_id,
+            room=room,
+            prev=prev_id,
+            last=state.last,
+        )
         self._arm(room, state)
 
     def trusted(self, room: str) -> bool:
@@ -191,6 +198,7 @@ class RoomSequencer:
         known = max(state.waiting, default=state.last or 0)
         if self._metrics is not None:
             self._metrics.gap_fills.inc()
+        log.debug("filling {room} from Django after {last}", room=room, last=state.last)
         d = self._read_after(room, state.last or 0)
         d.addCallbacks(
             self._filled,
@@ -213,6 +221,12 @@ class RoomSequencer:
     def _filled(self, messages: list[dict], room: str, state: _RoomOrder, known: int) -> None:
         state.filling = False
         state.failures = 0
+        log.debug(
+            "filled {room}: {ids} (known {known})",
+            room=room,
+            ids=[m["id"] for m in messages],
+            known=known,
+        )
         if self._rooms.get(room) is not state:
             return  # the room was dropped meanwhile
         for message in messages:

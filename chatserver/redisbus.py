@@ -81,6 +81,8 @@ class _ProtocolFactory(Factory):
             replyTimeout=REPLY_TIMEOUT,
         )
         protocol.factory = self
+        # txredisapi schedules parsing and reply timeouts on the global reactor: use ours.
+        protocol.callLater = self.bus.reactor.callLater
         return protocol
 
     def stopTrying(self) -> None:  # noqa: N802 (txredisapi API)
@@ -145,23 +147,37 @@ class RedisBus(Service):
     # connection life -------------------------------------------------------------------------
 
     def _subscribe(self, protocol: Any) -> Deferred:
-        d = protocol.whenConnected()
-        d.addCallback(lambda p: p.subscribe(self.channel))
+        # ClientService hands us its proxy of the protocol; whenConnected() fires with the
+        # protocol itself, the object whose connectionLost reports to `_lost`.
+        def subscribe(connected: Any) -> Deferred:
+            d = connected.subscribe(self.channel)
+            d.addCallback(subscribed, connected)
+            return d
 
-        def subscribed(_reply: Any) -> None:
-            self._subscriber = protocol
+        def subscribed(reply: Any, connected: Any) -> None:
+            log.debug("subscribed to {channel}: {reply}", channel=self.channel, reply=reply)
+            self._subscriber = connected
             self._update()
 
-        return d.addCallback(subscribed)
+        return protocol.whenConnected().addCallback(subscribe)
 
     def _publisher_ready(self, protocol: Any) -> Deferred:
         def ready(p: Any) -> None:
+            log.debug("publisher connected")
             self._publisher = p
             self._update()
 
         return protocol.whenConnected().addCallback(ready)
 
     def _lost(self, protocol: Any) -> None:
+        log.debug(
+            "Redis connection lost ({which})",
+            which="subscriber"
+            if protocol is self._subscriber
+            else "publisher"
+            if protocol is self._publisher
+            else "not in use",
+        )
         if protocol is self._subscriber:
             self._subscriber = None
         elif protocol is self._publisher:

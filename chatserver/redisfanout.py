@@ -90,6 +90,7 @@ class RedisFanout:
 
     def publish(self, room: str, message: dict, prev_id: int | None = None) -> None:
         """A message this process stored: in order to local members, and to the others."""
+        log.debug("stored {id} (prev {prev}) in {room}", id=message["id"], prev=prev_id, room=room)
         self.sequencer.accept(room, message, prev_id)
         self._send({"type": "message", "message": message, "prev_id": prev_id})
 
@@ -195,6 +196,9 @@ class RedisFanout:
         message = envelope["message"]
         room = message["room"]
         prev_id = envelope.get("prev_id")
+        log.debug(
+            "received {id} (prev {prev}) for {room}", id=message["id"], prev=prev_id, room=room
+        )
         self.sequencer.accept(room, message, prev_id if isinstance(prev_id, int) else None)
 
     def _remote_deleted(self, envelope: dict) -> None:

@@ -153,7 +153,11 @@ def converged(live: LiveSystem, slug: str, count: int, *clients: ChatClient) -> 
     stored = wait_until(stored_ids)
     assert len(stored) == count
     for client in clients:
-        client.wait_for_messages(len(stored), timeout=20)
+        try:
+            client.wait_for_messages(len(stored), timeout=20)
+        except TimeoutError:
+            got = [m["id"] for m in client.messages()]
+            raise AssertionError(f"stored {stored}, client got {got}") from None
         assert [m["id"] for m in client.messages()] == stored
     return stored
 
