@@ -32,6 +32,9 @@ def body_error(body: str) -> str | None:
         return "empty_body"
     if len(stripped) > MAX_BODY_LENGTH:
         return "body_too_long"
+    if "\x00" in stripped:
+        # PostgreSQL cannot store NUL in text: refuse the one item instead of failing the batch.
+        return "bad_body"
     return None
 
 
@@ -119,6 +122,8 @@ class Message(models.Model):
             errors["body"] = "A message cannot be empty."
         elif code == "body_too_long":
             errors["body"] = f"A message has at most {MAX_BODY_LENGTH} characters."
+        elif code == "bad_body":
+            errors["body"] = "A message cannot contain NUL characters."
         if not is_valid_nonce(self.nonce):
             errors["nonce"] = "A nonce is 1 to 64 characters of letters, digits, '_' and '-'."
         if errors:
