@@ -93,9 +93,14 @@ class ChatServerProtocol(WebSocketServerProtocol):
             self.transport.unregisterProducer()
 
     def pauseProducing(self) -> None:
-        """The transport's buffer is full: from now on count what we still write."""
-        self._paused = True
-        self._paused_bytes = 0
+        """The transport's buffer is full: from now on count what we still write.
+
+        Twisted calls this again on every write while the buffer stays full, so only the first
+        call starts the count; resetting it each time would let a stalled reader grow forever.
+        """
+        if not self._paused:
+            self._paused = True
+            self._paused_bytes = 0
 
     def resumeProducing(self) -> None:
         """The transport drained its buffer."""

@@ -119,7 +119,8 @@ def verify_ticket(ticket: str, *, secrets: Iterable[str], room: str, now: float)
         raise TicketError("bad_signature")
     try:
         payload = json.loads(b64url_decode(parts[1]))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a (signed) payload nested deeper than json can parse.
         raise TicketError("malformed") from None
     if not isinstance(payload, dict):
         raise TicketError("malformed")

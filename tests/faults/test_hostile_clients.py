@@ -122,11 +122,6 @@ def raw_upgrade(system: LiveSystem, slug: str, rcvbuf: int = 4096) -> socket.soc
     return sock
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ChatServerProtocol.pauseProducing resets the paused-bytes count, and Twisted calls "
-    "it on every write while the buffer is full: the 4008 bound is never reached",
-)
 def test_stalled_reader_is_cut_off_with_bounded_memory_and_others_unaffected(
     drill_system, drill_room, started
 ):
