@@ -68,6 +68,8 @@ class ChatServerConfig:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     handshake_timeout: float = 10.0
+    # A quiet keep-alive HTTP connection (long poll, control API) is closed after this.
+    http_idle_timeout: float = 60.0
     max_outgoing_buffer: int = 1024 * 1024
     history_size: int = 50
     recent_buffer: int = 200
@@ -123,6 +125,7 @@ class ChatServerConfig:
             ping_interval=_float(environ, "CHAT_PING_INTERVAL", cls.ping_interval),
             ping_timeout=_float(environ, "CHAT_PING_TIMEOUT", cls.ping_timeout),
             handshake_timeout=_float(environ, "CHAT_HANDSHAKE_TIMEOUT", cls.handshake_timeout),
+            http_idle_timeout=_float(environ, "CHAT_HTTP_IDLE_TIMEOUT", cls.http_idle_timeout),
             max_outgoing_buffer=_int(
                 environ, "CHAT_MAX_OUTGOING_BUFFER", cls.max_outgoing_buffer, minimum=1
             ),

@@ -142,6 +142,9 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         health=HealthResource(django, health),
         metrics=MetricsResource(hub.metrics.registry),
         reactor=reactor,
+        request_timeout=config.handshake_timeout,
+        idle_timeout=config.http_idle_timeout,
+        on_request_timeout=hub.metrics.errors.labels(kind="slow_request").inc,
     )
     top = ChatService(config, reactor, hub, factory, poll)
     if bus is not None:

@@ -10,8 +10,12 @@ from typing import Any
 
 import orjson
 from autobahn.twisted.resource import WebSocketResource
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+
+log = Logger()
 
 MAX_SIGNED_BODY = 1024 * 1024
 
@@ -78,6 +82,82 @@ class RootResource(Resource):
         return error_response(request, 404, "not_found", "No such resource.")
 
 
+class DeadlineHTTPChannel(HTTPChannel):
+    """An HTTP channel that must receive each whole request within `request_timeout` seconds.
+
+    twisted.web's own timeout is an idle timeout: every byte restarts it, so a client trickling a
+    request head one byte at a time (slowloris) could hold a connection forever. The deadline runs
+    from the connection (or the first byte of the next keep-alive request) until the request's
+    content is complete; a WebSocket upgrade is then Autobahn's (open handshake timeout), a held
+    long poll is the poll timeout's. One timer per connection, only while a request arrives.
+    """
+
+    _deadline: Any = None
+    _between_requests = False
+
+    def connectionMade(self) -> None:  # noqa: N802 (twisted API)
+        super().connectionMade()
+        self._arm()
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 (twisted API)
+        if self._between_requests:
+            self._between_requests = False
+            self._arm()
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:  # noqa: N802 (twisted API)
+        self._disarm()
+        super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:  # noqa: N802 (twisted API)
+        super().requestDone(request)
+        self._between_requests = True  # the next deadline starts with the next request's bytes
+
+    def connectionLost(self, reason: Any) -> None:  # noqa: N802 (twisted API)
+        self._disarm()
+        super().connectionLost(reason)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.callLater(self.site.request_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.site.on_request_timeout is not None:
+            self.site.on_request_timeout()
+        log.info("closing a connection whose request did not arrive in time")
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+
+class ChatSite(Site):
+    """The chat server's Site: plain HTTP/1.1 channels (no TLS, so no HTTP/2 negotiation
+    wrapper) with a per-request deadline; only JSON bodies, so form uploads are never parsed."""
+
+    protocol = DeadlineHTTPChannel
+
+    def __init__(
+        self,
+        resource: Resource,
+        *,
+        reactor: Any,
+        request_timeout: float,
+        idle_timeout: float,
+        on_request_timeout: Any = None,
+    ) -> None:
+        super().__init__(
+            resource, reactor=reactor, timeout=idle_timeout, parsePOSTFormSubmission=False
+        )
+        self.request_timeout = request_timeout
+        self.on_request_timeout = on_request_timeout
+
+
 def build_site(
     factory: Any,
     *,
@@ -86,8 +166,15 @@ def build_site(
     health: Resource,
     metrics: Resource,
     reactor: Any,
-) -> Site:
-    """Compose the root resource and its Site (access logging off: URLs carry tickets)."""
+    request_timeout: float = 10.0,
+    idle_timeout: float = 60.0,
+    on_request_timeout: Any = None,
+) -> ChatSite:
+    """Compose the root resource and its Site (access logging off: URLs carry tickets).
+
+    `request_timeout` bounds the arrival of each whole request (slowloris); `idle_timeout` is
+    twisted.web's idle timeout for a quiet keep-alive connection.
+    """
     children: dict[bytes, Resource] = {
         b"ws": _WebSocketRoot(WebSocketResource(factory)),
         b"internal": control,
@@ -96,7 +183,13 @@ def build_site(
     }
     if poll is not None:
         children[b"poll"] = poll
-    site = Site(RootResource(children), reactor=reactor)
+    site = ChatSite(
+        RootResource(children),
+        reactor=reactor,
+        request_timeout=request_timeout,
+        idle_timeout=idle_timeout,
+        on_request_timeout=on_request_timeout,
+    )
     site.log = lambda request: None  # never log request lines: they contain tickets
     site.displayTracebacks = False
     return site

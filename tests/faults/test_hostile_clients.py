@@ -302,11 +302,6 @@ def test_idle_sockets_and_slowloris_do_not_stop_the_server(drill_system, drill_r
     assert connections >= 1  # the talker: idle sockets are not WebSocket connections
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="twisted.web's 60 s idle timeout, not CHAT_HANDSHAKE_TIMEOUT, governs a half-sent "
-    "request: build_site should give the Site a short request deadline",
-)
 def test_half_open_request_is_closed_by_the_handshake_timeout(drill_system, started):
     """A request line without headers is closed within CHAT_HANDSHAKE_TIMEOUT (2 s) + slack."""
     sock = _partial(drill_system, b"GET /ws/lobby HTTP/1.1\r\n")
@@ -314,27 +309,12 @@ def test_half_open_request_is_closed_by_the_handshake_timeout(drill_system, star
     wait_until(lambda: _closed_by_server(sock), timeout=7, interval=0.2)
 
 
-@pytest.mark.slow
-def test_silent_half_open_request_is_closed_by_the_http_idle_timeout(drill_system, started):
-    """What really bounds a silent half-open request today: twisted.web's 60 s idle timeout."""
-    sock = _partial(drill_system, b"GET /ws/lobby HTTP/1.1\r\n")
-    started.append(sock)
-    began = time.monotonic()
-    wait_until(lambda: _closed_by_server(sock), timeout=75, interval=0.5)
-    assert time.monotonic() - began > 50  # not earlier: the idle timeout, nothing shorter
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a slowloris sending a byte every 5 s resets twisted.web's idle timeout and is "
-    "held forever: there is no deadline for a whole request head",
-)
 def test_trickling_slowloris_is_cut_within_a_bounded_time(drill_system, started):
-    """A request head trickled a byte every 5 s is cut within 70 s (a total header deadline)."""
+    """A request head trickled a byte every 0.5 s is cut by the whole-request deadline
+    (CHAT_HANDSHAKE_TIMEOUT, 2 s here), although every byte restarts twisted.web's idle timer."""
     sock = _partial(drill_system, b"GET /ws/lobby HTTP/1.1\r\n")
     started.append(sock)
-    deadline = time.monotonic() + 70
+    deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
         try:
             sock.sendall(b"X")
@@ -342,5 +322,5 @@ def test_trickling_slowloris_is_cut_within_a_bounded_time(drill_system, started)
             return  # cut off: the bound holds
         if _closed_by_server(sock):
             return
-        time.sleep(5)  # the attacker's pace
-    pytest.fail("the slowloris was still connected after 70 s")
+        time.sleep(0.5)  # the attacker's pace
+    pytest.fail("the slowloris was still connected after 8 s")
