@@ -64,6 +64,9 @@ def validate_message(obj: dict, max_body: int) -> ClientFrame:
         raise FrameError(
             "body_too_long", f"The message is longer than {max_body} characters.", nonce
         )
+    if "\x00" in stripped:
+        # Django refuses it too (PostgreSQL cannot store NUL in text); say so before queueing.
+        raise FrameError("bad_body", "The message contains a NUL character.", nonce)
     return ClientFrame(type="message", body=stripped, nonce=nonce)
 
 

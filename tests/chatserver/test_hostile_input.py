@@ -41,6 +41,7 @@ FRAME_ERROR_CODES = {
     "bad_nonce",
     "empty_body",
     "body_too_long",
+    "bad_body",
 }
 # docs/protocol.md names malformed, bad_signature, expired and wrong_room; the verifier also
 # says why a payload is malformed (missing, missing_key, bad_key_type). Every one means 403.
@@ -164,11 +165,15 @@ def test_hostile_frames_map_to_their_codes(raw, code):
     assert info.value.code == code
 
 
-def test_control_characters_and_nul_are_accepted_as_text():
-    """Control characters and NUL inside a body are kept as text (rendering escapes them)."""
-    body = "a\x00b\x07c\x1bd\u202ee"
+def test_control_characters_are_accepted_as_text_and_nul_is_refused():
+    """Control characters inside a body are kept as text (rendering escapes them); a NUL is
+    refused with `bad_body`, since the database cannot store it."""
+    body = "a\x07b\x1bc\u202ed"
     frame = parse_client_frame(orjson.dumps({"type": "message", "body": body, "nonce": "n"}), 4000)
     assert frame.body == body
+    with pytest.raises(FrameError) as info:
+        parse_client_frame(orjson.dumps({"type": "message", "body": "a\x00b", "nonce": "n"}), 4000)
+    assert (info.value.code, info.value.nonce) == ("bad_body", "n")
 
 
 # -- the ticket verifier ----------------------------------------------------------------------
@@ -430,11 +435,11 @@ def test_repeated_nonce_delivers_nothing_new(env):
         assert [m["nonce"] for m in messages] == ["same-nonce"]
 
 
-def test_control_characters_and_nul_are_stored_and_delivered_as_text(env, logged_failures):
-    """Control characters and NUL are accepted, sent to Django as is and delivered as JSON text."""
+def test_control_characters_are_stored_and_delivered_as_text(env, logged_failures):
+    """Control characters are accepted, sent to Django as is and delivered as JSON text."""
     _, reactor, django, _ = env
     client = open_client(env)
-    body = "nul\x00bell\x07esc\x1b[31m rtl\u202e"
+    body = "bell\x07esc\x1b[31m rtl\u202e"
     client.send({"type": "message", "body": body, "nonce": "ctl"})
     reactor.advance(0.01)
     assert django.batches[0][0]["body"] == body
