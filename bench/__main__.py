@@ -6,6 +6,7 @@ and writes a PNG plot. Every process it starts is stopped on the way out, also o
     python -m bench                      # everything, default sizes (a few minutes)
     python -m bench --quick              # a smoke run with tiny numbers (well under a minute)
     python -m bench --scenarios big-room,idle --repeat 3 --plot docs/performance.png
+    python -m bench --scenarios many-rooms,many-rooms-2x   # two chat servers over Redis vs one
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import signal
 import statistics
@@ -30,8 +32,12 @@ from bench.scenarios import FanoutLoad
 from bench.targets import ROOT, LiveTarget, ReferenceTarget
 
 log = logging.getLogger("bench")
-ALL = ["idle", "many-rooms", "big-room", "persistence", "longpoll"]
+ALL = ["idle", "many-rooms", "many-rooms-2x", "big-room", "persistence", "longpoll"]
+DEFAULT = ALL  # what `python -m bench` (and `make bench`) runs without --scenarios
 RESULTS = ROOT / "bench" / "results"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+FANOUTS = ("many-rooms", "big-room")  # compared with the reference
+SCALEOUT = ("one_instance", "one_instance_redis", "two_instances_redis")
 
 
 def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
@@ -40,6 +46,7 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         d = duration or 2.0
         return {
             "many-rooms": FanoutLoad(3, 10, 2, 5.0, d),
+            "many-rooms-2x": FanoutLoad(3, 10, 2, 5.0, d),
             "big-room": FanoutLoad(1, 60, 2, 5.0, d),
             "idle": [200, 400],
             "persistence": {"rooms": 4, "window": 5, "duration_s": d},
@@ -49,6 +56,8 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
     return {
         # 2 senders per room at 5 messages/s each: 10 messages/s per room.
         "many-rooms": FanoutLoad(10, 50, 2, 5.0, d),
+        # The same load over two chat servers sharing Redis, beside one with and one without.
+        "many-rooms-2x": FanoutLoad(10, 50, 2, 5.0, d),
         # 10 messages/s into one room of 1,000: 10,000 deliveries/s.
         "big-room": FanoutLoad(1, 1000, 2, 5.0, d),
         "idle": [5000, 10000],
@@ -91,6 +100,33 @@ def profiled(enabled: bool, target: Any, label: str, profiles: dict[str, Any]) -
         profiles[label] = sampler.stop()
 
 
+def scale_out(
+    load: FanoutLoad,
+    lg: LoadGenerator,
+    live: LiveTarget,
+    prefix: str,
+    earlier: dict[str, Any],
+    redis_url: str,
+) -> dict[str, Any]:
+    """The many-rooms load on one chat server without Redis, on one with Redis, then on two
+    sharing Redis (each room's sockets and senders split between them), in this order.
+
+    The no-Redis figures are those of this repetition's `many-rooms` scenario when it ran (same
+    load, same processes); otherwise they are measured here.
+    """
+    out: dict[str, Any] = {}
+    solo = earlier.get("many-rooms", {}).get("chatserver")
+    if solo is not None:
+        out["one_instance"] = solo
+    else:
+        out["one_instance"] = scenarios.fanout(live, lg, prefix + "-solo", load)
+    with live.over_redis(redis_url) as cluster:
+        out["one_instance_redis"] = scenarios.fanout(cluster, lg, prefix + "-r1", load)
+        cluster.add_instance()
+        out["two_instances_redis"] = scenarios.fanout(cluster, lg, prefix + "-r2", load)
+    return out
+
+
 def run_scenario(
     name: str,
     size: dict[str, Any],
@@ -99,6 +135,8 @@ def run_scenario(
     live: LiveTarget | None,
     prefix: str,
     profile: Any,
+    earlier: dict[str, Any],
+    redis_url: str,
 ) -> dict[str, Any]:
     """One scenario, the reference first, then the chat server under the same load."""
     if name == "idle":
@@ -117,6 +155,8 @@ def run_scenario(
                 live, lg, prefix, size[name], around_run=lambda: profile(True, name)
             )
         return out
+    if name == "many-rooms-2x":
+        return scale_out(size[name], lg, live, prefix, earlier, redis_url)
     if name == "persistence":
         params = size["persistence"]
         default = scenarios.persistence(
@@ -148,12 +188,14 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
                 return profiled(on and args.profile and rep == 0, live, label, profiles)
 
             for name in args.scenarios:
-                if live is None and name in ("persistence", "longpoll"):
+                if live is None and name in ("persistence", "longpoll", "many-rooms-2x"):
                     continue
                 log.info("repetition %d: %s", rep + 1, name)
                 prefix = f"{name}-{rep}-{int(time.time())}"
                 try:
-                    out[name] = run_scenario(name, size, lg, reference, live, prefix, profile)
+                    out[name] = run_scenario(
+                        name, size, lg, reference, live, prefix, profile, out, args.redis_url
+                    )
                 except Exception as exc:  # noqa: BLE001 - reported in the JSON, run goes on
                     log.exception("scenario %s failed", name)
                     tail = live.live.chatserver.log_tail(15) if live is not None else ""
@@ -182,7 +224,7 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
         found = result.get(name)
         return bool(found) and "error" not in found and all(key in found for key in keys)
 
-    for name in ("many-rooms", "big-room"):
+    for name in FANOUTS:
         if measured(name, "reference", "chatserver"):
             ref, real = result[name]["reference"], result[name]["chatserver"]
             out[name] = {
@@ -195,6 +237,24 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
                 "p99_latency": ratio(real["p99_ms"], ref["p99_ms"]),
                 "deliveries_per_s": ratio(real["deliveries_per_s"], ref["deliveries_per_s"]),
             }
+    if measured("many-rooms-2x", *SCALEOUT):
+        solo, one, two = (result["many-rooms-2x"][key] for key in SCALEOUT)
+
+        def versus(real: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+            return {
+                "chat_cpu_per_delivery": ratio(
+                    real["chat_cpu_s_per_1k"], base["chat_cpu_s_per_1k"]
+                ),
+                "p50_latency": ratio(real["p50_ms"], base["p50_ms"]),
+                "p99_latency": ratio(real["p99_ms"], base["p99_ms"]),
+                "deliveries_per_s": ratio(real["deliveries_per_s"], base["deliveries_per_s"]),
+            }
+
+        out["many-rooms-2x"] = {
+            "two_instances_vs_one_redis": versus(two, one),
+            "two_instances_vs_one_no_redis": versus(two, solo),
+            "one_redis_vs_one_no_redis": versus(one, solo),
+        }
     if measured("idle", "reference", "chatserver"):
         ref_steps = result["idle"]["reference"]["steps"]
         real_steps = result["idle"]["chatserver"]["steps"]
@@ -224,13 +284,24 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
         sign = "<=" if at_most else ">="
         checks.append({"target": f"{what} {sign} {bound:g}", "measured": measured, "met": met})
 
-    for name in ("many-rooms", "big-room"):
+    for name in FANOUTS:
         if name in rat:
             real = result[name]["chatserver"]
             check(f"{name}: chat CPU/delivery ratio", rat[name]["chat_cpu_per_delivery"], 1.0, True)
             check(f"{name}: p99 latency ratio", rat[name]["p99_latency"], 1.5, True)
             check(f"{name}: lost deliveries", real["lost"], 0, True)
             check(f"{name}: duplicated deliveries", real["duplicated"], 0, True)
+            check(f"{name}: out-of-order deliveries", real["out_of_order"], 0, True)
+    if "many-rooms-2x" in rat:
+        for key in SCALEOUT[1:]:
+            real = result["many-rooms-2x"][key]
+            for figure in ("lost", "duplicated", "out_of_order"):
+                check(
+                    f"many-rooms-2x {key}: {figure.replace('_', '-')} deliveries",
+                    real[figure],
+                    0,
+                    True,
+                )
     if "idle" in rat and rat["idle"]:
         top = max(rat["idle"], key=int)
         check(f"idle {top}: RSS per socket ratio", rat["idle"][top]["rss_per_socket"], 1.25, True)
@@ -274,7 +345,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         bars.append((f"idle {top}\nRSS/socket", rat["idle"][top]["rss_per_socket"], 1.25))
         bars.append((f"idle {top}\nconnect rate", rat["idle"][top]["connect_rate"], 0.5))
     has_persistence = "persistence" in rat
-    panels = 1 + has_persistence
+    has_scaleout = "many-rooms-2x" in rat
+    panels = 1 + has_persistence + has_scaleout
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 2, 4.5), squeeze=False)
     ax = axes[0][0]
     if bars:
@@ -305,6 +377,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("messages stored per second")
         ax.set_title("Persistence throughput (zero loss checked)")
         ax.legend(fontsize=8)
+    if has_scaleout:
+        plot_scaleout(axes[0][panels - 1], res["many-rooms-2x"])
     fig.suptitle(f"python -m bench {' '.join(report['argv'])}".strip(), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -312,12 +386,38 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_scaleout(ax: Any, res: dict[str, Any]) -> None:
+    """Chat server CPU per 1,000 deliveries (stacked per process) and p99, one vs two instances."""
+    labels = ["1 instance\nno Redis", "1 instance\nRedis", "2 instances\nRedis"]
+    colors = ["#4c72b0", "#8172b3", "#64b5cd"]
+    for x, key in enumerate(SCALEOUT):
+        bottom = 0.0
+        for index, share in enumerate(res[key]["chat_cpu_s_per_1k_per_process"]):
+            ms = share * 1000
+            ax.bar(x, ms, bottom=bottom, color=colors[index % len(colors)], edgecolor="white")
+            bottom += ms
+        ax.annotate(
+            f"p99 {res[key]['p99_ms']:.0f} ms\nlost {res[key]['lost']}, dup "
+            f"{res[key]['duplicated']}, order {res[key]['out_of_order']}",
+            (x, bottom),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylabel("chat server CPU ms per 1,000 deliveries (all instances)")
+    ax.set_title("many-rooms-2x: one vs two chat servers (stacked per process)")
+    ax.margins(y=0.25)
+
+
 # -- entry ----------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default=",".join(ALL), help=f"comma list of {ALL}")
+    parser.add_argument(
+        "--scenarios", default=",".join(DEFAULT), help=f"comma list of {ALL} (default {DEFAULT})"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny numbers")
     parser.add_argument("--repeat", type=int, default=1, help="runs; figures are medians")
     parser.add_argument("--duration", type=float, help="seconds per measured phase")
@@ -325,6 +425,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, default=RESULTS / "bench.png", help="PNG to write")
     parser.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="JSON to write")
     parser.add_argument("--profile", action="store_true", help="py-spy the chat server (big room)")
+    parser.add_argument(
+        "--redis-url", default=REDIS_URL, help="Redis for many-rooms-2x (env BENCH_REDIS_URL)"
+    )
     parser.add_argument(
         "--reference-only", action="store_true", help="load only the reference (no Django/twistd)"
     )

@@ -7,7 +7,8 @@ Each worker process runs one asyncio loop with `websockets` clients. The coordin
 * `run`: senders send `{"type": "message"}` frames whose body carries the CLOCK_MONOTONIC send time
   (`t=<ns> seq=<n> sender=<id> run=<token>`), either at a fixed rate or keeping a window of
   unanswered messages (closed loop, for persistence throughput); every client records each message
-  frame of this run it receives, so latency, loss and duplicates are measured at the receivers;
+  frame of this run it receives, so latency, loss, duplicates and order (each receiver must see
+  its room's message ids strictly increasing) are measured at the receivers;
 * `close`: close the sockets.
 
 CLOCK_MONOTONIC is one clock for every process of the machine, so a send time taken in one worker
@@ -48,6 +49,7 @@ class RunResult:
     token: str = ""
     deliveries: int = 0
     duplicates: int = 0
+    out_of_order: int = 0
     expected: int = 0
     unique: int = 0
     sent: int = 0
@@ -76,6 +78,7 @@ class _Client:
         self.spec = spec
         self.ws = ws
         self.seen: dict[int, set[int]] = defaultdict(set)
+        self.last_id = 0  # the highest message id this socket received in the current run
         # sender-side state
         self.acked: set[int] = set()
         self.acked_in_window = 0
@@ -97,6 +100,7 @@ class _Worker:
         self.latencies = array("q")
         self.deliveries = 0
         self.duplicates = 0
+        self.out_of_order = 0
         self.errors: Counter = Counter()
         self.busy_retries = 0
         self.last_rx_ns = 0
@@ -200,6 +204,14 @@ class _Worker:
             self.duplicates += 1
             return
         seen.add(seq)
+        # Ids are given in order per room (docs/protocol.md), so a receiver must see them rising;
+        # one lower than an id already delivered means a message overtook another.
+        message_id = frame.get("id")
+        if isinstance(message_id, int):
+            if message_id <= client.last_id:
+                self.out_of_order += 1
+            else:
+                client.last_id = message_id
         self.latencies.append(now - int(fields["t"]))
         if sender == client.spec.sender:
             client.acked.add(seq)
@@ -288,6 +300,7 @@ class _Worker:
     ) -> tuple:
         for client in self.clients:
             client.seen.clear()
+            client.last_id = 0
             client.acked.clear()
             client.refused.clear()
             client.outstanding.clear()
@@ -296,7 +309,7 @@ class _Worker:
         for client in self.clients:
             client.acked_in_window = 0
         self.latencies = array("q")
-        self.deliveries = self.duplicates = self.busy_retries = 0
+        self.deliveries = self.duplicates = self.busy_retries = self.out_of_order = 0
         self.errors = Counter()
         self.last_rx_ns = 0
         cpu0 = time.process_time()
@@ -345,6 +358,7 @@ class _Worker:
             {
                 "deliveries": self.deliveries,
                 "duplicates": self.duplicates,
+                "out_of_order": self.out_of_order,
                 "unique": dict(unique),
                 "receivers": dict(receivers),
                 "senders": sender_stats,
@@ -441,6 +455,7 @@ class LoadGenerator:
         for _tag, data in replies:
             result.deliveries += data["deliveries"]
             result.duplicates += data["duplicates"]
+            result.out_of_order += data["out_of_order"]
             result.busy_retries += data["busy_retries"]
             result.errors.update(data["errors"])
             result.client_cpu_s += data["cpu_s"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bench.loadgen import ClientSpec, LoadGenerator, RunResult
-from bench.procstats import rss_bytes, total_cpu_seconds
+from bench.procstats import cpu_seconds, rss_bytes, total_cpu_seconds
 
 
 class Target(Protocol):
@@ -26,7 +26,7 @@ class Target(Protocol):
     name: str
 
     def create_rooms(self, slugs: list[str]) -> None: ...
-    def ws_url(self, slug: str) -> str: ...
+    def ws_url(self, slug: str, index: int = 0) -> str: ...
     @property
     def chat_pids(self) -> list[int]: ...
     @property
@@ -68,12 +68,13 @@ def _specs(target: Target, prefix: str, load: FanoutLoad) -> list[ClientSpec]:
     specs: list[ClientSpec] = []
     sender_id = 0
     for slug in slugs:
-        url = target.ws_url(slug)
+        # The index lets a several-instance target spread a room's sockets (senders included:
+        # they are the first indexes) over its instances.
         for index in range(load.clients_per_room):
             sender = None
             if index < load.senders_per_room:
                 sender, sender_id = sender_id, sender_id + 1
-            specs.append(ClientSpec(url, slug, sender))
+            specs.append(ClientSpec(target.ws_url(slug, index), slug, sender))
     return specs
 
 
@@ -84,23 +85,31 @@ def fanout(
     load: FanoutLoad,
     around_run: Callable[[], AbstractContextManager] = nullcontext,
 ) -> dict[str, Any]:
-    """Deliveries/s, latency, loss, duplicates and server CPU per 1,000 deliveries.
+    """Deliveries/s, latency, loss, duplicates, order and server CPU per 1,000 deliveries.
 
-    `around_run` wraps only the measured phase (e.g. a profiler), not the connects.
+    `around_run` wraps only the measured phase (e.g. a profiler), not the connects. With several
+    chat server processes the CPU figure is their sum, and `chat_cpu_s_per_1k_per_process` gives
+    each one's share (same denominator: all deliveries).
     """
     specs = _specs(target, prefix, load)
     connected = lg.connect(specs)
     if connected["failed"]:
         lg.close()
         raise RuntimeError(f"{target.name}: {connected['failed']} sockets failed: {connected}")
+    chat_pids = target.chat_pids
     try:
-        chat0, django0 = total_cpu_seconds(target.chat_pids), total_cpu_seconds(target.django_pids)
+        chat0 = [cpu_seconds(pid) for pid in chat_pids]
+        django0 = total_cpu_seconds(target.django_pids)
         with around_run():
             result = lg.run(load.duration_s, mode="rate", rate=load.rate_per_sender)
-        chat1, django1 = total_cpu_seconds(target.chat_pids), total_cpu_seconds(target.django_pids)
+        chat1 = [cpu_seconds(pid) for pid in chat_pids]
+        django1 = total_cpu_seconds(target.django_pids)
     finally:
         lg.close()
     per_k = 1000 / result.deliveries if result.deliveries else float("nan")
+    chat_per_process = [
+        (after - before) * per_k for before, after in zip(chat0, chat1, strict=True)
+    ]
     return {
         "clients": len(specs),
         "messages_sent": result.sent,
@@ -109,9 +118,11 @@ def fanout(
         **latency_summary(result),
         "lost": result.lost,
         "duplicated": result.duplicates,
+        "out_of_order": result.out_of_order,
         "refused": result.refused,
         "errors": dict(result.errors),
-        "chat_cpu_s_per_1k": (chat1 - chat0) * per_k,
+        "chat_cpu_s_per_1k": sum(chat_per_process),
+        "chat_cpu_s_per_1k_per_process": chat_per_process,
         "django_cpu_s_per_1k": (django1 - django0) * per_k,
         "client_cpu_s_per_1k": result.client_cpu_s * per_k,
     }

@@ -1,17 +1,21 @@
 """The two systems under load: the reference broadcaster and the real Django + chat server.
 
-Both answer the same questions: where a client of room R connects (`ws_urls`), which processes to
-charge CPU and memory to (`chat_pids`, `django_pids`), and how to start from a fresh server
-process (`restart`).
+Both answer the same questions: where client number i of room R connects (`ws_url`), which
+processes to charge CPU and memory to (`chat_pids`, `django_pids`), and how to start from a fresh
+server process (`restart`). `LiveTarget.over_redis` turns the real system into a `ClusterTarget`:
+chat server instances sharing a Redis, a room's clients spread over them.
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +94,7 @@ class ReferenceTarget:
     def create_rooms(self, slugs: list[str]) -> None:
         """Rooms exist as soon as someone joins them."""
 
-    def ws_url(self, slug: str) -> str:
+    def ws_url(self, slug: str, index: int = 0) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/{slug}"
 
     @property
@@ -154,7 +158,7 @@ class LiveTarget:
         self.tickets[slug] = (time.monotonic(), ticket)
         return ticket
 
-    def ws_url(self, slug: str) -> str:
+    def ws_url(self, slug: str, index: int = 0) -> str:
         return self.ticket(slug)["ws_url"]
 
     @property
@@ -166,3 +170,66 @@ class LiveTarget:
     def django_pids(self) -> list[int]:
         pid = self.live.django.pid
         return descendants(pid) if pid else []
+
+    @contextmanager
+    def over_redis(self, redis_url: str) -> Iterator[ClusterTarget]:
+        """The primary chat server restarted on Redis (a prefix unique to this call); add more
+        instances with `ClusterTarget.add_instance`. On the way out the extra instances are
+        stopped and the primary is restarted without Redis, also on error."""
+        env = {
+            "CHAT_REDIS_URL": redis_url,
+            # Other runs and test suites may share this Redis: never hear their events.
+            "CHAT_REDIS_PREFIX": f"bench-{secrets.token_hex(6)}:",
+        }
+        cluster = ClusterTarget(self, env)
+        self.restart(env)
+        try:
+            yield cluster
+        finally:
+            try:
+                for instance in cluster.instances:
+                    instance.stop()
+                    self.live.extra_chatservers.remove(instance)
+            finally:
+                for key in env:
+                    self.live.chatserver.env.pop(key, None)
+                self.live.restart_chatserver()
+
+
+class ClusterTarget:
+    """Chat server instances of one `LiveTarget` sharing a Redis; one Django behind them.
+
+    Client i of a room connects to instance i % n with the room's ticket (as a load balancer
+    would route it): with two instances, half of each room's sockets, and one of its two senders,
+    are on each.
+    """
+
+    def __init__(self, target: LiveTarget, env: dict[str, str]) -> None:
+        self.target = target
+        self.env = env
+        self.instances: list[Any] = []  # tests.support.live.ChatServerInstance, beyond the primary
+
+    @property
+    def name(self) -> str:
+        return f"chatserver-{1 + len(self.instances)}x-redis"
+
+    def add_instance(self) -> None:
+        """Start one more chat server on its own port, same Django, same Redis and prefix."""
+        self.instances.append(self.target.live.add_chatserver(self.env))
+
+    def create_rooms(self, slugs: list[str]) -> None:
+        self.target.create_rooms(slugs)
+
+    def ws_url(self, slug: str, index: int = 0) -> str:
+        url = self.target.ws_url(slug)
+        choice = index % (1 + len(self.instances))
+        return url if choice == 0 else self.instances[choice - 1].ws_url(url)
+
+    @property
+    def chat_pids(self) -> list[int]:
+        extra = [instance.process.pid for instance in self.instances]
+        return self.target.chat_pids + [pid for pid in extra if pid]
+
+    @property
+    def django_pids(self) -> list[int]:
+        return self.target.django_pids
