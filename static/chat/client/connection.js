@@ -121,20 +121,24 @@ export class Connection {
     return since == null ? ticket.ws_url : withParam(ticket.ws_url, "since", since);
   }
 
+  /** A fresh ticket; when Django does not answer, `onFailure` runs and the result is null. */
+  async ticketOr(onFailure) {
+    try {
+      return await this.ticket();
+    } catch {
+      onFailure();
+      return null;
+    }
+  }
+
   async connect() {
     if (this.finished) return;
     clearTimeout(this.reconnectTimer);
     this.setState(this.state === null || this.state === "connecting" ? "connecting" : "reconnecting", {
       inMs: 0,
     });
-    let ticket;
-    try {
-      ticket = await this.ticket();
-    } catch {
-      // Django did not answer: same treatment as a socket that did not open.
-      this.scheduleReconnect();
-      return;
-    }
+    // Django did not answer: same treatment as a socket that did not open.
+    const ticket = await this.ticketOr(() => this.scheduleReconnect());
     if (!ticket || this.finished) return;
     this.lastTicket = ticket;
     const ws = new WsTransport(this.socketUrl(ticket), {
@@ -200,13 +204,7 @@ export class Connection {
    */
   async startPolling() {
     if (this.finished) return;
-    let ticket;
-    try {
-      ticket = await this.ticket();
-    } catch {
-      this.scheduleReconnect();
-      return;
-    }
+    const ticket = await this.ticketOr(() => this.scheduleReconnect());
     if (!ticket || this.finished) return;
     let healthy = false;
     const poll = new PollTransport({
@@ -255,13 +253,7 @@ export class Connection {
   /** While polling, tries a socket in the background; on hello it takes over from polling. */
   async probeSocket() {
     if (this.finished || !this.poll) return;
-    let ticket;
-    try {
-      ticket = await this.ticket();
-    } catch {
-      this.scheduleProbe();
-      return;
-    }
+    const ticket = await this.ticketOr(() => this.scheduleProbe());
     if (!ticket || this.finished || !this.poll) return;
     const probe = new WsTransport(this.socketUrl(ticket), {
       onHello: (frame) => {
