@@ -151,8 +151,8 @@ def test_polling_client_returns_to_the_socket_without_losing_messages(open_room,
         for text in ("while polling", "after the switch", "back on a socket"):
             expect(page.message(text)).to_have_count(1)
     # Typing notices only travel over sockets: seeing one proves the socket is really in use.
-    # Typing notices are sent at most every 2 s, so type for longer than that.
-    poller.page.locator("#composer-input").press_sequentially("still typing", delay=250)
+    # Typing notices are sent at most every 2 s, so type for well over that (several notices).
+    poller.page.locator("#composer-input").press_sequentially("still typing, still", delay=300)
     expect(other.page.locator("#typing-indicator")).to_have_text(f"{poller.user_name} is typing…")
     ids = [int(i) for i in poller.messages.evaluate_all("els => els.map(e => e.dataset.id)")]
     assert ids == sorted(ids) and len(ids) == len(set(ids)) == 3
