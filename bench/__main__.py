@@ -21,7 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ def scale_out(
     prefix: str,
     earlier: dict[str, Any],
     redis_url: str,
+    profile: Any,
 ) -> dict[str, Any]:
     """The many-rooms load on one chat server without Redis, on one with Redis, then on two
     sharing Redis (each room's sockets and senders split between them), in this order.
@@ -121,9 +122,20 @@ def scale_out(
     else:
         out["one_instance"] = scenarios.fanout(live, lg, prefix + "-solo", load)
     with live.over_redis(redis_url) as cluster:
-        out["one_instance_redis"] = scenarios.fanout(cluster, lg, prefix + "-r1", load)
+
+        def measure(key: str, around_run: Any = nullcontext) -> None:
+            # Gap fills show whether a message waited for one from the other instance and then
+            # had to be read from Django (a slow path) instead of arriving through Redis.
+            before = cluster.gap_fills()
+            slug_prefix = f"{prefix}-{key.replace('_', '-')}"
+            out[key] = scenarios.fanout(cluster, lg, slug_prefix, load, around_run=around_run)
+            after = cluster.gap_fills()
+            out[key]["gap_fills_per_process"] = [b - a for a, b in zip(before, after, strict=True)]
+
+        measure("one_instance_redis")
         cluster.add_instance()
-        out["two_instances_redis"] = scenarios.fanout(cluster, lg, prefix + "-r2", load)
+        # py-spy samples the primary instance only (the two share the load evenly).
+        measure("two_instances_redis", lambda: profile(True, "many-rooms-2x"))
     return out
 
 
@@ -156,7 +168,7 @@ def run_scenario(
             )
         return out
     if name == "many-rooms-2x":
-        return scale_out(size[name], lg, live, prefix, earlier, redis_url)
+        return scale_out(size[name], lg, live, prefix, earlier, redis_url, profile)
     if name == "persistence":
         params = size["persistence"]
         default = scenarios.persistence(

@@ -8,6 +8,7 @@ chat server instances sharing a Redis, a room's clients spread over them.
 
 from __future__ import annotations
 
+import re
 import secrets
 import socket
 import subprocess
@@ -224,6 +225,16 @@ class ClusterTarget:
         url = self.target.ws_url(slug)
         choice = index % (1 + len(self.instances))
         return url if choice == 0 else self.instances[choice - 1].ws_url(url)
+
+    def gap_fills(self) -> list[float]:
+        """Each instance's `chat_redis_gap_fills_total` (reads from Django to fill an id gap)."""
+        urls = [self.target.live.chat_url, *(instance.url for instance in self.instances)]
+        totals = []
+        for url in urls:
+            text = requests.get(url + "/metrics", timeout=10).text
+            found = re.search(r"^chat_redis_gap_fills_total ([0-9.e+-]+)$", text, re.MULTILINE)
+            totals.append(float(found.group(1)) if found else float("nan"))
+        return totals
 
     @property
     def chat_pids(self) -> list[int]:
