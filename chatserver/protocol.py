@@ -1,9 +1,11 @@
 """The WebSocket transport: Autobahn protocol and factory (docs/protocol.md, "WebSocket").
 
 Daphne-style split: `ChatServerFactory` holds the shared state (the hub, the open connections,
-the ping sweep) and `ChatServerProtocol` calls back into it. The factory is served inside a
-twisted.web `Site` through `WebSocketResource` (see `chatserver/web.py`), so `/ws/<slug>` shares
-the port with long polling, health, metrics and the control API.
+the ping sweep) and `ChatServerProtocol` calls back into it. `/ws/<slug>` shares the port with
+long polling, health, metrics and the control API: the front door (`chatserver/frontdoor.py`)
+hands a connection whose request line is `GET /ws/...` straight to this protocol, and the Site
+(`chatserver/web.py`) still serves `/ws/` through `WebSocketResource` for a later request on a
+keep-alive HTTP connection.
 
 Close codes outside 1000/3000-4999 (1001, 1003, 1008, 1009) go through Autobahn's failure path
 (`_fail_connection`, with `failByDrop=False`) so clients still get a real close frame.
@@ -79,10 +81,12 @@ class ChatServerProtocol(WebSocketServerProtocol):
     # Twisted --------------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        # twisted.web's HTTPChannel registered itself as this transport's producer; when the
+        # Through the Site (an upgrade on a keep-alive HTTP connection), twisted.web's
+        # HTTPChannel registered itself as this transport's producer; when the
         # WebSocketResource hands us the transport the channel would otherwise stay referenced
         # (with its request) for the socket's whole life, and be paused/resumed for our writes.
-        # Take its place so flow control reaches us and the channel can be collected.
+        # Take its place so flow control reaches us and the channel can be collected. From the
+        # front door (chatserver/frontdoor.py) there is no producer yet: nothing to unregister.
         self.unregisterProducer()
         super().connectionMade()
         self.transport.registerProducer(self, True)

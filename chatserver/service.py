@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from chatserver.config import ChatServerConfig
 from chatserver.control import ControlResource
 from chatserver.djangoclient import DjangoClient, make_http_client
+from chatserver.frontdoor import FrontDoorFactory
 from chatserver.health import HealthResource, MetricsResource
 from chatserver.hub import ChatHub
 from chatserver.longpoll import LongPollResource
@@ -100,7 +101,8 @@ class ChatService(MultiService):
 
 
 def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  # noqa: N802
-    """Compose the chat server: Site on CHAT_INTERFACE:CHAT_PORT, ping sweep, poll sweep."""
+    """Compose the chat server: the front door (WebSocket or Site) on CHAT_INTERFACE:CHAT_PORT,
+    ping sweep, poll sweep."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -151,7 +153,9 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         bus.setServiceParent(top)
         top.add_timer(config.redis_presence_interval, hub.fanout.tick)
     endpoint = TCP4ServerEndpoint(reactor, config.port, interface=config.interface)
-    top.add_listener(StreamServerEndpointService(endpoint, site))
+    # The front door routes each connection by its request line: `GET /ws/...` straight to
+    # Autobahn (one handshake parse instead of two), everything else to the Site.
+    top.add_listener(StreamServerEndpointService(endpoint, FrontDoorFactory(factory, site)))
     if config.ping_interval > 0:
         top.add_timer(config.ping_interval, factory.sweep)
     top.add_timer(1.0, poll.sweep)

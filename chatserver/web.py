@@ -1,7 +1,9 @@
 """HTTP plumbing shared by every resource on the chat server's port, and the root resource.
 
 `/ws/<slug>` (WebSocket), `/poll/<slug>` (long polling), `/healthz`, `/metrics` and
-`/internal/...` (signed control API) share one twisted.web `Site`.
+`/internal/...` (signed control API) share one twisted.web `Site`. The front door
+(`chatserver/frontdoor.py`) sends a connection that opens with `GET /ws/...` straight to Autobahn;
+`/ws/` stays here for an upgrade that comes later on a keep-alive HTTP connection.
 """
 
 from __future__ import annotations
