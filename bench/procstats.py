@@ -1,4 +1,5 @@
-"""What a server process costs, read from /proc: CPU seconds and resident memory."""
+"""What a server process costs, read from /proc: CPU seconds (resident memory is
+`tests.support.live.rss_bytes`, shared with the fault drills)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,6 @@ def cpu_seconds(pid: int) -> float:
 def total_cpu_seconds(pids: Iterable[int]) -> float:
     """Summed CPU seconds of several processes (e.g. gunicorn's master and workers)."""
     return sum(cpu_seconds(pid) for pid in pids)
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size (VmRSS) of one process in bytes."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for pid {pid}")
 
 
 def descendants(pid: int) -> list[int]:

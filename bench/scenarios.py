@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bench.loadgen import ClientSpec, LoadGenerator, RunResult
-from bench.procstats import cpu_seconds, rss_bytes, total_cpu_seconds
+from bench.procstats import cpu_seconds, total_cpu_seconds
+from tests.support.live import rss_bytes
 
 
 class Target(Protocol):

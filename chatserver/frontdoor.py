@@ -23,6 +23,8 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
+from chatserver.web import cancel_pending
+
 log = Logger()
 
 MAX_REQUEST_LINE = 8 * 1024
@@ -91,10 +93,8 @@ class FrontDoor(Protocol):
         self.transport.loseConnection()
 
     def _cancel(self) -> None:
-        if self._deadline is not None:
-            if self._deadline.active():
-                self._deadline.cancel()
-            self._deadline = None
+        cancel_pending(self._deadline)
+        self._deadline = None
 
     def _too_slow(self) -> None:
         self._deadline = None

@@ -84,6 +84,12 @@ class RootResource(Resource):
         return error_response(request, 404, "not_found", "No such resource.")
 
 
+def cancel_pending(call: Any) -> None:
+    """Cancel a delayed call (`IDelayedCall` or None) unless it already ran or was cancelled."""
+    if call is not None and call.active():
+        call.cancel()
+
+
 class DeadlineHTTPChannel(HTTPChannel):
     """An HTTP channel that must receive each whole request within `request_timeout` seconds.
 
@@ -124,10 +130,8 @@ class DeadlineHTTPChannel(HTTPChannel):
         self._deadline = self.callLater(self.site.request_timeout, self._too_slow)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            if self._deadline.active():
-                self._deadline.cancel()
-            self._deadline = None
+        cancel_pending(self._deadline)
+        self._deadline = None
 
     def _too_slow(self) -> None:
         self._deadline = None

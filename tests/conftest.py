@@ -16,12 +16,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
 
     Tests that stop or restart a process start it again before they finish.
     """
-    system = LiveSystem(tmp_path_factory.mktemp("live"))
-    try:
-        system.start()
+    with LiveSystem(tmp_path_factory.mktemp("live")) as system:
         yield system
-    finally:
-        system.stop()
 
 
 @pytest.fixture

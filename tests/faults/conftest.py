@@ -26,12 +26,8 @@ def drill_system(
     A module may set `DRILL_ENV` (a dict) to tune the processes, e.g. a lower outgoing bound.
     """
     extra_env = getattr(request.module, "DRILL_ENV", None)
-    system = LiveSystem(tmp_path_factory.mktemp("drill"), extra_env=extra_env)
-    try:
-        system.start()
+    with LiveSystem(tmp_path_factory.mktemp("drill"), extra_env=extra_env) as system:
         yield system
-    finally:
-        system.stop()
 
 
 @pytest.fixture

@@ -18,18 +18,12 @@ import pytest
 import requests
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.live import LiveSystem, wait_until
-from tests.support.load import (
-    RoomClient,
-    SessionTickets,
-    metric_value,
-    percentile,
-    rss_bytes,
-)
+from tests.support.live import LiveSystem, rss_bytes, wait_until
+from tests.support.load import RoomClient, SessionTickets, metric_value, percentile
 from tests.support.wsclient import ChatClient
 
 # A lower outgoing bound makes the stalled reader hit it in seconds; a short handshake timeout
-# shows whether it governs half-open HTTP requests (it does not: see the slowloris drills).
+# bounds half-open and trickled requests (see the slowloris drills).
 # A higher per-sender rate lets six well-behaved senders fill the kernel's socket buffers (about
 # 2 MiB on loopback) in seconds; the 1,000 messages/s flood is still 25 times over it.
 DRILL_ENV = {

@@ -52,6 +52,15 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, interval: fl
     raise TimeoutError(f"condition not met within {timeout}s (last error: {last_error!r})")
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS from /proc/<pid>/status), in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
 def sign_headers(secret: str, method: str, target: str, body: bytes = b"") -> dict[str, str]:
     """Service-to-service signature headers, written from docs/protocol.md on their own."""
     ts = str(int(time.time()))
@@ -207,7 +216,11 @@ class LiveSystem:
         self.django.stop()
 
     def __enter__(self) -> LiveSystem:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # a half-started system must not leave processes behind
+            raise
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -6,8 +6,8 @@ message it saw, reconnects with exponential backoff and full jitter (a fresh tic
 It runs on its own thread and records what happened (connect attempts, close codes, frames,
 send and echo times) for the drill to judge afterwards.
 
-Also here: the process numbers the drills watch (`rss_bytes`), a counter read from `/metrics`,
-and `percentile`.
+Also here: a counter read from `/metrics` and `percentile` (resident memory is
+`tests.support.live.rss_bytes`).
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 Frame = dict[str, Any]
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (VmRSS from /proc/<pid>/status), in bytes."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def metric_value(chat_url: str, name: str, labels: str = "") -> float:
