@@ -67,6 +67,8 @@ class ChatHub:
         self.django = django
         self.metrics = metrics if metrics is not None else ChatMetrics()
         self.registry = RoomRegistry(config.recent_buffer)
+        # Callers waiting for a history read of the same (room, since) that is under way.
+        self._history_waiting: dict[tuple[str, int | None], list[Deferred]] = {}
         # Called with the slug after a room's listeners were closed (the long-poll resource).
         self.archive_listeners: list[Callable[[str], Any]] = []
         local = LocalFanout(self.registry, prepare_frame, self.metrics)
@@ -136,7 +138,31 @@ class ChatHub:
             cached = self.registry.history(room, since, self.config.history_size)
         if cached is not None:
             return succeed(cached)
-        return self._fetch_history(room, since)
+        return self._coalesced_fetch(room, since)
+
+    def _coalesced_fetch(self, room: str, since: int | None) -> Deferred:
+        """One Django read per (room, since) at a time.
+
+        After a restart every client of a room reconnects at once with the same `since`; without
+        this each would read the same history from Django. Callers that arrive while a read runs
+        ask again when it ends: the read has seeded the recent buffer, merged with what was
+        broadcast meanwhile (they were already members, buffering), so they are usually answered
+        from memory, never from a read that started before they joined.
+        """
+        key = (room, since)
+        waiting = self._history_waiting.get(key)
+        if waiting is not None:
+            d: Deferred = Deferred()
+            waiting.append(d)
+            return d
+        self._history_waiting[key] = []
+
+        def settle(result: Any) -> Any:
+            for d in self._history_waiting.pop(key):
+                self.history(room, since).chainDeferred(d)
+            return result
+
+        return self._fetch_history(room, since).addBoth(settle)
 
     @inlineCallbacks
     def _fetch_history(self, room: str, since: int | None):
