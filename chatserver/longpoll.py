@@ -169,7 +169,11 @@ class LongPollResource(Resource):
             request.setHeader(b"Access-Control-Allow-Origin", origin)
         return True
 
-    def _room_and_identity(self, request: Any) -> tuple[str, Identity] | bytes:
+    def _admit(self, request: Any) -> tuple[str, Identity] | bytes:
+        """The checks GET and POST share: origin (CORS), room path, ticket, archived room.
+        Returns `(room, identity)`, or the error body already set on the request."""
+        if not self._cors(request):
+            return error_response(request, 403, "bad_origin", "Origin not allowed.")
         if len(request.postpath) != 1 or not request.postpath[0]:
             return error_response(request, 404, "not_found", "No such room.")
         room = request.postpath[0].decode("utf-8", "replace")
@@ -193,9 +197,7 @@ class LongPollResource(Resource):
         return b""
 
     def render_GET(self, request: Any) -> Any:  # noqa: N802 (twisted API)
-        if not self._cors(request):
-            return error_response(request, 403, "bad_origin", "Origin not allowed.")
-        found = self._room_and_identity(request)
+        found = self._admit(request)
         if isinstance(found, bytes):
             return found
         room, identity = found
@@ -253,9 +255,7 @@ class LongPollResource(Resource):
         )
 
     def render_POST(self, request: Any) -> Any:  # noqa: N802 (twisted API)
-        if not self._cors(request):
-            return error_response(request, 403, "bad_origin", "Origin not allowed.")
-        found = self._room_and_identity(request)
+        found = self._admit(request)
         if isinstance(found, bytes):
             return found
         room, identity = found
