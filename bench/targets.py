@@ -228,7 +228,10 @@ class ClusterTarget:
 
     def gap_fills(self) -> list[float]:
         """Each instance's `chat_redis_gap_fills_total` (reads from Django to fill an id gap)."""
-        urls = [self.target.live.chat_url, *(instance.url for instance in self.instances)]
+        urls = [
+            self.target.live.chat_internal_url,  # metrics live on the internal listener
+            *(instance.internal_url for instance in self.instances),
+        ]
         totals = []
         for url in urls:
             text = requests.get(url + "/metrics", timeout=10).text

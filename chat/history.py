@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .models import Message, Room
+from .params import MAX_ID, parse_decimal
 
 
 class BadParameter(ValueError):
@@ -12,13 +13,17 @@ class BadParameter(ValueError):
 
 
 def parse_id(params: Mapping[str, str], name: str) -> int | None:
-    """A non-negative integer parameter, or None when absent; raises :class:`BadParameter`."""
+    """A non-negative integer parameter (``chat/params.py``: ASCII digits, at most 2**53 - 1), or
+    None when absent; raises :class:`BadParameter`."""
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise BadParameter(f"`{name}` must be a non-negative integer.")
-    return int(raw)
+    try:
+        return parse_decimal(raw)
+    except ValueError:
+        raise BadParameter(
+            f"`{name}` must be a whole number from 0 to {MAX_ID} in ASCII digits."
+        ) from None
 
 
 def parse_limit(params: Mapping[str, str], default: int, maximum: int) -> int:

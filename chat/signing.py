@@ -17,6 +17,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .params import parse_decimal
+
 TIMESTAMP_HEADER = "X-Chat-Timestamp"
 SIGNATURE_HEADER = "X-Chat-Signature"
 MAX_BODY_BYTES = 1024 * 1024
@@ -73,8 +75,10 @@ def verify_signature(
     """Raise :class:`SignatureError` unless the headers sign this request with a known secret."""
     if not ts or not signature:
         raise SignatureError("bad_signature", "Missing signature headers.")
-    if not ts.isdigit():
-        raise SignatureError("bad_signature", "Malformed timestamp.")
+    try:
+        ts_value = parse_decimal(ts)  # chat/params.py: `isdigit()` also passes "١٢"
+    except ValueError:
+        raise SignatureError("bad_signature", "Malformed timestamp.") from None
     matched = False
     for secret in secrets:
         expected = compute_signature(secret, ts, method, path_and_query, body)
@@ -84,7 +88,7 @@ def verify_signature(
     if not matched:
         raise SignatureError("bad_signature", "The signature does not match.")
     current = time.time() if now is None else now
-    if abs(current - int(ts)) > window:
+    if abs(current - ts_value) > window:
         raise SignatureError("stale_request", "The timestamp is outside the accepted window.")
 
 

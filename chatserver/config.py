@@ -53,6 +53,11 @@ class ChatServerConfig:
     previous_shared_secret: str = ""
     port: int = 9000
     interface: str = "127.0.0.1"
+    # Detailed /healthz and /metrics listen here only (default: CHAT_PORT + 100 on loopback).
+    internal_port: int = 9100
+    internal_interface: str = "127.0.0.1"
+    # How long the internal /healthz reuses Django's health answer, seconds.
+    health_cache: float = 5.0
     django_url: str = "http://127.0.0.1:8000"
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
     max_payload: int = 65536
@@ -107,11 +112,15 @@ class ChatServerConfig:
             ).split(",")
             if origin.strip()
         )
+        port = _int(environ, "CHAT_PORT", cls.port)
         return cls(
             shared_secret=secret,
             previous_shared_secret=environ.get("CHAT_PREVIOUS_SHARED_SECRET", "").strip(),
-            port=_int(environ, "CHAT_PORT", cls.port),
+            port=port,
             interface=_text(environ, "CHAT_INTERFACE", cls.interface),
+            internal_port=_internal_port(environ, port),
+            internal_interface=_text(environ, "CHAT_INTERNAL_INTERFACE", cls.internal_interface),
+            health_cache=_float(environ, "CHAT_HEALTH_CACHE", cls.health_cache),
             django_url=_text(environ, "CHAT_DJANGO_URL", cls.django_url).rstrip("/"),
             allowed_origins=origins,
             max_payload=_int(environ, "CHAT_MAX_PAYLOAD", cls.max_payload, minimum=1),
@@ -147,6 +156,18 @@ class ChatServerConfig:
                 minimum=0.1,
             ),
         )
+
+
+def _internal_port(environ: Mapping[str, str], port: int) -> int:
+    """`CHAT_INTERNAL_PORT`, by default `CHAT_PORT + 100` (so instances on 9000 and 9001 get 9100
+    and 9101 without more settings; 0 when CHAT_PORT is 0, an ephemeral port)."""
+    default = port + 100 if port else 0
+    value = _int(environ, "CHAT_INTERNAL_PORT", default)
+    if value > 65535:
+        raise ConfigError(f"CHAT_INTERNAL_PORT must be at most 65535, got {value} (set it)")
+    if value and value == port:
+        raise ConfigError("CHAT_INTERNAL_PORT must differ from CHAT_PORT")
+    return value
 
 
 def _redis_url(environ: Mapping[str, str]) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
+from chatserver.admission import parse_decimal
+from chatserver.methods import refuse_method
 from chatserver.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify_request
 from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_body
 
@@ -39,6 +41,9 @@ class ControlResource(Resource):
         self._stats = stats or (lambda: {})
 
     def render(self, request: Any) -> bytes:
+        refused = refuse_method(request, (b"GET", b"POST"))
+        if refused is not None:
+            return refused  # before the body is read or the signature checked
         body = read_body(request, MAX_SIGNED_BODY)
         if body is None:
             return error_response(request, 413, "too_large", "The body is over 1 MiB.")
@@ -56,7 +61,8 @@ class ControlResource(Resource):
         except SignatureError as exc:
             self._hub.metrics.errors.labels(kind=exc.code).inc()
             return error_response(request, 403, exc.code, "The request signature was refused.")
-        parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        # Empty segments are part of the path (one trailing slash was dropped by the root).
+        parts = [p.decode("utf-8", "replace") for p in request.postpath]
         if parts == ["stats"] and method == "GET":
             return json_response(request, 200, self._stats())
         if method == "POST" and len(parts) == 3 and parts[0] == "rooms" and parts[2] == "archived":
@@ -71,7 +77,7 @@ class ControlResource(Resource):
             and parts[4] == "deleted"
         ):
             try:
-                message_id = int(parts[3])
+                message_id = parse_decimal(parts[3])
             except ValueError:
                 return error_response(request, 400, "bad_id", "The message id is not a number.")
             notified = self._hub.delete(parts[1], message_id)

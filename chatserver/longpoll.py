@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 from twisted.logger import Logger
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from chatserver.admission import origin_allowed, parse_since
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, parse_json_object, validate_message
-from chatserver.protocol import origin_allowed, parse_since
+from chatserver.methods import MethodsResource, allow_header
 from chatserver.ratelimit import TokenBucket
 from chatserver.tickets import Identity, TicketError
 from chatserver.web import error_response, json_response, read_body
@@ -75,10 +75,13 @@ class _HeldPoll:
         return False  # not a socket: the archive call counts closed sockets
 
 
-class LongPollResource(Resource):
-    """`/poll/<slug>`: GET to poll, POST to send, OPTIONS for CORS preflight."""
+class LongPollResource(MethodsResource):
+    """`/poll/<slug>`: GET to poll, POST to send, OPTIONS for CORS preflight; HEAD and every other
+    method get 405 (a GET joins presence and may be held: HEAD must not do either)."""
 
     isLeaf = True
+    subpaths = True  # the room slug
+    methods = (b"GET", b"POST", b"OPTIONS")
 
     def __init__(self, hub: Any) -> None:
         super().__init__()
@@ -190,7 +193,8 @@ class LongPollResource(Resource):
     def render_OPTIONS(self, request: Any) -> bytes:  # noqa: N802 (twisted API)
         if not self._cors(request):
             return error_response(request, 403, "bad_origin", "Origin not allowed.")
-        request.setHeader(b"Access-Control-Allow-Methods", b"GET, POST, OPTIONS")
+        request.setHeader(b"Allow", allow_header(self.methods))
+        request.setHeader(b"Access-Control-Allow-Methods", allow_header(self.methods))
         request.setHeader(b"Access-Control-Allow-Headers", b"Content-Type")
         request.setHeader(b"Access-Control-Max-Age", b"600")
         request.setResponseCode(204)
@@ -202,7 +206,7 @@ class LongPollResource(Resource):
             return found
         room, identity = found
         try:
-            since = parse_since((request.args.get(b"since") or [b""])[0].decode("ascii", "replace"))
+            since = parse_since((request.args.get(b"since") or [b""])[0])
         except ValueError:
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:

@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chatserver.admission import origin_allowed, parse_since
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, encode, error_frame, parse_client_frame
 from chatserver.hub import ChatHub, prepare_frame
@@ -30,6 +31,9 @@ from chatserver.ratelimit import TokenBucket
 from chatserver.tickets import TicketError
 
 log = Logger()
+
+# `parse_since` and `origin_allowed` moved to chatserver/admission.py; still importable here.
+__all__ = ["ChatServerFactory", "ChatServerProtocol", "origin_allowed", "parse_since"]
 
 WS_PATH_RE = re.compile(r"/ws/([A-Za-z0-9_-]{1,100})/?")
 
@@ -40,23 +44,6 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_ARCHIVED = 4004
 CLOSE_SLOW = 4008
-
-
-def parse_since(raw: str | None) -> int | None:
-    """The `since` query parameter as a non-negative id, None when absent; ValueError if bad."""
-    if raw is None or raw == "":
-        return None
-    value = int(raw)
-    if value < 0:
-        raise ValueError("since must not be negative")
-    return value
-
-
-def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
-    """No Origin (a non-browser client) passes; a browser Origin must be in the allowlist."""
-    if not origin:
-        return True
-    return origin.rstrip("/") in allowed
 
 
 @implementer(IPushProducer)
@@ -134,6 +121,19 @@ class ChatServerProtocol(WebSocketServerProtocol):
         return False
 
     # handshake ------------------------------------------------------------------------------
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:  # noqa: N802, N803 (Autobahn API)
+        """Autobahn's own refusals, with the contract's status for an Origin it cannot parse.
+
+        A browser Origin that is malformed (`http://`, no host) or repeated is refused by Autobahn
+        before `onConnect` with 400; the contract answers every Origin it does not allow with 403,
+        whatever the Origin's shape (docs/protocol.md, "WebSocket").
+        """
+        if code == 400 and "Origin header" in reason:
+            self.factory.hub.metrics.errors.labels(kind="bad_origin").inc()
+            code = 403
+            reason = "Origin not allowed"
+        super().failHandshake(reason, code, responseHeaders)
 
     def onConnect(self, request: Any) -> None:
         """Check path, origin, ticket and room before the upgrade (403/404 refusals)."""
@@ -342,7 +342,9 @@ class ChatServerFactory(WebSocketServerFactory):
             autoPingTimeout=0,
             perMessageCompressionAccept=lambda offers: None,
             # Origins are checked in onConnect: the contract wants 403, Autobahn answers 400.
+            # The opaque origin `null` must reach onConnect too (refused there with 403).
             allowedOrigins=["*"],
+            allowNullOrigin=True,
             tcpNoDelay=True,
         )
         hub.metrics.watch(lambda: len(self.connections), lambda: len(hub.registry.rooms()))

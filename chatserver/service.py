@@ -21,11 +21,17 @@ from chatserver.config import ChatServerConfig
 from chatserver.control import ControlResource
 from chatserver.djangoclient import DjangoClient, make_http_client
 from chatserver.frontdoor import FrontDoorFactory
-from chatserver.health import HealthResource, MetricsResource
+from chatserver.health import (
+    DjangoHealthCheck,
+    HealthResource,
+    InternalRoot,
+    LivenessResource,
+    MetricsResource,
+)
 from chatserver.hub import ChatHub
 from chatserver.longpoll import LongPollResource
 from chatserver.protocol import ChatServerFactory
-from chatserver.web import build_site
+from chatserver.web import build_internal_site, build_site
 
 log = Logger()
 
@@ -50,11 +56,17 @@ class ChatService(MultiService):
         self.factory = factory
         self.poll = poll
         self.listener: Service | None = None
+        self.internal_listener: Service | None = None
         self.timers: list[TimerService] = []
 
     def add_listener(self, listener: Service) -> None:
         """The port service (stopped first at shutdown)."""
         self.listener = listener
+        listener.setServiceParent(self)
+
+    def add_internal_listener(self, listener: Service) -> None:
+        """The internal listener (health, metrics), stopped last so a drain can be watched."""
+        self.internal_listener = listener
         listener.setServiceParent(self)
 
     def add_timer(self, interval: float, call: Any) -> None:
@@ -96,12 +108,15 @@ class ChatService(MultiService):
                 yield timer.stopService()
         if self.hub.bus is not None and self.hub.bus.running:
             yield self.hub.bus.stopService()
+        if self.internal_listener is not None and self.internal_listener.running:
+            yield self.internal_listener.stopService()
         Service.stopService(self)
         log.info("chat server stopped")
 
 
 def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  # noqa: N802
     """Compose the chat server: the front door (WebSocket or Site) on CHAT_INTERFACE:CHAT_PORT,
+    the internal listener (health, metrics) on CHAT_INTERNAL_INTERFACE:CHAT_INTERNAL_PORT,
     ping sweep, poll sweep."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -141,8 +156,7 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         factory,
         poll=poll,
         control=ControlResource(hub, stats=stats),
-        health=HealthResource(django, health),
-        metrics=MetricsResource(hub.metrics.registry),
+        health=LivenessResource(),
         reactor=reactor,
         request_timeout=config.handshake_timeout,
         idle_timeout=config.http_idle_timeout,
@@ -156,6 +170,21 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
     # The front door routes each connection by its request line: `GET /ws/...` straight to
     # Autobahn (one handshake parse instead of two), everything else to the Site.
     top.add_listener(StreamServerEndpointService(endpoint, FrontDoorFactory(factory, site)))
+    # Detailed health (asks Django, cached) and metrics: on their own listener, loopback by
+    # default, never on the public port (docs/operations.md, "Health and metrics").
+    internal_site = build_internal_site(
+        InternalRoot(
+            HealthResource(DjangoHealthCheck(django, reactor, config.health_cache), health),
+            MetricsResource(hub.metrics.registry),
+        ),
+        reactor=reactor,
+        request_timeout=config.handshake_timeout,
+        idle_timeout=config.http_idle_timeout,
+    )
+    internal_endpoint = TCP4ServerEndpoint(
+        reactor, config.internal_port, interface=config.internal_interface
+    )
+    top.add_internal_listener(StreamServerEndpointService(internal_endpoint, internal_site))
     if config.ping_interval > 0:
         top.add_timer(config.ping_interval, factory.sweep)
     top.add_timer(1.0, poll.sweep)

@@ -12,6 +12,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+from chatserver.admission import parse_decimal
+
 TIMESTAMP_HEADER = "X-Chat-Timestamp"
 SIGNATURE_HEADER = "X-Chat-Signature"
 WINDOW_SECONDS = 60
@@ -64,9 +66,8 @@ def verify_request(
     if not timestamp or not sig:
         raise SignatureError("bad_signature")
     try:
-        ts_value = int(timestamp)
-        timestamp.encode("ascii")
-    except (ValueError, UnicodeEncodeError):
+        ts_value = parse_decimal(timestamp)
+    except ValueError:
         raise SignatureError("bad_signature") from None
     matched = False
     for secret in secrets:

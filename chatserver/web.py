@@ -17,6 +17,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from chatserver.methods import refuse_method
+
 log = Logger()
 
 MAX_SIGNED_BODY = 1024 * 1024
@@ -51,8 +53,19 @@ def read_body(request: Any, limit: int) -> bytes | None:
     return body
 
 
+class _WebSocketResource(WebSocketResource):
+    """`/ws/<slug>` on the Site: GET upgrades (Autobahn reads the slug); other methods get the
+    JSON 405 / OPTIONS 204 of `chatserver/methods.py` instead of Autobahn's bare refusal."""
+
+    def render(self, request: Any) -> Any:
+        refused = refuse_method(request, (b"GET",))
+        if refused is not None:
+            return refused
+        return super().render(request)
+
+
 class _WebSocketRoot(Resource):
-    """`/ws/<slug>`: every child is the WebSocket resource (the protocol reads the slug)."""
+    """`/ws/<slug>`: every child is the WebSocket resource; `/ws` itself is no resource."""
 
     def __init__(self, ws_resource: WebSocketResource) -> None:
         super().__init__()
@@ -61,8 +74,13 @@ class _WebSocketRoot(Resource):
     def getChild(self, path: bytes, request: Any) -> Resource:  # noqa: N802 (twisted API)
         return self._ws
 
+    def render(self, request: Any) -> bytes:
+        return error_response(request, 404, "not_found", "No such resource.")
+
 
 class _NotFound(Resource):
+    """Any method on an unknown path: 404 (HEAD gets the headers only)."""
+
     isLeaf = True
 
     def render(self, request: Any) -> bytes:
@@ -70,12 +88,23 @@ class _NotFound(Resource):
 
 
 class RootResource(Resource):
-    """The tree of the chat server's port."""
+    """The tree of the chat server's port.
+
+    Trailing slash rule (docs/protocol.md, "HTTP methods and paths"): one trailing slash is
+    ignored on every path (`/poll/lobby/` is `/poll/lobby`, `/healthz/` is `/healthz`, as
+    `/ws/lobby/` always was); any other empty segment (`/poll//lobby`, `/poll/lobby//`) is
+    part of the path and answers 404.
+    """
 
     def __init__(self, children: dict[bytes, Resource]) -> None:
         super().__init__()
         for name, child in children.items():
             self.putChild(name, child)
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> Resource:  # noqa: N802 (twisted API)
+        if path and request.postpath and request.postpath[-1] == b"":
+            request.postpath.pop()
+        return super().getChildWithDefault(path, request)
 
     def getChild(self, path: bytes, request: Any) -> Resource:  # noqa: N802 (twisted API)
         return _NotFound()
@@ -170,7 +199,7 @@ def build_site(
     poll: Resource | None,
     control: Resource,
     health: Resource,
-    metrics: Resource,
+    metrics: Resource | None = None,
     reactor: Any,
     request_timeout: float = 10.0,
     idle_timeout: float = 60.0,
@@ -182,11 +211,12 @@ def build_site(
     twisted.web's idle timeout for a quiet keep-alive connection.
     """
     children: dict[bytes, Resource] = {
-        b"ws": _WebSocketRoot(WebSocketResource(factory)),
+        b"ws": _WebSocketRoot(_WebSocketResource(factory)),
         b"internal": control,
         b"healthz": health,
-        b"metrics": metrics,
     }
+    if metrics is not None:  # tests only: the service serves metrics on the internal listener
+        children[b"metrics"] = metrics
     if poll is not None:
         children[b"poll"] = poll
     site = ChatSite(
@@ -197,5 +227,21 @@ def build_site(
         on_request_timeout=on_request_timeout,
     )
     site.log = lambda request: None  # never log request lines: they contain tickets
+    site.displayTracebacks = False
+    return site
+
+
+def build_internal_site(
+    root: Resource,
+    *,
+    reactor: Any,
+    request_timeout: float = 10.0,
+    idle_timeout: float = 60.0,
+) -> ChatSite:
+    """The internal listener's Site (detailed health, metrics): same deadlines, no access log."""
+    site = ChatSite(
+        root, reactor=reactor, request_timeout=request_timeout, idle_timeout=idle_timeout
+    )
+    site.log = lambda request: None
     site.displayTracebacks = False
     return site

@@ -80,11 +80,18 @@ class _Health:
         return succeed(self.ok)
 
 
+def _leaf_request(path):
+    """A GET of a leaf resource at its own path (nothing below it: an empty postpath)."""
+    request = web_request("GET", path, path)
+    request.postpath = []
+    return request
+
+
 def test_healthz_reflects_django():
     """/healthz is 200 when Django answers and 503 when it does not."""
-    up = render(HealthResource(_Health(True), dict), web_request("GET", "/healthz", "/healthz"))
+    up = render(HealthResource(_Health(True), dict), _leaf_request("/healthz"))
     assert up.responseCode == 200 and body_json(up)["django"] == "ok"
-    down = render(HealthResource(_Health(False), dict), web_request("GET", "/healthz", "/healthz"))
+    down = render(HealthResource(_Health(False), dict), _leaf_request("/healthz"))
     assert down.responseCode == 503 and body_json(down)["status"] != "ok"
 
 
@@ -94,9 +101,7 @@ def test_metrics_exposes_the_documented_names():
     ChatServerFactory(hub, hub.clock)
     hub.metrics.errors.labels(kind="bad_json").inc()
     text = b"".join(
-        render(
-            MetricsResource(hub.metrics.registry), web_request("GET", "/metrics", "/metrics")
-        ).written
+        render(MetricsResource(hub.metrics.registry), _leaf_request("/metrics")).written
     ).decode()
     for name in [
         "chat_connections",

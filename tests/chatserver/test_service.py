@@ -34,7 +34,7 @@ def test_with_redis_url_the_service_connects_to_redis_and_reports_it_down_until_
     assert targets == [("127.0.0.9", 6390), ("127.0.0.9", 6390)]
     assert service.hub.bus.up is False
     assert service.hub.metrics.registry.get_sample_value("chat_redis_up") == 0
-    site = service.listener.factory.site  # behind the front door
+    site = service.internal_listener.factory  # detailed health is on the internal listener
     health = site.resource.getChildWithDefault(b"healthz", DummyRequest([b"healthz"]))
     assert isinstance(health, HealthResource)
     # Django's answer never comes on a MemoryReactor: read the numbers healthz adds to it.

@@ -192,15 +192,21 @@ def test_messages_sent_while_django_is_down_are_stored_once_and_delivered(live, 
 
 
 def test_chat_server_health_reports_django(live):
-    """/healthz answers 200 while Django answers, and 503 while it is down."""
+    """The internal listener's /healthz answers 200 while Django answers and 503 while it is
+    down, and serves /metrics; the public port keeps a cheap liveness answer (200 whatever
+    Django does) and serves no metrics (docs/protocol.md, "Health and metrics")."""
     import requests
 
-    assert requests.get(f"{live.chat_url}/healthz", timeout=5).status_code == 200
+    internal = live.chat_internal_url
+    assert requests.get(f"{internal}/healthz", timeout=5).status_code == 200
     live.stop_django()
     try:
-        wait_until(lambda: requests.get(f"{live.chat_url}/healthz", timeout=5).status_code == 503)
+        wait_until(lambda: requests.get(f"{internal}/healthz", timeout=5).status_code == 503)
+        public = requests.get(f"{live.chat_url}/healthz", timeout=5)
+        assert public.status_code == 200 and public.json() == {"status": "ok"}
     finally:
         live.start_django()
-    wait_until(lambda: requests.get(f"{live.chat_url}/healthz", timeout=5).status_code == 200)
-    metrics = requests.get(f"{live.chat_url}/metrics", timeout=5)
+    wait_until(lambda: requests.get(f"{internal}/healthz", timeout=5).status_code == 200)
+    metrics = requests.get(f"{internal}/metrics", timeout=5)
     assert metrics.status_code == 200 and "chat_connections" in metrics.text
+    assert requests.get(f"{live.chat_url}/metrics", timeout=5).status_code == 404

@@ -88,7 +88,7 @@ def private_pair(cluster: LiveSystem, private_redis: RedisServer) -> Iterator[li
     env = redis_env(private_redis.url)
     started = [cluster.add_chatserver(env) for _ in range(2)]
     try:
-        yield [Instance(cluster, s.url, s) for s in started]
+        yield [Instance(cluster, s.url, s.internal_url, s) for s in started]
     finally:
         for server in started:
             server.stop()
@@ -98,9 +98,16 @@ def private_pair(cluster: LiveSystem, private_redis: RedisServer) -> Iterator[li
 class Instance:
     """One chat server of the cluster, addressed by its base URL."""
 
-    def __init__(self, live: LiveSystem, url: str, process: ChatServerInstance | None = None):
+    def __init__(
+        self,
+        live: LiveSystem,
+        url: str,
+        internal_url: str,
+        process: ChatServerInstance | None = None,
+    ):
         self.live = live
         self.url = url
+        self.internal_url = internal_url  # detailed /healthz and /metrics
         self.process = process
 
     def join(self, slug: str, session=None, since: int | None = None) -> ChatClient:
@@ -115,11 +122,11 @@ class Instance:
         return client
 
     def health(self) -> tuple[int, dict]:
-        response = requests.get(self.url + "/healthz", timeout=5)
+        response = requests.get(self.internal_url + "/healthz", timeout=5)
         return response.status_code, response.json()
 
     def metric(self, name: str) -> float | None:
-        text = requests.get(self.url + "/metrics", timeout=5).text
+        text = requests.get(self.internal_url + "/metrics", timeout=5).text
         found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
         return float(found.group(1)) if found else None
 
@@ -129,7 +136,11 @@ class Instance:
 
 
 def pair(live: LiveSystem) -> tuple[Instance, Instance]:
-    return Instance(live, live.chat_url), Instance(live, live.extra_chatservers[0].url)
+    other = live.extra_chatservers[0]
+    return (
+        Instance(live, live.chat_url, live.chat_internal_url),
+        Instance(live, other.url, other.internal_url),
+    )
 
 
 def nonce() -> str:

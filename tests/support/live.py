@@ -131,9 +131,12 @@ class LiveSystem:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.django_port = free_port()
         self.chat_port = free_port()
+        self.chat_internal_port = free_port()
         self.secret = secrets.token_urlsafe(32)
         self.django_url = f"http://127.0.0.1:{self.django_port}"
         self.chat_url = f"http://127.0.0.1:{self.chat_port}"
+        # Detailed /healthz and /metrics: the chat server's internal listener.
+        self.chat_internal_url = f"http://127.0.0.1:{self.chat_internal_port}"
         database_url = os.environ.get("LIVE_DATABASE_URL") or (
             f"sqlite:///{self.workdir / 'db.sqlite3'}"
         )
@@ -149,6 +152,7 @@ class LiveSystem:
             "CHAT_INTERNAL_URL": self.chat_url,
             "CHAT_DJANGO_URL": self.django_url,
             "CHAT_PORT": str(self.chat_port),
+            "CHAT_INTERNAL_PORT": str(self.chat_internal_port),
             "CHAT_INTERFACE": "127.0.0.1",
             "CHAT_ALLOWED_ORIGINS": f"{self.django_url},http://localhost:{self.django_port}",
             "PYTHONUNBUFFERED": "1",
@@ -190,10 +194,16 @@ class LiveSystem:
 
     def add_chatserver(self, extra_env: Mapping[str, str] | None = None) -> ChatServerInstance:
         """Start one more chat server on its own free port (same Django, same secret)."""
-        port = free_port()
-        env = {**self.env, "CHAT_PORT": str(port), **(extra_env or {})}
+        port, internal_port = free_port(), free_port()
+        env = {
+            **self.env,
+            "CHAT_PORT": str(port),
+            "CHAT_INTERNAL_PORT": str(internal_port),
+            **(extra_env or {}),
+        }
         name = f"chatserver-{len(self.extra_chatservers) + 2}"
-        instance = ChatServerInstance(self, self._chatserver_process(name, env), port)
+        process = self._chatserver_process(name, env)
+        instance = ChatServerInstance(self, process, port, internal_port)
         self.extra_chatservers.append(instance)
         instance.start()
         return instance
@@ -235,6 +245,7 @@ class LiveSystem:
     def start_chatserver(self) -> None:
         self.chatserver.start()
         self.wait_http(self.chatserver, f"{self.chat_url}/healthz")
+        self.wait_http(self.chatserver, f"{self.chat_internal_url}/healthz")
 
     def stop_chatserver(self) -> int | None:
         """Graceful stop (SIGTERM); returns the exit status."""
@@ -378,16 +389,18 @@ class LiveSystem:
 class ChatServerInstance:
     """A further chat server process of a `LiveSystem` (for multi-instance tests)."""
 
-    def __init__(self, system: LiveSystem, process: ManagedProcess, port: int):
+    def __init__(self, system: LiveSystem, process: ManagedProcess, port: int, internal_port: int):
         self.system = system
         self.process = process
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.internal_url = f"http://127.0.0.1:{internal_port}"
         self.ws_base = f"ws://127.0.0.1:{port}"
 
     def start(self) -> None:
         self.process.start()
         self.system.wait_http(self.process, f"{self.url}/healthz")
+        self.system.wait_http(self.process, f"{self.internal_url}/healthz")
 
     def stop(self) -> int | None:
         return self.process.stop(signal.SIGTERM)

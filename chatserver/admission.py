@@ -1,0 +1,51 @@
+"""Admission helpers shared by the transports: the strict number rule and the Origin check.
+
+One rule for every number a client or a peer puts in a URL (docs/protocol.md, "Numbers in
+URLs"): ASCII digits only, at most `MAX_ID` (2**53 - 1, the largest integer a JavaScript client
+holds exactly; Django applies the same rule in `chat/params.py`). Python's `int()` is not that
+rule: it also accepts `" 12"`, `"+12"`, `"1_000"` and non-ASCII digits such as `"١٢"`, and has no
+bound, so a `since` of 19 digits used to reach Django, which refused it, and the client was told
+to retry forever.
+"""
+
+from __future__ import annotations
+
+MAX_ID = 2**53 - 1
+_DIGITS = frozenset(b"0123456789")
+
+
+def parse_decimal(raw: str | bytes, maximum: int = MAX_ID) -> int:
+    """`raw` (ASCII digits only, 1 to 16 of them) as an int in `[0, maximum]`.
+
+    Raises ValueError for anything else: empty, signs, white space, underscores, non-ASCII
+    digits, or a value over `maximum`.
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if not data or len(data) > len(str(maximum)) or not _DIGITS.issuperset(data):
+        raise ValueError("not a decimal number in range")
+    value = int(data)
+    if value > maximum:
+        raise ValueError("not a decimal number in range")
+    return value
+
+
+def parse_since(raw: str | bytes | None) -> int | None:
+    """The `since` query parameter: None when absent or empty, else `parse_decimal(raw)`.
+
+    ValueError when present and not a number in range (answered 400 `bad_since` on both
+    transports).
+    """
+    if raw is None or raw in ("", b""):
+        return None
+    return parse_decimal(raw)
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (a non-browser client) passes; a browser Origin must be in the allowlist.
+
+    The opaque origin `null` (sandboxed frames, `file:` pages, some redirects) is a browser
+    Origin that is never in the allowlist.
+    """
+    if not origin:
+        return True
+    return origin.rstrip("/") in allowed
