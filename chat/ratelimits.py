@@ -3,18 +3,26 @@
 The counters live in Django's cache (``CACHES["default"]``): per process with the default
 LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
 (``RATELIMIT_TICKET``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``) read at call time.
+
+Sign-in (every sign-in form: ``/accounts/login/`` and ``/admin/login/``, through
+:func:`sign_in_limited`) counts *failed* attempts per (username, client address) and per client
+address (a ceiling over every username). Nothing is counted per username alone: such a counter
+would let anyone lock an account out from their own address (docs/security.md, "Rate limits").
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.decorators import method_decorator
 from django_ratelimit.core import get_usage
 
 log = logging.getLogger(__name__)
@@ -51,10 +59,14 @@ def _session_or_ip(group: str, request: HttpRequest) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def _username(group: str, request: HttpRequest) -> str:
+def _username(request: HttpRequest) -> str:
     # Case-folded: the default backend's usernames are case-sensitive, but an attacker should not
     # get a fresh allowance by changing case.
-    return "user:" + request.POST.get("username", "").strip().casefold()
+    return request.POST.get("username", "").strip().casefold()
+
+
+def _username_and_ip(group: str, request: HttpRequest) -> str:
+    return f"user:{_username(request)}|ip:{client_ip(request)}"
 
 
 def _over(request: HttpRequest, group: str, key: Any, rate: str) -> int | None:
@@ -73,32 +85,69 @@ def ticket_limited(request: HttpRequest) -> int | None:
     return retry_after
 
 
-def login_limited(request: HttpRequest) -> int | None:
-    """Count a sign-in POST per address and per username; seconds to wait when over either."""
-    waits = [
-        _over(request, "chat.login.ip", "ip", settings.RATELIMIT_LOGIN_IP),
-        _over(request, "chat.login.user", _username, settings.RATELIMIT_LOGIN_USER),
+def _login_counters() -> list[tuple[str, Any, str]]:
+    """(group, key, rate) of the sign-in failure counters, read at call time."""
+    return [
+        ("chat.login.ip", "ip", settings.RATELIMIT_LOGIN_IP),
+        ("chat.login.user_ip", _username_and_ip, settings.RATELIMIT_LOGIN_USER),
     ]
-    limited = [w for w in waits if w is not None]
-    if not limited:
+
+
+def login_limited(request: HttpRequest) -> int | None:
+    """Seconds to wait when this sign-in POST's address, or its (username, address) pair, has
+    used up its failed attempts in the current window; None to let the password be checked.
+
+    Reads the counters without counting: only failures count (:func:`count_failed_login`).
+    """
+    waits = []
+    for group, key, rate in _login_counters():
+        usage = get_usage(request, group=group, key=key, rate=rate, increment=False)
+        if usage is not None and usage["count"] >= usage["limit"]:
+            waits.append(max(int(usage["time_left"]), 1))
+    if not waits:
         return None
     log.warning("sign-in rate limit reached")
-    return max(limited)
+    return max(waits)
+
+
+def count_failed_login(request: HttpRequest) -> None:
+    """Count one failed sign-in against its address and its (username, address) pair."""
+    for group, key, rate in _login_counters():
+        get_usage(request, group=group, key=key, rate=rate, increment=True)
+
+
+def _refusal(request: HttpRequest, retry_after: int) -> HttpResponse:
+    response = render(
+        request, "registration/rate_limited.html", {"retry_after": retry_after}, status=429
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def sign_in_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap a sign-in view (Django's ``LoginView``, the admin's ``login``): a POST over a limit
+    answers 429 before the password is checked; a POST that does not sign in (anything but the
+    success redirect) counts as a failure. GETs are never limited."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        retry_after = login_limited(request)
+        if retry_after is not None:
+            return _refusal(request, retry_after)
+        response = view(request, *args, **kwargs)
+        if response.status_code != 302:
+            count_failed_login(request)
+        return response
+
+    return wrapper
 
 
 class RateLimitedLoginView(auth_views.LoginView):
     """Django's sign-in view, answering 429 with a page once a client tries too often."""
 
+    @method_decorator(sign_in_limited)
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         """Refuse before the password is checked when the client is over a sign-in limit."""
-        retry_after = login_limited(request)
-        if retry_after is not None:
-            response = render(
-                request,
-                "registration/rate_limited.html",
-                {"retry_after": retry_after},
-                status=429,
-            )
-            response["Retry-After"] = str(retry_after)
-            return response
         return super().post(request, *args, **kwargs)

@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Innermost: error answers under /api/ and /internal/ become JSON (chat/middleware.py).
+    "chat.middleware.JsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "django_twisted_chat.urls"

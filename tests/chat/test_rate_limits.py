@@ -1,4 +1,5 @@
-"""Rate limits: tickets per session-or-address, sign-in per address and per username -> 429.
+"""Rate limits: tickets per session-or-address; sign-in failures per address and per (username,
+address), on the site's and the admin's sign-in forms -> 429.
 
 The counters are real (django-ratelimit over the configured cache); the limits are lowered with
 ``override_settings`` so a test needs only a handful of requests. They are per hour, not per
@@ -13,6 +14,7 @@ from django.test import Client, override_settings
 
 TICKET = "/api/rooms/lobby/ticket/"
 LOGIN = "/accounts/login/"
+ADMIN_LOGIN = "/admin/login/"
 
 
 def sign_in(client: Client, username: str, password: str = "wrong password", ip: str = "10.0.0.1"):
@@ -89,15 +91,74 @@ def test_sign_in_limit_per_address(client, alice):
 
 
 @override_settings(RATELIMIT_LOGIN_IP="100/h", RATELIMIT_LOGIN_USER="3/h")
-def test_sign_in_limit_per_username(alice, django_user_model):
-    """Guessing one account's password from many addresses hits the per-username limit."""
+def test_sign_in_limit_per_username_and_address(alice, django_user_model):
+    """Guessing one account's password from one address hits the (username, address) limit,
+    whatever the case of the username; other accounts from that address are unaffected."""
     django_user_model.objects.create_user("bob", password="bob password 123")
-    for i, name in enumerate(("alice", "ALICE", "Alice ")):
-        assert sign_in(Client(), name, ip=f"10.0.1.{i}").status_code == 200
-    response = sign_in(Client(), "alice", "correct horse battery", ip="10.0.1.9")
+    for name in ("alice", "ALICE", "Alice "):
+        assert sign_in(Client(), name, ip="10.0.1.1").status_code == 200
+    response = sign_in(Client(), "alice", "correct horse battery", ip="10.0.1.1")
     assert response.status_code == 429
-    # Other accounts are unaffected.
-    assert sign_in(Client(), "bob", "bob password 123", ip="10.0.1.9").status_code == 302
+    assert sign_in(Client(), "bob", "bob password 123", ip="10.0.1.1").status_code == 302
+
+
+@override_settings(RATELIMIT_LOGIN_IP="100/h", RATELIMIT_LOGIN_USER="3/h")
+def test_failures_from_another_address_never_lock_the_owner_out(alice):
+    """An attacker failing for `alice` from its own address is refused, while alice signs in from
+    hers: nothing is counted per username alone (it used to lock alice out everywhere)."""
+    for _ in range(5):
+        sign_in(Client(), "alice", ip="10.6.6.6")
+    assert sign_in(Client(), "alice", "correct horse battery", ip="10.6.6.6").status_code == 429
+    owner = Client()
+    assert sign_in(owner, "alice", "correct horse battery", ip="10.0.0.1").status_code == 302
+    assert owner.session["_auth_user_id"] == str(alice.pk)
+
+
+@override_settings(RATELIMIT_LOGIN_IP="3/h", RATELIMIT_LOGIN_USER="100/h")
+def test_one_address_trying_many_usernames_hits_the_address_ceiling(alice):
+    """The per-address ceiling counts failures over every username from that address."""
+    for i in range(3):
+        assert sign_in(Client(), f"user{i}", ip="10.0.2.1").status_code == 200
+    assert sign_in(Client(), "alice", "correct horse battery", ip="10.0.2.1").status_code == 429
+
+
+@override_settings(RATELIMIT_LOGIN_IP="2/h", RATELIMIT_LOGIN_USER="2/h")
+def test_successful_sign_ins_are_not_counted(alice):
+    """Only failures count: a user who signs in often from one address is never refused."""
+    for _ in range(5):
+        assert sign_in(Client(), "alice", "correct horse battery").status_code == 302
+
+
+@override_settings(RATELIMIT_LOGIN_IP="100/h", RATELIMIT_LOGIN_USER="3/h")
+def test_admin_sign_in_has_the_same_limit(django_user_model):
+    """`/admin/login/` had no limit (25 wrong passwords, then the right one signed in): now the
+    fourth attempt after three failures is the 429 page, before the password is checked, and
+    the admin's owner may still sign in from another address."""
+    admin_user = django_user_model.objects.create_superuser("root", password="root password 1")
+    for _ in range(3):
+        response = Client().post(
+            ADMIN_LOGIN, {"username": "root", "password": "nope"}, REMOTE_ADDR="10.0.3.1"
+        )
+        assert response.status_code == 200
+    attacker = Client()
+    response = attacker.post(
+        ADMIN_LOGIN, {"username": "root", "password": "root password 1"}, REMOTE_ADDR="10.0.3.1"
+    )
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert "_auth_user_id" not in attacker.session
+    owner = Client()
+    response = owner.post(
+        ADMIN_LOGIN, {"username": "root", "password": "root password 1"}, REMOTE_ADDR="10.0.3.2"
+    )
+    assert response.status_code == 302 and owner.session["_auth_user_id"] == str(admin_user.pk)
+
+
+@override_settings(RATELIMIT_LOGIN_IP="100/h", RATELIMIT_LOGIN_USER="2/h")
+def test_admin_and_site_sign_in_share_one_count(alice):
+    """Failures on either form count against the same (username, address) allowance."""
+    sign_in(Client(), "alice", ip="10.0.4.1")
+    Client().post(ADMIN_LOGIN, {"username": "alice", "password": "x"}, REMOTE_ADDR="10.0.4.1")
+    assert sign_in(Client(), "alice", "correct horse battery", ip="10.0.4.1").status_code == 429
 
 
 @override_settings(RATELIMIT_LOGIN_IP="2/h")
