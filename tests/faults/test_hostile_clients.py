@@ -135,7 +135,7 @@ def test_stalled_reader_is_cut_off_with_bounded_memory_and_others_unaffected(
     prober.start()
     wait_until(lambda: prober.count("before") >= 12, timeout=20)
     baseline_rss = rss_bytes(system.chatserver.pid)
-    cut_before = metric_value(system.chat_url, "chat_errors_total", 'kind="slow_consumer"')
+    cut_before = metric_value(system.chat_internal_url, "chat_errors_total", 'kind="slow_consumer"')
     prober.phase = "during"
     stalled = raw_upgrade(system, drill_room)
     started.append(stalled)
@@ -144,7 +144,8 @@ def test_stalled_reader_is_cut_off_with_bounded_memory_and_others_unaffected(
     def cut_off() -> bool:
         peak[0] = max(peak[0], rss_bytes(system.chatserver.pid))
         return (
-            metric_value(system.chat_url, "chat_errors_total", 'kind="slow_consumer"') > cut_before
+            metric_value(system.chat_internal_url, "chat_errors_total", 'kind="slow_consumer"')
+            > cut_before
         )
 
     wait_until(cut_off, timeout=25, interval=0.2)

@@ -156,7 +156,9 @@ def test_sigterm_with_queued_messages_stores_them_all_and_closes_1001(restore, d
     system.django.stop(signal.SIGKILL)
     sent = [c.send() for c in clients for _ in range(5)]
     # Every message is in the chat server's persistence queue, waiting for Django.
-    wait_until(lambda: metric_value(system.chat_url, "chat_persist_queue_depth") == len(sent))
+    wait_until(
+        lambda: metric_value(system.chat_internal_url, "chat_persist_queue_depth") == len(sent)
+    )
     chatserver = system.chatserver.proc
     os.killpg(chatserver.pid, signal.SIGTERM)
     system.start_django()  # while the chat server drains its queue

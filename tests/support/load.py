@@ -28,9 +28,13 @@ from websockets.sync.client import connect
 Frame = dict[str, Any]
 
 
-def metric_value(chat_url: str, name: str, labels: str = "") -> float:
-    """One sample of the chat server's Prometheus text (0 when the series does not exist yet)."""
-    text = requests.get(f"{chat_url}/metrics", timeout=5).text
+def metric_value(internal_url: str, name: str, labels: str = "") -> float:
+    """One sample of the chat server's Prometheus text (0 when the series does not exist yet),
+    read from its internal listener (`LiveSystem.chat_internal_url`); metrics are not served on
+    the public port."""
+    response = requests.get(f"{internal_url}/metrics", timeout=5)
+    response.raise_for_status()
+    text = response.text
     pattern = re.compile(rf"^{re.escape(name)}(\{{{re.escape(labels)}\}})? (\S+)$", re.M)
     for match in pattern.finditer(text):
         if bool(labels) == bool(match.group(1)):
