@@ -7,7 +7,9 @@ double parse was most of a socket's connect CPU. `FrontDoor` reads only the requ
 else to the Site's HTTP channel. Either way the transport's `protocol` is rewired (as
 `WebSocketResource` does, and as `tcp.Server` reads it on every read) and the bytes seen so far
 are replayed, so the new protocol sees the connection as if it had owned it from the start.
-The front door then keeps no reference and is collected.
+The front door then keeps no reference and is collected. Only `GET /ws/` goes to Autobahn:
+`HEAD /ws/...`, `OPTIONS /ws/...` and every other method go to the Site, which answers them by the
+methods table of docs/protocol.md ("HTTP methods and paths"; `chatserver/methods.py`).
 
 Slowloris: one deadline (`request_timeout`, the handshake timeout) runs from the connection
 until the request line is complete; the next owner has its own deadline for the rest of the head
