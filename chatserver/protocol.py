@@ -20,7 +20,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from chatserver.fanout import Broadcast
@@ -153,7 +153,9 @@ class ChatServerProtocol(WebSocketServerProtocol):
             identity = hub.verify(ticket, room)
         except TicketError as exc:
             hub.metrics.errors.labels(kind="bad_ticket").inc()
-            log.debug("refused a ticket: {reason}", reason=exc.reason)
+            hub.log_throttle.emit(
+                log, "bad_ticket", "refused a ticket: {reason}", LogLevel.debug, reason=exc.reason
+            )
             raise ConnectionDeny(403, "Ticket refused") from None
         if hub.is_archived(room) or hub.shutting_down:
             status = 404 if hub.is_archived(room) else 503
@@ -215,6 +217,23 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self.factory.hub.metrics.errors.labels(kind="history_failed").inc()
         log.warn("history for a new socket failed: {error}", error=failure.getErrorMessage())
         self._fail_connection(CLOSE_INTERNAL, "history unavailable, reconnect")
+
+    def failHandshake(  # noqa: N802 (Autobahn API)
+        self, reason: str, code: int = 400, responseHeaders: Any = None
+    ) -> None:
+        """Autobahn's refusal (an HTTP error, then close), with its log line throttled: every
+        refused handshake (bad ticket, foreign origin, over a cap) is an unauthenticated
+        client's doing, and Autobahn logs each one."""
+        self.wasNotCleanReason = reason
+        self.factory.hub.log_throttle.emit(
+            log,
+            "handshake_refused",
+            "refused a WebSocket handshake ({code} {reason})",
+            code=code,
+            reason=reason,
+        )
+        self.sendHttpErrorResponse(code, reason, responseHeaders)
+        self.dropConnection(abort=False)
 
     # frames ---------------------------------------------------------------------------------
 
