@@ -10,7 +10,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from chatserver.fanout import Coalescer
 from chatserver.longpoll import LongPollResource
 from chatserver.protocol import ChatServerFactory
 from tests.chatserver.support import (
@@ -99,6 +98,8 @@ def test_long_poll_churn_is_coalesced_too():
 
 def test_coalescer_runs_once_per_interval_per_key_and_forgets_quiet_keys():
     """The mechanism on a plain Clock: leading run, one trailing run, no timer left after."""
+    from chatserver.fanout import Coalescer
+
     clock = Clock()
     runs: list[tuple[float, str]] = []
     coalescer = Coalescer(clock, 0.5, lambda key: runs.append((clock.seconds(), key)))
