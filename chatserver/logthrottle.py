@@ -14,8 +14,6 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 
-_own_log = Logger()
-
 
 class _Window:
     __slots__ = ("start", "written", "suppressed")
@@ -46,7 +44,7 @@ class LogThrottle:
             window = self._windows[kind] = _Window(now)
         elif now - window.start >= self._interval:
             if window.suppressed:
-                _own_log.info(
+                logger.info(
                     "suppressed {count} log lines of kind {kind} in the last {seconds:.0f} s",
                     count=window.suppressed,
                     kind=kind,

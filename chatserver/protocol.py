@@ -233,7 +233,11 @@ class ChatServerProtocol(WebSocketServerProtocol):
             reason=reason,
         )
         self.sendHttpErrorResponse(code, reason, responseHeaders)
+        # Autobahn logs dropping an unclean connection at warn, so once more per refusal; the
+        # refusal is logged (throttled) above: drop it as a clean close, then record it unclean.
+        self.wasClean = True
         self.dropConnection(abort=False)
+        self.wasClean = False
 
     # frames ---------------------------------------------------------------------------------
 
