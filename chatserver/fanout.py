@@ -101,14 +101,6 @@ class Coalescer:
             self._pending.discard(key)
             self._run(key)
 
-    def cancel_all(self) -> None:
-        """Drop pending sends and their timers (shutdown)."""
-        for call in self._quiet.values():
-            if call.active():
-                call.cancel()
-        self._quiet.clear()
-        self._pending.clear()
-
 
 class LocalFanout:
     """Publishes to the members of this process's `RoomRegistry`."""
