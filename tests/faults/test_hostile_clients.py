@@ -379,3 +379,44 @@ def test_one_ticket_on_100_sockets_shares_one_budget_and_other_rooms_chat_on(
         flooder.conn.close()
     assert_latency_unmoved(prober)
     wait_until(lambda: not prober.client.pending(), timeout=10)
+
+
+def _response_head(sock: socket.socket, timeout: float = 10) -> bytes:
+    """What the server answered, up to its blank line (or whatever came before the close)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_endless_heads_and_huge_bodies_are_refused_at_once_by_the_real_server(
+    drill_system, started
+):
+    """Against the real process: a handshake head that never ends gets 431 as soon as it passes
+    16 KiB (before: buffered and re-scanned until the deadline), and a POST announcing 2 GB gets
+    413 before a byte of body is sent (before: the body went to a temporary file first)."""
+    system = drill_system
+    for path in ("/ws/lobby?ticket=x", "/poll/lobby?ticket=x"):
+        sock = _partial(system, f"GET {path} HTTP/1.1\r\n".encode())
+        started.append(sock)
+        sent = 0
+        try:
+            while sent < 64 * 1024:
+                sock.sendall(b"X-Pad: " + b"p" * 1000 + b"\r\n")
+                sent += 1009
+        except OSError:
+            pass  # the server closed while we were still sending: the bound holds
+        assert _response_head(sock).startswith(b"HTTP/1.1 431"), path
+    for path, length in (("/poll/lobby?ticket=x", 2_000_000_000), ("/internal/stats", 10**9)):
+        sock = _partial(
+            system,
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode(),
+        )
+        started.append(sock)
+        head = _response_head(sock)
+        assert head.startswith(b"HTTP/1.1 413"), (path, head)
+        wait_until(lambda sock=sock: _closed_by_server(sock), timeout=5, interval=0.1)
