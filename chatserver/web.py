@@ -201,6 +201,14 @@ class DeadlineHTTPChannel(HTTPChannel):
         self._disarm()
         super().connectionLost(reason)
 
+    def timeoutConnection(self) -> None:  # noqa: N802 (twisted API)
+        """twisted.web's idle timeout, with its per-connection log line throttled (as in
+        `HTTPChannel.timeoutConnection`: close now, abort after `abortTimeout`)."""
+        self.site.log_throttle.emit(log, "idle_timeout", "closing an idle HTTP connection")
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
+
     def _arm(self) -> None:
         self._disarm()
         self._deadline = self.callLater(self.site.request_timeout, self._too_slow)

@@ -79,3 +79,33 @@ def test_a_loop_of_slow_requests_writes_a_bounded_number_of_lines():
     slow = [e for e in events if "in time" in (e.get("log_format") or "")]
     assert all(transport.disconnecting for transport in transports)
     assert len(slow) <= 5 and len(door.timeouts) == 201  # every one counted in the metric
+
+
+def test_a_loop_of_idle_keep_alive_connections_writes_a_bounded_number_of_lines():
+    """100 connections that make one request and then idle past twisted.web's idle timeout are
+    all closed, with at most the burst of lines (before: "Timing out client" for each)."""
+    from twisted.internet.testing import StringTransport
+
+    door = Door()
+    door.factory.log_throttle._burst = 5
+    events, observer = _capture()
+    transports = []
+    try:
+        for _ in range(100):
+            transport = StringTransport()
+            protocol = door.factory.buildProtocol(None)
+            transport.protocol = protocol
+            protocol.makeConnection(transport)
+            protocol.dataReceived(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert transport.value().startswith(b"HTTP/1.1 200")
+            transports.append(transport)
+        door.reactor.advance(61)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert all(transport.disconnecting for transport in transports)
+    idle = [
+        e
+        for e in events
+        if any(word in str(e.get("log_format")) for word in ("idle", "Timing out client"))
+    ]
+    assert len(idle) <= 5
