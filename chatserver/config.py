@@ -32,6 +32,17 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+
+
 def _float(environ: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -62,9 +73,26 @@ class ChatServerConfig:
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
     max_payload: int = 65536
     max_body: int = 4000
+    # Frames per second and burst per identity (all its sockets and long polls together).
     rate: float = 5.0
     burst: int = 20
+    # The same per client address (many people may share one address behind a NAT).
+    address_rate: float = 50.0
+    address_burst: int = 200
+    # Open sockets plus held long polls per identity and per client address.
+    max_connections: int = 20
+    max_address_connections: int = 500
+    # Take the client address from the last X-Forwarded-For entry (behind our own proxy only).
+    behind_proxy: bool = False
     flood_close: int = 30
+    # Presence frames per room are coalesced: at most one per interval (seconds).
+    presence_interval: float = 0.5
+    # Request heads: bytes and lines (front door, and twisted.web for every request).
+    max_head_bytes: int = 16 * 1024
+    max_head_lines: int = 100
+    # Log lines caused by unauthenticated clients: this many per kind per interval (seconds).
+    log_burst: int = 20
+    log_interval: float = 60.0
     # Browsers send a typing notice every 2 s at most; the server's floor is a little lower so
     # network jitter between two notices never drops a legitimate one.
     typing_interval: float = 1.5
@@ -127,7 +155,19 @@ class ChatServerConfig:
             max_body=_int(environ, "CHAT_MAX_BODY", cls.max_body, minimum=1),
             rate=_float(environ, "CHAT_RATE", cls.rate),
             burst=_int(environ, "CHAT_BURST", cls.burst, minimum=1),
+            address_rate=_float(environ, "CHAT_ADDRESS_RATE", cls.address_rate),
+            address_burst=_int(environ, "CHAT_ADDRESS_BURST", cls.address_burst, minimum=1),
+            max_connections=_int(environ, "CHAT_MAX_CONNECTIONS", cls.max_connections, minimum=1),
+            max_address_connections=_int(
+                environ, "CHAT_MAX_ADDRESS_CONNECTIONS", cls.max_address_connections, minimum=1
+            ),
+            behind_proxy=_bool(environ, "CHAT_BEHIND_PROXY", cls.behind_proxy),
             flood_close=_int(environ, "CHAT_FLOOD_CLOSE", cls.flood_close, minimum=1),
+            presence_interval=_float(environ, "CHAT_PRESENCE_INTERVAL", cls.presence_interval),
+            max_head_bytes=_int(environ, "CHAT_MAX_HEAD_BYTES", cls.max_head_bytes, minimum=1024),
+            max_head_lines=_int(environ, "CHAT_MAX_HEAD_LINES", cls.max_head_lines, minimum=8),
+            log_burst=_int(environ, "CHAT_LOG_BURST", cls.log_burst, minimum=1),
+            log_interval=_float(environ, "CHAT_LOG_INTERVAL", cls.log_interval, minimum=0.1),
             typing_interval=_float(environ, "CHAT_TYPING_INTERVAL", cls.typing_interval),
             batch_size=_int(environ, "CHAT_BATCH_SIZE", cls.batch_size, minimum=1),
             batch_delay_ms=_float(environ, "CHAT_BATCH_DELAY_MS", cls.batch_delay_ms),

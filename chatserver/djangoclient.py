@@ -35,9 +35,15 @@ class UnknownRoom(DjangoError):
 def make_http_client(reactor: Any) -> Any:
     """A treq client over a persistent connection pool (keep-alive towards Django)."""
     from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+
+    class QuietFactory(_HTTP11ClientFactory):
+        # Twisted logs "Starting/Stopping factory" for every new connection to Django; public
+        # requests (/healthz) can cause one each, so these lines would be theirs to flood.
+        noisy = False
 
     pool = HTTPConnectionPool(reactor, persistent=True)
+    pool._factory = QuietFactory
     pool.maxPersistentPerHost = 8
     pool.cachedConnectionTimeout = 60
     return HTTPClient(Agent(reactor, pool=pool))

@@ -4,11 +4,16 @@
 long-poll JSON answer for held polls. Members implement `deliver(broadcast)`. `LocalFanout` is the
 single-process implementation of "publish a stored message to a room"; with `CHAT_REDIS_URL`,
 `chatserver.redisfanout.RedisFanout` wraps it behind the same interface.
+
+Presence is coalesced per room (`Coalescer`): a change is sent at once when the room sent none
+in the last `presence_interval` seconds, otherwise once when the interval ends, with the state
+of that moment. So a connect/disconnect loop costs each member at most one presence frame per
+interval, and the last state always goes out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
@@ -61,15 +66,58 @@ class Broadcast:
         return body
 
 
+class Coalescer:
+    """At most one `send(key)` per `interval` seconds per key; the last request always runs.
+
+    The first request for a key runs at once and opens a quiet period of `interval` (one
+    `callLater` on the injected clock); requests during it only set a pending flag, and when it
+    ends a pending key runs once more (opening a new quiet period). `send` reads the state when
+    it runs, so the newest state goes out. Memory: one timer per key active in the last interval.
+    With `interval` 0 every request runs at once.
+    """
+
+    def __init__(self, clock: Any, interval: float, send: Callable[[Any], Any]) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._send = send
+        self._quiet: dict[Hashable, Any] = {}  # key -> the delayed call ending its quiet period
+        self._pending: set = set()
+
+    def request(self, key: Hashable) -> None:
+        """Ask for `send(key)`: now, or at the end of the key's quiet period."""
+        if key in self._quiet:
+            self._pending.add(key)
+            return
+        self._run(key)
+
+    def _run(self, key: Hashable) -> None:
+        if self._interval > 0 and self._clock is not None:
+            self._quiet[key] = self._clock.callLater(self._interval, self._quiet_ended, key)
+        self._send(key)
+
+    def _quiet_ended(self, key: Hashable) -> None:
+        del self._quiet[key]
+        if key in self._pending:
+            self._pending.discard(key)
+            self._run(key)
+
+
 class LocalFanout:
     """Publishes to the members of this process's `RoomRegistry`."""
 
     def __init__(
-        self, registry: RoomRegistry, prepare: Callable[[bytes], Any], metrics: Any = None
+        self,
+        registry: RoomRegistry,
+        prepare: Callable[[bytes], Any],
+        metrics: Any = None,
+        *,
+        clock: Any = None,
+        presence_interval: float = 0.0,
     ) -> None:
         self._registry = registry
         self._prepare = prepare
         self._metrics = metrics
+        self._presence = Coalescer(clock, presence_interval, self._send_presence)
 
     def _deliver(self, room: str, broadcast: Broadcast, exclude: object = None) -> int:
         # Copy: a delivery may close a member (slow reader) and so change the set.
@@ -108,8 +156,11 @@ class LocalFanout:
         """Every stored message passes through this process: the recent buffer is complete."""
         return True
 
-    def publish_presence(self, room: str) -> int:
-        """Tell the room's sockets who is online now."""
+    def publish_presence(self, room: str) -> None:
+        """Tell the room's sockets who is online (coalesced: see `Coalescer`)."""
+        self._presence.request(room)
+
+    def _send_presence(self, room: str) -> int:
         frame = {"type": "presence", "online": self._registry.online(room)}
         return self._deliver(room, Broadcast("presence", frame, self._prepare))
 

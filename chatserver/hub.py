@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from chatserver.config import ChatServerConfig
 from chatserver.fanout import LocalFanout
 from chatserver.frames import ClientFrame
+from chatserver.limits import ClientLimits
+from chatserver.logthrottle import LogThrottle
 from chatserver.metrics import ChatMetrics
 from chatserver.persistence import PersistenceQueue, QueueFull
 from chatserver.rooms import RoomRegistry
@@ -71,7 +73,17 @@ class ChatHub:
         self._history_waiting: dict[tuple[str, int | None], list[Deferred]] = {}
         # Called with the slug after a room's listeners were closed (the long-poll resource).
         self.archive_listeners: list[Callable[[str], Any]] = []
-        local = LocalFanout(self.registry, prepare_frame, self.metrics)
+        # Budgets and connection caps per identity and per address, shared by both transports.
+        self.limits = ClientLimits.from_config(config, clock)
+        # Log lines unauthenticated clients can cause are throttled per kind.
+        self.log_throttle = LogThrottle(clock, config.log_burst, config.log_interval)
+        local = LocalFanout(
+            self.registry,
+            prepare_frame,
+            self.metrics,
+            clock=clock,
+            presence_interval=config.presence_interval,
+        )
         self.fanout: Any = local
         self.bus = bus
         if bus is not None:
@@ -87,6 +99,7 @@ class ChatHub:
                 on_archived=self.archive_local,
                 gap_wait=config.redis_gap_wait_ms / 1000.0,
                 presence_interval=config.redis_presence_interval,
+                announce_interval=config.presence_interval,
                 metrics=self.metrics,
             )
         self.persistence = PersistenceQueue(

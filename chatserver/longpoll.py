@@ -20,8 +20,8 @@ from twisted.web.server import NOT_DONE_YET
 from chatserver.admission import origin_allowed, parse_since
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, parse_json_object, validate_message
+from chatserver.limits import client_address, retry_after_header, retry_after_value
 from chatserver.methods import MethodsResource, allow_header
-from chatserver.ratelimit import TokenBucket
 from chatserver.tickets import Identity, TicketError
 from chatserver.web import error_response, json_response, read_body
 
@@ -48,7 +48,17 @@ class _Lease:
 class _HeldPoll:
     """A GET waiting for the room's next event; a member of the room like a socket."""
 
-    __slots__ = ("owner", "request", "room", "uid", "since", "deadline", "pending", "done")
+    __slots__ = (
+        "owner",
+        "request",
+        "room",
+        "uid",
+        "address",
+        "since",
+        "deadline",
+        "pending",
+        "done",
+    )
     is_socket = False
 
     def __init__(self, owner: LongPollResource, request: Any, room: str, uid: str, since) -> None:
@@ -56,6 +66,7 @@ class _HeldPoll:
         self.request = request
         self.room = room
         self.uid = uid
+        self.address = ""  # set once the poll is counted against the connection caps
         self.since = since
         self.deadline = float("inf")
         self.pending: list[Broadcast] | None = []  # events while the history is being read
@@ -88,7 +99,6 @@ class LongPollResource(MethodsResource):
         self.hub = hub
         self._held: set[_HeldPoll] = set()
         self._leases: dict[tuple[str, str], _Lease] = {}
-        self._buckets: dict[str, TokenBucket] = {}
 
     # bookkeeping ---------------------------------------------------------------------------
 
@@ -121,7 +131,6 @@ class LongPollResource(MethodsResource):
         for key, lease in list(self._leases.items()):
             if lease.active == 0 and lease.expires <= now:
                 del self._leases[key]
-                self._buckets.pop(key[1], None)
                 if self.hub.registry.remove_presence(*key):
                     self.hub.fanout.publish_presence(key[0])
 
@@ -143,6 +152,7 @@ class LongPollResource(MethodsResource):
         self._held.discard(held)
         self.hub.registry.remove_member(held.room, held)
         self._lease_end(held.room, held.uid)
+        self.hub.limits.disconnect(held.uid, held.address)
         request = held.request
         request.setResponseCode(status)
         request.setHeader(b"Content-Type", b"application/json")
@@ -190,6 +200,15 @@ class LongPollResource(MethodsResource):
             return error_response(request, 404, "room_archived", "This room is archived.")
         return room, identity
 
+    def _address(self, request: Any) -> str:
+        """The client address the limits count (see `chatserver.limits.client_address`)."""
+        forwarded = request.getHeader(b"x-forwarded-for")
+        return client_address(
+            getattr(request.getClientAddress(), "host", None),
+            forwarded.decode("latin-1") if forwarded else None,
+            self.hub.config.behind_proxy,
+        )
+
     def render_OPTIONS(self, request: Any) -> bytes:  # noqa: N802 (twisted API)
         if not self._cors(request):
             return error_response(request, 403, "bad_origin", "Origin not allowed.")
@@ -211,7 +230,14 @@ class LongPollResource(MethodsResource):
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:
             return json_response(request, 200, {"messages": [], "online": [], "deleted": []})
+        address = self._address(request)
+        if not self.hub.limits.connect(identity.uid, address):
+            self.hub.metrics.errors.labels(kind="too_many_connections").inc()
+            return error_response(
+                request, 429, "too_many_connections", "Too many open connections."
+            )
         held = _HeldPoll(self, request, room, identity.uid, since)
+        held.address = address
         self._lease_start(room, identity)
         # Join before reading history, buffering events, so nothing falls between the two.
         self._held.add(held)
@@ -230,6 +256,7 @@ class LongPollResource(MethodsResource):
             self._held.discard(held)
             self.hub.registry.remove_member(held.room, held)
             self._lease_end(held.room, held.uid)
+            self.hub.limits.disconnect(held.uid, held.address)
 
     def _history(self, history: list[dict], held: _HeldPoll) -> None:
         if held.done:
@@ -263,6 +290,19 @@ class LongPollResource(MethodsResource):
         if isinstance(found, bytes):
             return found
         room, identity = found
+        wait = self.hub.limits.spend(identity.uid, self._address(request))
+        if wait is not None:
+            self.hub.metrics.errors.labels(kind="rate_limited").inc()
+            request.setHeader(b"Retry-After", retry_after_header(wait))
+            return json_response(
+                request,
+                429,
+                {
+                    "error": "rate_limited",
+                    "message": "Slow down: too many messages.",
+                    "retry_after": retry_after_value(wait),
+                },
+            )
         raw = read_body(request, self.hub.config.max_payload)
         if raw is None:
             return error_response(request, 413, "too_large", "The body is over the limit.")
@@ -271,14 +311,6 @@ class LongPollResource(MethodsResource):
         except FrameError as exc:
             self.hub.metrics.errors.labels(kind=exc.code).inc()
             return error_response(request, 400, exc.code, exc.message)
-        bucket = self._buckets.get(identity.uid)
-        if bucket is None:
-            bucket = self._buckets[identity.uid] = TokenBucket(
-                self.hub.clock, self.hub.config.rate, self.hub.config.burst
-            )
-        if not bucket.allow():
-            self.hub.metrics.errors.labels(kind="rate_limited").inc()
-            return error_response(request, 429, "rate_limited", "Slow down: too many messages.")
         self._lease_start(room, identity)
         finished: list = []
         request.notifyFinish().addBoth(finished.append)

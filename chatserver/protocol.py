@@ -20,14 +20,15 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from chatserver.admission import origin_allowed, parse_since
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, encode, error_frame, parse_client_frame
 from chatserver.hub import ChatHub, prepare_frame
-from chatserver.ratelimit import TokenBucket
+from chatserver.limits import client_address, retry_after_value
+from chatserver.ratelimit import FloodCounter
 from chatserver.tickets import TicketError
 
 log = Logger()
@@ -58,7 +59,9 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def __init__(self) -> None:
         super().__init__()
         self._pending: list[Broadcast] | None = None
-        self._bucket: TokenBucket | None = None
+        self._flood: FloodCounter | None = None
+        self.address = ""
+        self._counted = False  # one of the identity's and the address's connections
         self._last_typing = float("-inf")
         self._ping_sent: float | None = None
         self._paused = False
@@ -133,7 +136,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
             self.factory.hub.metrics.errors.labels(kind="bad_origin").inc()
             code = 403
             reason = "Origin not allowed"
-        super().failHandshake(reason, code, responseHeaders)
+        self._refuse_handshake(reason, code, responseHeaders)
 
     def onConnect(self, request: Any) -> None:
         """Check path, origin, ticket and room before the upgrade (403/404 refusals)."""
@@ -150,7 +153,9 @@ class ChatServerProtocol(WebSocketServerProtocol):
             identity = hub.verify(ticket, room)
         except TicketError as exc:
             hub.metrics.errors.labels(kind="bad_ticket").inc()
-            log.debug("refused a ticket: {reason}", reason=exc.reason)
+            hub.log_throttle.emit(
+                log, "bad_ticket", "refused a ticket: {reason}", LogLevel.debug, reason=exc.reason
+            )
             raise ConnectionDeny(403, "Ticket refused") from None
         if hub.is_archived(room) or hub.shutting_down:
             status = 404 if hub.is_archived(room) else 503
@@ -159,6 +164,14 @@ class ChatServerProtocol(WebSocketServerProtocol):
             self.since = parse_since((request.params.get("since") or [None])[0])
         except ValueError:
             raise ConnectionDeny(400, "Bad since") from None
+        peer = getattr(self.transport.getPeer(), "host", None)
+        self.address = client_address(
+            peer, request.headers.get("x-forwarded-for"), hub.config.behind_proxy
+        )
+        if not hub.limits.connect(identity.uid, self.address):
+            hub.metrics.errors.labels(kind="too_many_connections").inc()
+            raise ConnectionDeny(429, "Too many connections")
+        self._counted = True
         self.room = room
         self.identity = identity
         return None
@@ -166,7 +179,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         """Join the room (buffering live events), then send `hello` with history and presence."""
         hub: ChatHub = self.factory.hub
-        self._bucket = TokenBucket(hub.clock, hub.config.rate, hub.config.burst)
+        self._flood = FloodCounter(hub.clock)
         self._pending = []
         self.factory.connections.add(self)
         self._joined = True
@@ -205,6 +218,25 @@ class ChatServerProtocol(WebSocketServerProtocol):
         log.warn("history for a new socket failed: {error}", error=failure.getErrorMessage())
         self._fail_connection(CLOSE_INTERNAL, "history unavailable, reconnect")
 
+    def _refuse_handshake(self, reason: str, code: int, responseHeaders: Any) -> None:  # noqa: N803
+        """Autobahn's refusal (an HTTP error, then close), with its log line throttled: every
+        refused handshake (bad ticket, foreign origin, over a cap) is an unauthenticated
+        client's doing, and Autobahn logs each one."""
+        self.wasNotCleanReason = reason
+        self.factory.hub.log_throttle.emit(
+            log,
+            "handshake_refused",
+            "refused a WebSocket handshake ({code} {reason})",
+            code=code,
+            reason=reason,
+        )
+        self.sendHttpErrorResponse(code, reason, responseHeaders)
+        # Autobahn logs dropping an unclean connection at warn, so once more per refusal; the
+        # refusal is logged (throttled) above: drop it as a clean close, then record it unclean.
+        self.wasClean = True
+        self.dropConnection(abort=False)
+        self.wasClean = False
+
     # frames ---------------------------------------------------------------------------------
 
     def deliver(self, broadcast: Broadcast) -> None:
@@ -225,7 +257,13 @@ class ChatServerProtocol(WebSocketServerProtocol):
             self.sendMessage(frame)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        """Validate, rate-limit and queue a client frame."""
+        """Rate-limit, validate and queue a client frame.
+
+        Every text frame spends from the identity's and the address's budget (`hub.limits`),
+        whatever it holds: messages, typing, pings and refused frames alike. Over budget the
+        frame gets `rate_limited` with `retry_after`; `flood_close` refusals within the flood
+        window close the socket with 1008.
+        """
         hub: ChatHub = self.factory.hub
         if isBinary:
             hub.metrics.errors.labels(kind="binary_frame").inc()
@@ -234,8 +272,27 @@ class ChatServerProtocol(WebSocketServerProtocol):
         try:
             frame = parse_client_frame(payload, hub.config.max_body)
         except FrameError as exc:
-            hub.metrics.errors.labels(kind=exc.code).inc()
-            self._send_json(error_frame(exc.code, exc.message, exc.nonce))
+            frame, refused = None, exc
+        wait = hub.limits.spend(self.identity.uid, self.address)
+        if wait is not None:
+            hub.metrics.errors.labels(kind="rate_limited").inc()
+            if self._flood.count() >= hub.config.flood_close:
+                log.info("closing a socket that flooded past the rate limit (1008)")
+                self._fail_connection(CLOSE_POLICY, "rate limit exceeded")
+                return
+            nonce = frame.nonce if frame is not None else refused.nonce
+            self._send_json(
+                error_frame(
+                    "rate_limited",
+                    "Slow down: too many frames.",
+                    nonce,
+                    retry_after=retry_after_value(wait),
+                )
+            )
+            return
+        if frame is None:
+            hub.metrics.errors.labels(kind=refused.code).inc()
+            self._send_json(error_frame(refused.code, refused.message, refused.nonce))
             return
         if frame.type == "ping":
             self._send_json(b'{"type":"pong"}')
@@ -245,16 +302,6 @@ class ChatServerProtocol(WebSocketServerProtocol):
                 self._last_typing = now
                 hub.fanout.publish_typing(self.room, self.identity.name, self)
         else:
-            if not self._bucket.allow():
-                hub.metrics.errors.labels(kind="rate_limited").inc()
-                if self._bucket.refusals() >= hub.config.flood_close:
-                    log.info("closing a socket that flooded past the rate limit (1008)")
-                    self._fail_connection(CLOSE_POLICY, "rate limit exceeded")
-                    return
-                self._send_json(
-                    error_frame("rate_limited", "Slow down: too many messages.", frame.nonce)
-                )
-                return
             d = hub.submit(self.room, self.identity, frame)
             d.addCallback(self._message_result)
 
@@ -298,6 +345,9 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         """Leave the room and forget the connection."""
         self._pending = None
+        if self._counted:
+            self._counted = False
+            self.factory.hub.limits.disconnect(self.identity.uid, self.address)
         if self._joined:
             self._joined = False
             self.factory.connections.discard(self)

@@ -29,7 +29,7 @@ import orjson
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from chatserver.fanout import LocalFanout
+from chatserver.fanout import Coalescer, LocalFanout
 from chatserver.ordering import RoomSequencer
 from chatserver.rooms import RoomRegistry
 
@@ -52,6 +52,7 @@ class RedisFanout:
         on_archived: Callable[[str], Any],
         gap_wait: float = 0.2,
         presence_interval: float = 5.0,
+        announce_interval: float = 0.0,
         metrics: Any = None,
         origin: str | None = None,
     ) -> None:
@@ -64,6 +65,9 @@ class RedisFanout:
         self._django = django
         self._ttl = presence_interval * TTL_FACTOR
         self._metrics = metrics
+        # Presence changes are announced to the other instances coalesced per room, as local
+        # presence frames are (`LocalFanout`): churn costs the bus one envelope per interval.
+        self._announcements = Coalescer(clock, announce_interval, self._announce)
         self.sequencer = RoomSequencer(
             registry,
             local.publish,
@@ -103,10 +107,11 @@ class RedisFanout:
         """An archive Django told this process about (already applied here): the others."""
         self._send({"type": "archived", "room": room})
 
-    def publish_presence(self, room: str) -> int:
-        """Local presence changed: tell local sockets the union, and the others our part."""
-        self._announce(room)
-        return self.local.publish_presence(room)
+    def publish_presence(self, room: str) -> None:
+        """Local presence changed: tell local sockets the union, and the others our part
+        (both coalesced per room)."""
+        self._announcements.request(room)
+        self.local.publish_presence(room)
 
     def publish_typing(self, room: str, name: str, sender: object) -> int:
         """A local typing notice, relayed everywhere but to its sender."""

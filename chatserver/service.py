@@ -161,6 +161,10 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         request_timeout=config.handshake_timeout,
         idle_timeout=config.http_idle_timeout,
         on_request_timeout=hub.metrics.errors.labels(kind="slow_request").inc,
+        max_payload=config.max_payload,
+        max_head_bytes=config.max_head_bytes,
+        max_head_lines=config.max_head_lines,
+        log_throttle=hub.log_throttle,
     )
     top = ChatService(config, reactor, hub, factory, poll)
     if bus is not None:

@@ -4,6 +4,13 @@
 `/internal/...` (signed control API) share one twisted.web `Site`. The front door
 (`chatserver/frontdoor.py`) sends a connection that opens with `GET /ws/...` straight to Autobahn;
 `/ws/` stays here for an upgrade that comes later on a keep-alive HTTP connection.
+
+Request bodies are bounded before they are buffered: `DeadlineHTTPChannel` refuses a request
+whose `Content-Length` is over its path's limit (`body_limit`: 1 MiB for the signed control API,
+`CHAT_MAX_PAYLOAD` elsewhere) as soon as its head is read, and a body (chunked or not) as soon as
+the running count passes the limit: 413 JSON and the connection is closed, so the request's
+content buffer never holds more than the limit. Heads are capped by twisted.web's own limits,
+set to the front door's (`CHAT_MAX_HEAD_BYTES`, `CHAT_MAX_HEAD_LINES`).
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
+from chatserver.logthrottle import LogThrottle
 from chatserver.methods import refuse_method
 
 log = Logger()
@@ -35,6 +43,24 @@ def json_response(request: Any, status: int, payload: object) -> bytes:
 def error_response(request: Any, status: int, code: str, message: str) -> bytes:
     """An error body in the contract's shape: `{"error", "message"}`."""
     return json_response(request, status, {"error": code, "message": message})
+
+
+def body_limit(path: bytes, max_payload: int) -> int:
+    """The largest request body, in bytes, accepted for a request target (`path` as sent)."""
+    if path.startswith(b"/internal/"):
+        return MAX_SIGNED_BODY
+    return max_payload
+
+
+def _too_large_response(limit: int) -> bytes:
+    body = orjson.dumps(
+        {"error": "too_large", "message": f"The request body is over {limit} bytes."}
+    )
+    return (
+        b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nCache-Control: no-store\r\n"
+        b"Content-Length: " + str(len(body)).encode("ascii") + b"\r\n\r\n" + body
+    )
 
 
 def read_body(request: Any, limit: int) -> bytes | None:
@@ -119,6 +145,23 @@ def cancel_pending(call: Any) -> None:
         call.cancel()
 
 
+class LimitedRequest(Request):
+    """A request whose body stops at `body_limit` bytes: past it the channel refuses it (413)."""
+
+    body_limit: int | None = None
+    _received = 0
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 (twisted API)
+        channel = self.channel
+        if channel is None or channel.body_refused:
+            return
+        self._received += len(data)
+        if self.body_limit is not None and self._received > self.body_limit:
+            channel.refuse_body(self.body_limit)
+            return
+        super().handleContentChunk(data)
+
+
 class DeadlineHTTPChannel(HTTPChannel):
     """An HTTP channel that must receive each whole request within `request_timeout` seconds.
 
@@ -131,20 +174,52 @@ class DeadlineHTTPChannel(HTTPChannel):
 
     _deadline: Any = None
     _between_requests = False
+    body_refused = False
 
     def connectionMade(self) -> None:  # noqa: N802 (twisted API)
         super().connectionMade()
         self._arm()
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802 (twisted API)
+        if self.body_refused:
+            return  # refused with 413: nothing more is read
         if self._between_requests:
             self._between_requests = False
             self._arm()
         super().dataReceived(data)
 
+    def allHeadersReceived(self) -> None:  # noqa: N802 (twisted API)
+        """Refuse a declared body over the path's limit before any of it is buffered."""
+        limit = body_limit(self._path, self.site.max_payload)
+        if self.length is not None and self.length > limit:
+            self.refuse_body(limit)
+            return
+        self.requests[-1].body_limit = limit
+        super().allHeadersReceived()
+
+    def rawDataReceived(self, data: bytes) -> None:  # noqa: N802 (twisted API)
+        if self.body_refused:
+            return
+        super().rawDataReceived(data)
+
     def allContentReceived(self) -> None:  # noqa: N802 (twisted API)
+        if self.body_refused:
+            return
         self._disarm()
         super().allContentReceived()
+
+    def refuse_body(self, limit: int) -> None:
+        """Answer 413 and close: the body is over `limit` bytes (declared or counted)."""
+        if self.body_refused:
+            return
+        self.body_refused = True
+        self._disarm()
+        self.site.log_throttle.emit(
+            log, "body_refused", "refusing a request body over {limit} bytes", limit=limit
+        )
+        if self.transport is not None:
+            self.transport.write(_too_large_response(limit))
+            self.loseConnection()
 
     def requestDone(self, request: Any) -> None:  # noqa: N802 (twisted API)
         super().requestDone(request)
@@ -153,6 +228,14 @@ class DeadlineHTTPChannel(HTTPChannel):
     def connectionLost(self, reason: Any) -> None:  # noqa: N802 (twisted API)
         self._disarm()
         super().connectionLost(reason)
+
+    def timeoutConnection(self) -> None:  # noqa: N802 (twisted API)
+        """twisted.web's idle timeout, with its per-connection log line throttled (as in
+        `HTTPChannel.timeoutConnection`: close now, abort after `abortTimeout`)."""
+        self.site.log_throttle.emit(log, "idle_timeout", "closing an idle HTTP connection")
+        if self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        self.loseConnection()
 
     def _arm(self) -> None:
         self._disarm()
@@ -166,7 +249,9 @@ class DeadlineHTTPChannel(HTTPChannel):
         self._deadline = None
         if self.site.on_request_timeout is not None:
             self.site.on_request_timeout()
-        log.info("closing a connection whose request did not arrive in time")
+        self.site.log_throttle.emit(
+            log, "slow_request", "closing a connection whose request did not arrive in time"
+        )
         if self.transport is not None:
             self.transport.abortConnection()
 
@@ -176,6 +261,7 @@ class ChatSite(Site):
     wrapper) with a per-request deadline; only JSON bodies, so form uploads are never parsed."""
 
     protocol = DeadlineHTTPChannel
+    requestFactory = LimitedRequest
 
     def __init__(
         self,
@@ -185,12 +271,28 @@ class ChatSite(Site):
         request_timeout: float,
         idle_timeout: float,
         on_request_timeout: Any = None,
+        max_payload: int = 65536,
+        max_head_bytes: int = 16 * 1024,
+        max_head_lines: int = 100,
+        log_throttle: LogThrottle | None = None,
     ) -> None:
         super().__init__(
             resource, reactor=reactor, timeout=idle_timeout, parsePOSTFormSubmission=False
         )
         self.request_timeout = request_timeout
         self.on_request_timeout = on_request_timeout
+        self.max_payload = max_payload
+        self.max_head_bytes = max_head_bytes
+        self.max_head_lines = max_head_lines
+        self.log_throttle = log_throttle if log_throttle is not None else LogThrottle(reactor)
+
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (twisted API)
+        """A channel with twisted.web's head limits set to the front door's."""
+        channel = super().buildProtocol(addr)
+        channel.totalHeadersSize = self.max_head_bytes
+        channel.MAX_LENGTH = self.max_head_bytes
+        channel.maxHeaders = self.max_head_lines
+        return channel
 
 
 def build_site(
@@ -204,11 +306,17 @@ def build_site(
     request_timeout: float = 10.0,
     idle_timeout: float = 60.0,
     on_request_timeout: Any = None,
+    max_payload: int = 65536,
+    max_head_bytes: int = 16 * 1024,
+    max_head_lines: int = 100,
+    log_throttle: LogThrottle | None = None,
 ) -> ChatSite:
     """Compose the root resource and its Site (access logging off: URLs carry tickets).
 
     `request_timeout` bounds the arrival of each whole request (slowloris); `idle_timeout` is
-    twisted.web's idle timeout for a quiet keep-alive connection.
+    twisted.web's idle timeout for a quiet keep-alive connection; `max_payload` the body limit
+    outside the control API; `max_head_*` the head caps; `log_throttle` bounds the log lines
+    that unauthenticated clients cause.
     """
     children: dict[bytes, Resource] = {
         b"ws": _WebSocketRoot(_WebSocketResource(factory)),
@@ -225,6 +333,10 @@ def build_site(
         request_timeout=request_timeout,
         idle_timeout=idle_timeout,
         on_request_timeout=on_request_timeout,
+        max_payload=max_payload,
+        max_head_bytes=max_head_bytes,
+        max_head_lines=max_head_lines,
+        log_throttle=log_throttle,
     )
     site.log = lambda request: None  # never log request lines: they contain tickets
     site.displayTracebacks = False

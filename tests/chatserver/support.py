@@ -232,8 +232,15 @@ def parse_frames(data: bytes) -> list[tuple[int, bytes]]:
 class WsClient:
     """Drives a real `ChatServerProtocol` over a StringTransport."""
 
-    def __init__(self, factory: Any, path: str, origin: str | None = None) -> None:
-        self.transport = StringTransport()
+    def __init__(
+        self, factory: Any, path: str, origin: str | None = None, peer: str | None = None
+    ) -> None:
+        from twisted.internet.address import IPv4Address
+
+        if peer is None:
+            self.transport = StringTransport()
+        else:
+            self.transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
         self.protocol = factory.buildProtocol(None)
         self.protocol.makeConnection(self.transport)
         self.protocol.dataReceived(handshake(path, origin))

@@ -81,3 +81,34 @@ def test_redis_url_parts():
 
     assert parse_redis_url("redis://:s%40cret@cache:6380/3") == ("cache", 6380, "s@cret")
     assert parse_redis_url("redis://127.0.0.1") == ("127.0.0.1", 6379, None)
+
+
+def test_limit_variables_change_their_fields_and_bad_values_name_the_variable():
+    """The limits of issue 10 (per identity and address, heads, presence, log throttle)."""
+    env = {
+        "CHAT_SHARED_SECRET": "s",
+        "CHAT_ADDRESS_RATE": "7.5",
+        "CHAT_ADDRESS_BURST": "30",
+        "CHAT_MAX_CONNECTIONS": "4",
+        "CHAT_MAX_ADDRESS_CONNECTIONS": "40",
+        "CHAT_BEHIND_PROXY": "1",
+        "CHAT_PRESENCE_INTERVAL": "2",
+        "CHAT_MAX_HEAD_BYTES": "4096",
+        "CHAT_MAX_HEAD_LINES": "50",
+        "CHAT_LOG_BURST": "3",
+        "CHAT_LOG_INTERVAL": "10",
+    }
+    config = ChatServerConfig.from_environ(env)
+    assert (config.address_rate, config.address_burst) == (7.5, 30)
+    assert (config.max_connections, config.max_address_connections) == (4, 40)
+    assert config.behind_proxy is True and config.presence_interval == 2.0
+    assert (config.max_head_bytes, config.max_head_lines) == (4096, 50)
+    assert (config.log_burst, config.log_interval) == (3, 10.0)
+    assert ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s"}).behind_proxy is False
+    for name, value in (
+        ("CHAT_BEHIND_PROXY", "maybe"),
+        ("CHAT_MAX_CONNECTIONS", "0"),
+        ("CHAT_MAX_HEAD_BYTES", "100"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            ChatServerConfig.from_environ({"CHAT_SHARED_SECRET": "s", name: value})

@@ -154,6 +154,7 @@ def test_typing_is_relayed_to_others_at_most_once_per_interval(env):
     assert bob.json_frames() == [{"type": "typing", "user": "alice"}]
     assert alice.json_frames() == []
     reactor.advance(2)
+    bob.json_frames()  # the coalesced presence of bob's own arrival
     alice.send({"type": "typing"})
     assert bob.json_frames() == [{"type": "typing", "user": "alice"}]
 
@@ -164,9 +165,13 @@ def test_presence_counts_a_person_with_two_tabs_once(env):
     alice2 = connect(env)
     bob = connect(env, uid="u:2", name="bob")
     assert bob.json_frames()[0]["online"] == ["alice", "bob"]
+    env[1].advance(env[0].config.presence_interval)  # presence is coalesced per room
+    bob.json_frames()  # the coalesced presence of bob's own arrival
     alice1.protocol.connectionLost(Failure(ConnectionDone()))
+    env[1].advance(env[0].config.presence_interval)
     assert bob.json_frames() == []
     alice2.protocol.connectionLost(Failure(ConnectionDone()))
+    env[1].advance(env[0].config.presence_interval)
     assert bob.json_frames() == [{"type": "presence", "online": ["bob"]}]
 
 
@@ -285,4 +290,5 @@ def test_site_takeover_releases_http_channel():
     del channel
     gc.collect()
     assert ref() is None
+    reactor.advance(hub.config.presence_interval)  # the room's presence quiet period ends
     assert reactor.getDelayedCalls() == [] or all(not c.active() for c in reactor.getDelayedCalls())

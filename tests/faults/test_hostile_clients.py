@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.live import LiveSystem, rss_bytes, wait_until
 from tests.support.load import RoomClient, SessionTickets, metric_value, percentile
@@ -320,3 +320,105 @@ def test_trickling_slowloris_is_cut_within_a_bounded_time(drill_system, started)
             return
         time.sleep(0.5)  # the attacker's pace
     pytest.fail("the slowloris was still connected after 8 s")
+
+
+# -- one identity, many sockets -----------------------------------------------------------------
+
+
+def _open_or_status(ws_url: str) -> ChatClient | int:
+    """A socket, or the HTTP status that refused its handshake."""
+    try:
+        return ChatClient(ws_url)
+    except InvalidStatus as refused:
+        return refused.response.status_code
+
+
+def test_one_ticket_on_100_sockets_shares_one_budget_and_other_rooms_chat_on(
+    drill_system, drill_room, started
+):
+    """One ticket opens 100 sockets and sends 20 messages on each, as fast as it can: past
+    CHAT_MAX_CONNECTIONS (20) the handshakes get 429, and the open sockets share one budget, so
+    at most the burst plus the rate over the elapsed time is stored; every message is answered
+    (stored or `rate_limited` with `retry_after`). Before: 100 sockets stored 2,000 messages.
+    A user in another room keeps the same round-trip time."""
+    system = drill_system
+    other_room = f"{drill_room}-other"
+    system.create_room(other_room, guests=True)
+    prober = Prober(client(system, other_room, "probe", started))
+    started.append(prober)
+    prober.start()
+    wait_until(lambda: prober.count("before") >= 12, timeout=20)
+    prober.phase = "during"
+    ws_url = SessionTickets(system.django_url, drill_room)()  # one ticket, one identity
+    attempts = [_open_or_status(ws_url) for _ in range(100)]
+    sockets = [a for a in attempts if isinstance(a, ChatClient)]
+    statuses = [a for a in attempts if not isinstance(a, ChatClient)]
+    assert len(sockets) == 20 and statuses == [429] * 80
+    began = time.monotonic()
+    sent = {}
+    for i, flooder in enumerate(sockets):
+        for j in range(20):
+            nonce = f"one-{i}-{j}"
+            flooder.say("flood", nonce)
+            sent[nonce] = flooder
+    answers = {}
+    for nonce, flooder in sent.items():
+        answers[nonce] = flooder.wait_for(
+            lambda f, n=nonce: f.get("nonce") == n and f.get("type") in ("message", "error"),
+            timeout=20,
+        )
+    elapsed = time.monotonic() - began
+    wait_until(lambda: prober.count("during") >= 12, timeout=20)
+    prober.stop()
+    stored = [n for n, a in answers.items() if a["type"] == "message"]
+    refused = [a for a in answers.values() if a["type"] == "error"]
+    rate, burst = float(DRILL_ENV["CHAT_RATE"]), int(DRILL_ENV["CHAT_BURST"])
+    assert len(stored) + len(refused) == len(sent) == 400
+    assert len(stored) <= burst + rate * elapsed + 1, (len(stored), elapsed)
+    assert {a["code"] for a in refused} == {"rate_limited"}
+    assert all(a["retry_after"] > 0 for a in refused)
+    for flooder in sockets:
+        flooder.conn.close()
+    assert_latency_unmoved(prober)
+    wait_until(lambda: not prober.client.pending(), timeout=10)
+
+
+def _response_head(sock: socket.socket, timeout: float = 10) -> bytes:
+    """What the server answered, up to its blank line (or whatever came before the close)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_endless_heads_and_huge_bodies_are_refused_at_once_by_the_real_server(
+    drill_system, started
+):
+    """Against the real process: a handshake head that never ends gets 431 as soon as it passes
+    16 KiB (before: buffered and re-scanned until the deadline), and a POST announcing 2 GB gets
+    413 before a byte of body is sent (before: the body went to a temporary file first)."""
+    system = drill_system
+    for path in ("/ws/lobby?ticket=x", "/poll/lobby?ticket=x"):
+        sock = _partial(system, f"GET {path} HTTP/1.1\r\n".encode())
+        started.append(sock)
+        sent = 0
+        try:
+            while sent < 64 * 1024:
+                sock.sendall(b"X-Pad: " + b"p" * 1000 + b"\r\n")
+                sent += 1009
+        except OSError:
+            pass  # the server closed while we were still sending: the bound holds
+        assert _response_head(sock).startswith(b"HTTP/1.1 431"), path
+    for path, length in (("/poll/lobby?ticket=x", 2_000_000_000), ("/internal/stats", 10**9)):
+        sock = _partial(
+            system,
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode(),
+        )
+        started.append(sock)
+        head = _response_head(sock)
+        assert head.startswith(b"HTTP/1.1 413"), (path, head)
+        wait_until(lambda sock=sock: _closed_by_server(sock), timeout=5, interval=0.1)

@@ -156,6 +156,12 @@ class LiveSystem:
             "CHAT_INTERFACE": "127.0.0.1",
             "CHAT_ALLOWED_ORIGINS": f"{self.django_url},http://localhost:{self.django_port}",
             "PYTHONUNBUFFERED": "1",
+            # Every test client connects from 127.0.0.1: the per-address budget and connection
+            # cap would count all of a session's tests as one client. Drills that test them
+            # lower these again; the per-identity limits stay at their defaults.
+            "CHAT_ADDRESS_RATE": "1000000",
+            "CHAT_ADDRESS_BURST": "1000000",
+            "CHAT_MAX_ADDRESS_CONNECTIONS": "1000000",
         }
         self.env.pop("DJANGO_ALLOWED_HOSTS", None)
         if extra_env:
