@@ -39,11 +39,15 @@ def encode(obj: object) -> bytes:
     return orjson.dumps(obj)
 
 
-def error_frame(code: str, message: str, nonce: str | None = None) -> bytes:
-    """The encoded `error` frame for one refusal."""
-    frame = {"type": "error", "code": code, "message": message}
+def error_frame(
+    code: str, message: str, nonce: str | None = None, retry_after: float | None = None
+) -> bytes:
+    """The encoded `error` frame for one refusal (`retry_after` in seconds, when known)."""
+    frame: dict = {"type": "error", "code": code, "message": message}
     if nonce is not None:
         frame["nonce"] = nonce
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
     return orjson.dumps(frame)
 
 
