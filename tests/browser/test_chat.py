@@ -90,6 +90,8 @@ def test_empty_input_is_ignored_and_shift_enter_adds_a_line(open_room, live_room
     box.press("Enter")
     expect(alice.message("line one\nline two")).to_have_count(1)
     expect(box).to_have_value("")
+    # The bubble appears before the message is stored: wait for its acknowledgement (stored).
+    expect(alice.page.locator("#message-list li.pending")).to_have_count(0)
     assert [m["body"] for m in live.stored_messages(live_room)] == ["line one\nline two"]
 
 
