@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DJANGO_PORT ?= 8000
 export CHAT_PORT ?= 9000
 
-.PHONY: run test lint format bench bench-smoke faults browser-deps clean
+.PHONY: run test js-test lint format bench bench-smoke faults browser-deps js-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ run: $(STAMP) .env
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
 
+# Debian's Node.js for the client's unit tests (tests/js, `node --test`, no npm packages).
+js-deps:
+	@command -v node >/dev/null 2>&1 || scripts/install_nodejs.sh
+
+js-test: js-deps
+	node --test tests/js/*.test.js
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -38,7 +45,7 @@ format: $(STAMP)
 # The Django suite runs a second time on PostgreSQL (the local server, trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
 
-test: $(STAMP) browser-deps lint
+test: $(STAMP) browser-deps lint js-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest tests/chat -q -p no:cacheprovider
 

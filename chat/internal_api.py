@@ -67,9 +67,23 @@ def _shape_error(item: Any) -> str | None:
 def _created(
     message: Message, slug: str, created: bool, prev_id: int | None = None
 ) -> dict[str, Any]:
+    """The result of a stored item: a new row, or a repeat of a stored ``(room, nonce)``.
+
+    A repeat is authoritative for the chat server (it never publishes one) and carries the
+    original ``id`` and ``deleted``; a deleted original is answered without its message, so a
+    resent nonce can never bring moderated text back (docs/protocol.md, the batch).
+    """
     result: dict[str, Any] = {"ok": True, "created": created}
-    if created and prev_id is not None:
-        result["prev_id"] = prev_id
+    if created:
+        if prev_id is not None:
+            result["prev_id"] = prev_id
+    else:
+        result["id"] = message.pk
+        result["deleted"] = message.is_deleted
+        if message.is_deleted:
+            result["nonce"] = message.nonce
+            result["room"] = slug
+            return result
     result["message"] = message.to_dict(slug)
     return result
 

@@ -42,7 +42,7 @@ def encode(obj: object) -> bytes:
 def error_frame(
     code: str, message: str, nonce: str | None = None, retry_after: float | None = None
 ) -> bytes:
-    """The encoded `error` frame for one refusal (`retry_after`: seconds, for `rate_limited`)."""
+    """The encoded `error` frame for one refusal (`retry_after` in seconds, when known)."""
     frame: dict = {"type": "error", "code": code, "message": message}
     if nonce is not None:
         frame["nonce"] = nonce

@@ -29,6 +29,9 @@ from chatserver.tickets import Identity, verify_ticket
 log = Logger()
 
 HISTORY_PAGE = 1000
+# Seconds a sender refused with `busy` waits before its next try (the `retry_after` of the error
+# frame and of the long poll's 503): about the time a full persistence queue needs to drain.
+BUSY_RETRY_AFTER = 1.0
 
 ERROR_TEXT = {
     "busy": "The server is busy: retry later with the same nonce.",
@@ -43,14 +46,44 @@ def prepare_frame(payload: bytes) -> PreparedMessage:
     return PreparedMessage(payload, False, False, True)
 
 
-def error_result(code: str, nonce: str | None = None, text: str | None = None) -> dict:
-    """A refusal in the shape of a Django batch item error."""
-    return {
+def error_result(
+    code: str,
+    nonce: str | None = None,
+    text: str | None = None,
+    retry_after: float | None = None,
+) -> dict:
+    """A refusal in the shape of a Django batch item error.
+
+    `retry_after` (seconds) tells the sender how long to wait before resending the same nonce
+    (docs/protocol.md, error frames).
+    """
+    result = {
         "ok": False,
         "error": code,
         "nonce": nonce,
         "message": text or ERROR_TEXT.get(code, code),
     }
+    if retry_after is not None:
+        result["retry_after"] = retry_after
+    return result
+
+
+def repeat_result(result: dict, nonce: str) -> dict:
+    """Django's answer for a stored nonce (`created: false`) as the sender's acknowledgement.
+
+    Returns `{"ok": True, "repeat": True, "nonce", "id", "deleted": bool, "message"?}`: the
+    original message, or only its id when staff deleted it. Transports send it to the sender
+    alone (the `ack` frame, the long poll's `repeat` answer); it is never published.
+    """
+    message = result.get("message") if isinstance(result.get("message"), dict) else None
+    deleted = result.get("deleted") is True or message is None
+    message_id = result.get("id")
+    if not isinstance(message_id, int) and message is not None:
+        message_id = message.get("id")
+    answer = {"ok": True, "repeat": True, "nonce": nonce, "id": message_id, "deleted": deleted}
+    if not deleted:
+        answer["message"] = message
+    return answer
 
 
 class ChatHub:
@@ -200,11 +233,16 @@ class ChatHub:
     # sending -------------------------------------------------------------------------------
 
     def submit(self, room: str, identity: Identity, frame: ClientFrame) -> Deferred:
-        """Queue a validated message; fires with Django's per-item result or a refusal."""
+        """Queue a validated message; fires with the sender's answer.
+
+        That is Django's per-item result for a new message (already published to the room, the
+        sender included), a `repeat_result` for a nonce Django had already stored (for the
+        sender alone), or a refusal (`error_result`).
+        """
         if self.is_archived(room):
             return succeed(error_result("room_archived", frame.nonce))
         if self.shutting_down:
-            return succeed(error_result("busy", frame.nonce))
+            return succeed(error_result("busy", frame.nonce, retry_after=BUSY_RETRY_AFTER))
         item = {
             "room": room,
             "nonce": frame.nonce,
@@ -217,11 +255,18 @@ class ChatHub:
             d = self.persistence.enqueue(item)
         except QueueFull:
             self.metrics.errors.labels(kind="busy").inc()
-            return succeed(error_result("busy", frame.nonce))
+            return succeed(error_result("busy", frame.nonce, retry_after=BUSY_RETRY_AFTER))
         self.metrics.messages_in.inc()
-        return d
+        return d.addCallback(self._answer, frame.nonce)
+
+    @staticmethod
+    def _answer(result: dict, nonce: str) -> dict:
+        if result.get("ok") and result.get("created") is not True:
+            return repeat_result(result, nonce)
+        return result
 
     def _stored(self, message: dict, prev_id: int | None = None) -> None:
+        """A message Django created (never a repeat): publish it to the room, in id order."""
         room = message.get("room")
         if isinstance(room, str):
             self.fanout.publish(room, message, prev_id)

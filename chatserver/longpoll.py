@@ -11,6 +11,7 @@ second) expires leases and times out held polls, instead of a timer per client.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -319,13 +320,23 @@ class LongPollResource(MethodsResource):
             self._lease_end(room, identity.uid)
             if finished:
                 return  # the client went away; the message is stored and broadcast anyway
-            if result.get("ok"):
+            if result.get("repeat"):
+                # A nonce Django had stored: answered to this sender only, never published.
+                if result["deleted"]:
+                    repeat = {"deleted": True, "id": result["id"], "repeat": True}
+                else:
+                    repeat = {"message": result["message"], "repeat": True}
+                body = json_response(request, 200, repeat)
+            elif result.get("ok"):
                 body = json_response(request, 200, {"message": result["message"]})
             else:
                 code = str(result.get("error") or "store_failed")
-                body = error_response(
-                    request, RESULT_STATUS.get(code, 400), code, str(result.get("message") or code)
-                )
+                payload = {"error": code, "message": str(result.get("message") or code)}
+                retry_after = result.get("retry_after")
+                if isinstance(retry_after, int | float):
+                    payload["retry_after"] = retry_after
+                    request.setHeader(b"Retry-After", str(math.ceil(retry_after)).encode())
+                body = json_response(request, RESULT_STATUS.get(code, 400), payload)
             request.write(body)
             request.finish()
 

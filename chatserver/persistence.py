@@ -1,10 +1,12 @@
 """Group commit towards Django: many socket messages, few HTTP requests.
 
 `PersistenceQueue.enqueue(item)` returns a Deferred that fires with the item's result from Django
-(`{"ok": true, "message": ...}` or `{"ok": false, "error": ...}`); it never errbacks. Each stored
-message is also handed to `on_stored(message, prev_id)` (`prev_id` None for a repeat). A batch is
-sent when `batch_size` items wait or `batch_delay` after the first one, whichever comes first,
-with at most `max_in_flight` requests at once.
+(`{"ok": true, "created": ..., "message": ...}` or `{"ok": false, "error": ...}`); it never
+errbacks. Each message Django *created* is also handed to `on_stored(message, prev_id)`, to be
+published; a repeat of a stored nonce (`created: false`, Django's answer is authoritative) goes
+to its sender alone, through the Deferred, and is never published. A batch is sent when
+`batch_size` items wait or `batch_delay` after the first one, whichever comes first, with at most
+`max_in_flight` requests at once.
 
 Ordering: a room's messages are never in two in-flight batches, so a room's ids are published
 in the order Django assigned them. Durability: when Django is slow or down the batch goes back to
@@ -180,14 +182,17 @@ class PersistenceQueue:
             self._metrics.persist_latency.observe(self._clock.seconds() - started)
         self._release(batch)
         for (_item, d), result in zip(batch, results, strict=True):
-            if result.get("ok") and isinstance(result.get("message"), dict):
-                prev_id = result.get("prev_id") if result.get("created") else None
-                try:
-                    self._on_stored(
-                        result["message"], prev_id if isinstance(prev_id, int) else None
-                    )
-                except Exception:
-                    log.failure("publishing a stored message failed")
+            if result.get("ok"):
+                # Only a new row is published: a repeat (whatever the recent buffer holds, and
+                # across restarts) must never reach the room again, nor revive a deleted message.
+                if result.get("created") is True and isinstance(result.get("message"), dict):
+                    prev_id = result.get("prev_id")
+                    try:
+                        self._on_stored(
+                            result["message"], prev_id if isinstance(prev_id, int) else None
+                        )
+                    except Exception:
+                        log.failure("publishing a stored message failed")
             elif self._metrics is not None:
                 self._metrics.errors.labels(kind=str(result.get("error", "item"))).inc()
             d.callback(result)

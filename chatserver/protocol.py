@@ -306,10 +306,26 @@ class ChatServerProtocol(WebSocketServerProtocol):
             d.addCallback(self._message_result)
 
     def _message_result(self, result: dict) -> None:
+        if result.get("repeat"):
+            # A nonce Django had stored: the sender alone learns the original (or its deletion).
+            ack = {"type": "ack", "nonce": result["nonce"], "id": result["id"]}
+            ack["deleted"] = result["deleted"]
+            if "message" in result:
+                ack["message"] = result["message"]
+            self._send_json(encode(ack))
+            return
         if result.get("ok"):
             return  # the room (sender included) gets it through the fan-out
         code = str(result.get("error") or "store_failed")
-        self._send_json(error_frame(code, str(result.get("message") or code), result.get("nonce")))
+        retry_after = result.get("retry_after")
+        self._send_json(
+            error_frame(
+                code,
+                str(result.get("message") or code),
+                result.get("nonce"),
+                retry_after if isinstance(retry_after, int | float) else None,
+            )
+        )
 
     def onPong(self, payload: bytes) -> None:
         """The client is alive."""

@@ -147,6 +147,36 @@ def test_batch_is_idempotent(signed, lobby):
     assert second["message"]["body"] == "one"
 
 
+def test_repeat_says_whether_the_original_survives(signed, lobby):
+    """A repeat carries the original id and `deleted: false` beside the original message."""
+    first = signed.post_json(BATCH, {"messages": [item("same")]}).json()["results"][0]
+    (again,) = signed.post_json(BATCH, {"messages": [item("same", body="two")]}).json()["results"]
+    assert again["created"] is False and again["deleted"] is False
+    assert again["id"] == first["message"]["id"] and again["message"] == first["message"]
+
+
+@pytest.mark.parametrize("body", ["secret", "  another  ", "x" * 4000])
+def test_repeat_of_a_deleted_message_says_deleted_without_the_text(signed, lobby, body):
+    """Resending the nonce of a message staff deleted stores nothing and answers
+    `created: false, deleted: true` with the original id and no message: the chat server can
+    never learn (and so never show again) the deleted text from a repeat."""
+    first = signed.post_json(BATCH, {"messages": [item("gone", body=body)]}).json()["results"][0]
+    Message.objects.filter(pk=first["message"]["id"]).update(is_deleted=True)
+    for resent in (body, "different text"):
+        (again,) = signed.post_json(BATCH, {"messages": [item("gone", body=resent)]}).json()[
+            "results"
+        ]
+        assert again == {
+            "ok": True,
+            "created": False,
+            "id": first["message"]["id"],
+            "deleted": True,
+            "nonce": "gone",
+            "room": "lobby",
+        }
+    assert Message.objects.count() == 1
+
+
 def test_repeat_inside_one_batch(signed, lobby):
     """A nonce repeated inside one batch is stored once; the repeat says created false."""
     results = signed.post_json(BATCH, {"messages": [item("r"), item("r")]}).json()["results"]

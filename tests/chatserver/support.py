@@ -55,6 +55,7 @@ class FakeDjango:
         self.history_calls = 0
         self.next_id = 1
         self.deleted_ids: dict[str, list[int]] = {}
+        self.deleted_nonces: dict[tuple[str, str], int] = {}  # (room, nonce) -> deleted id
         self.archived_rooms: set[str] = set()
         self.fail_history = False  # messages_after / latest_messages fail while True
 
@@ -64,6 +65,7 @@ class FakeDjango:
             if message["id"] == message_id:
                 self.messages.remove(message)
                 self.deleted_ids.setdefault(message["room"], []).append(message_id)
+                self.deleted_nonces[(message["room"], message["nonce"])] = message_id
 
     def _store(self, items: list[dict]) -> list[dict]:
         results = []
@@ -86,7 +88,28 @@ class FakeDjango:
                 if m["room"] == item["room"] and m["nonce"] == item["nonce"]
             ]
             if existing:
-                results.append({"ok": True, "created": False, "message": existing[0]})
+                results.append(
+                    {
+                        "ok": True,
+                        "created": False,
+                        "id": existing[0]["id"],
+                        "deleted": False,
+                        "message": existing[0],
+                    }
+                )
+                continue
+            gone = self.deleted_nonces.get((item["room"], item["nonce"]))
+            if gone is not None:  # a repeat of a deleted message: its id, never its text
+                results.append(
+                    {
+                        "ok": True,
+                        "created": False,
+                        "id": gone,
+                        "deleted": True,
+                        "nonce": item["nonce"],
+                        "room": item["room"],
+                    }
+                )
                 continue
             room_ids = [m["id"] for m in self.messages if m["room"] == item["room"]]
             room_ids += self.deleted_ids.get(item["room"], [])

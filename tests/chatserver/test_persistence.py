@@ -141,14 +141,32 @@ def test_when_idle_and_fail_all(setup):
     assert d.result["error"] == "store_failed"
 
 
-def test_prev_id_of_created_messages_reaches_on_stored_and_repeats_have_none(setup):
-    """Django's prev_id is handed on with each created message; a repeat carries none."""
+def test_prev_id_of_created_messages_reaches_on_stored(setup):
+    """Django's prev_id is handed on with each created message."""
     clock, django, queue, published = setup
     queue.enqueue(_item("r", "n0"))
     queue.enqueue(_item("s", "m0"))
     queue.enqueue(_item("r", "n1"))
     clock.advance(0.005)
     assert queue.message_prev == {1: 0, 2: 0, 3: 1}
-    queue.enqueue(_item("r", "n1"))  # a resend of a stored nonce
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_a_repeat_is_answered_to_its_sender_and_never_published(setup, deleted):
+    """A resent stored nonce (Django: `created: false`) goes back to its sender alone, through
+    its Deferred, with the original id; `on_stored` (the fan-out) never sees it, whether the
+    original is still there or was deleted."""
+    clock, django, queue, published = setup
+    queue.enqueue(_item("r", "n0"))
+    queue.enqueue(_item("r", "n1"))
     clock.advance(0.005)
-    assert published[-1]["id"] == 3 and queue.message_prev[3] is None
+    if deleted:
+        django.delete(1)
+    before = list(published)
+    repeats = [queue.enqueue(_item("r", "n0")), queue.enqueue(_item("r", "n0"))]
+    clock.advance(0.005)
+    assert published == before
+    for d in repeats:
+        assert d.result["ok"] is True and d.result["created"] is False
+        assert d.result["id"] == 1 and d.result["deleted"] is deleted
+        assert ("message" in d.result) is not deleted

@@ -179,6 +179,9 @@ class RoomClient(threading.Thread):
                 frame = json.loads(raw)
                 if frame.get("type") == "message":
                     self._seen(frame, live=True)
+                elif frame.get("type") == "ack":
+                    # A resend of a stored nonce: for this client alone, never broadcast.
+                    self._acked(frame)
                 elif frame.get("type") == "error":
                     with self.lock:
                         self.errors.append(frame)
@@ -201,6 +204,13 @@ class RoomClient(threading.Thread):
             conn.send(json.dumps({"type": "message", "body": body, "nonce": nonce}))
         except (ConnectionClosed, OSError):
             pass  # resent after the reconnect
+
+    def _acked(self, ack: Frame) -> None:
+        if isinstance(ack.get("message"), dict):
+            self._seen(ack["message"], live=False)
+        else:  # the original was deleted: nothing to show, nothing left to send
+            with self.lock:
+                self.outbox.pop(ack.get("nonce"), None)
 
     def _seen(self, message: Frame, live: bool) -> None:
         now = time.monotonic()

@@ -112,8 +112,12 @@ export function startRoom(root) {
           case "deleted":
             timeline.markDeleted(frame.id);
             break;
+          case "ack":
+            // A nonce the server had already stored: for this sender only, never broadcast.
+            sender.onAck(frame);
+            break;
           case "error":
-            if (frame.nonce) sender.refused(frame.nonce, frame.code);
+            if (frame.nonce) sender.refused(frame.nonce, frame.code, frame.retry_after);
             break;
           default:
             break;

@@ -98,7 +98,11 @@ export class Timeline {
    * @returns {boolean} true when the message was not shown before.
    */
   upsert(msg) {
-    if (!Number.isSafeInteger(msg.id) || this.byId.has(msg.id)) {
+    if (!Number.isSafeInteger(msg.id)) return false;
+    if (this.byId.has(msg.id)) {
+      // Already shown (e.g. an `ack` for a resend of a message stored before a reload): the
+      // unsent copy goes, so the message is never shown twice.
+      if (msg.nonce) this.removePending(msg.nonce);
       return false;
     }
     let li = msg.nonce ? this.pendingElement(msg.nonce) : null;

@@ -23,6 +23,19 @@ function pause(ms, signal) {
   });
 }
 
+/**
+ * The server's wait before a resend, in seconds: the body's `retry_after`, else the
+ * `Retry-After` header (whole seconds); undefined when it gave none.
+ * @param {object|null} data
+ * @param {Response} response
+ * @returns {number|undefined}
+ */
+export function retryAfterSeconds(data, response) {
+  if (data && typeof data.retry_after === "number") return data.retry_after;
+  const header = Number.parseInt(response.headers?.get?.("Retry-After") ?? "", 10);
+  return Number.isFinite(header) && header >= 0 ? header : undefined;
+}
+
 /** Raised inside the loop when the room is gone for good. */
 class RoomGone extends Error {}
 
@@ -129,7 +142,8 @@ export class PollTransport {
    * Sends a message with a POST.
    * @param {string} body
    * @param {string} nonce
-   * @returns {Promise<{ok: true, message: object} | {ok: false, code: string, status: number}>}
+   * @returns {Promise<{ok: true, message: object} | {ok: true, deleted: true, id: number}
+   *   | {ok: false, code: string, status: number, retryAfter?: number}>}
    */
   async send(body, nonce) {
     for (let attempt = 0; attempt < 2; attempt += 1) {
@@ -161,8 +175,17 @@ export class PollTransport {
       if (response.ok && data && data.message) {
         return { ok: true, message: data.message };
       }
+      if (response.ok && data && data.repeat && data.deleted) {
+        // The nonce was stored before and staff deleted that message: done, nothing to show.
+        return { ok: true, deleted: true, id: data.id };
+      }
       const fallback = response.status === 410 || response.status === 404 ? "room_archived" : `http_${response.status}`;
-      return { ok: false, code: (data && data.error) || fallback, status: response.status };
+      return {
+        ok: false,
+        code: (data && data.error) || fallback,
+        status: response.status,
+        retryAfter: retryAfterSeconds(data, response),
+      };
     }
     return { ok: false, code: "http_403", status: 403 };
   }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs Debian's Node.js for the client's unit tests (`node --test`; CI runs as root;
+# elsewhere sudo is used). No npm packages are needed: the tests use only Node's own modules.
+set -euo pipefail
+if command -v node >/dev/null 2>&1; then exit 0; fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq nodejs >/dev/null
+command -v node
