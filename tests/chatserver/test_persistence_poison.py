@@ -14,10 +14,23 @@ from collections.abc import Callable
 import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 
 from chatserver.djangoclient import DjangoRefused, DjangoUnreachable
+from chatserver.hub import ChatHub
+from chatserver.longpoll import LongPollResource
 from chatserver.persistence import ALONE_ATTEMPTS, PersistenceQueue, QueueFull
-from tests.chatserver.support import FakeDjango
+from chatserver.protocol import ChatServerFactory
+from tests.chatserver.support import (
+    ORIGIN,
+    FakeDjango,
+    WsClient,
+    body_json,
+    make_config,
+    render,
+    ticket,
+    web_request,
+)
 
 POISON = "the database cannot take this one"
 
@@ -250,3 +263,43 @@ def test_one_room_past_its_share_gets_busy_while_others_are_accepted():
     with pytest.raises(QueueFull):
         queue.enqueue(_item("e", "e-0"))
     assert queue.room_depth("a") == 4 and queue.depth() == 10
+
+
+def test_both_transports_tell_the_poison_sender_and_deliver_the_rest():
+    """Through the hub: the socket that sent the poison gets an error frame `store_failed` with
+    its nonce, a long-poll POST of it answers 503 JSON `store_failed`, and another room's socket
+    gets its own message."""
+    reactor = MemoryReactorClock()
+    reactor.advance(1_795_000_000)
+    django = PoisonDjango()
+    django.clock = reactor
+    hub = ChatHub(make_config(), reactor, django)
+    factory = ChatServerFactory(hub, reactor)
+    sender = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
+    other = WsClient(
+        factory, f"/ws/side?ticket={ticket(reactor, room='side', uid='u:2', name='bo')}", ORIGIN
+    )
+    sender.json_frames(), other.json_frames()
+    sender.send({"type": "message", "body": POISON, "nonce": "p-1"})
+    other.send({"type": "message", "body": "fine", "nonce": "s-1"})
+    seen: dict[str, list[dict]] = {"sender": [], "other": []}
+
+    def got(who: str, client: WsClient, want: Callable[[dict], bool]) -> bool:
+        seen[who] += client.json_frames()
+        return any(want(frame) for frame in seen[who])
+
+    run_until(reactor, lambda: got("sender", sender, lambda f: f.get("nonce") == "p-1"))
+    run_until(reactor, lambda: got("other", other, lambda f: f.get("nonce") == "s-1"))
+    refusal = next(f for f in seen["sender"] if f.get("nonce") == "p-1")
+    assert refusal["type"] == "error" and refusal["code"] == "store_failed"
+    assert "could not be stored" in refusal["message"]
+    assert next(f for f in seen["other"] if f.get("nonce") == "s-1")["type"] == "message"
+
+    poll = LongPollResource(hub)
+    headers = {"Origin": ORIGIN, "Content-Type": "application/json"}
+    raw = b'{"body": "' + POISON.encode() + b'", "nonce": "p-2"}'
+    request = render(
+        poll, web_request("POST", f"/poll/lobby?ticket={ticket(reactor)}", "/poll/", raw, headers)
+    )
+    run_until(reactor, lambda: request.finished)
+    assert request.responseCode == 503 and body_json(request)["error"] == "store_failed"
