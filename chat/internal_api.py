@@ -25,7 +25,7 @@ ERROR_TEXT = {
     "room_archived": "The room is archived.",
     "empty_body": "A message cannot be empty.",
     "body_too_long": "A message has at most 4000 characters.",
-    "bad_body": "A message cannot contain NUL characters.",
+    "bad_body": "A message cannot contain NUL characters or unpaired surrogates.",
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
 }

@@ -15,6 +15,16 @@ MAX_BODY_LENGTH = 4000
 MAX_NAME_LENGTH = 64
 MAX_NONCE_LENGTH = 64
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Code points no store can take (docs/protocol.md, "storable text"): NUL, which PostgreSQL cannot
+# keep in text, and UTF-16 surrogates, which have no UTF-8 encoding (JSON's "\ud800" decodes to
+# one in Python). The chat server applies the same rule (chatserver/frames.py).
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT = "cannot contain NUL characters or unpaired surrogates"
+
+
+def has_unstorable(text: str) -> bool:
+    """True when ``text`` holds U+0000 or a surrogate code point (U+D800 to U+DFFF)."""
+    return UNSTORABLE_RE.search(text) is not None
 
 
 def is_valid_nonce(nonce: object) -> bool:
@@ -32,8 +42,8 @@ def body_error(body: str) -> str | None:
         return "empty_body"
     if len(stripped) > MAX_BODY_LENGTH:
         return "body_too_long"
-    if "\x00" in stripped:
-        # PostgreSQL cannot store NUL in text: refuse the one item instead of failing the batch.
+    if has_unstorable(stripped):
+        # The database cannot store it: refuse the one item instead of failing the batch.
         return "bad_body"
     return None
 
@@ -63,6 +73,20 @@ class Room(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Refuse text the database cannot store in any text field (admin, commands, forms).
+
+        In ``clean`` rather than as field validators, so the rule needs no migration.
+        """
+        super().clean()
+        errors = {
+            field: f"The {field} {UNSTORABLE_TEXT}."
+            for field in ("name", "slug", "description")
+            if has_unstorable(getattr(self, field) or "")
+        }
+        if errors:
+            raise ValidationError(errors)
 
 
 class MessageQuerySet(models.QuerySet):
@@ -123,7 +147,7 @@ class Message(models.Model):
         elif code == "body_too_long":
             errors["body"] = f"A message has at most {MAX_BODY_LENGTH} characters."
         elif code == "bad_body":
-            errors["body"] = "A message cannot contain NUL characters."
+            errors["body"] = f"A message {UNSTORABLE_TEXT}."
         if not is_valid_nonce(self.nonce):
             errors["nonce"] = "A nonce is 1 to 64 characters of letters, digits, '_' and '-'."
         if errors:

@@ -100,6 +100,9 @@ class ChatServerConfig:
     batch_delay_ms: float = 5.0
     max_in_flight: int = 2
     queue_limit: int = 10000
+    # One room's share of the persistence queue (queued plus in flight): a flooding room gets
+    # `busy` while the others keep flowing. Effective value: at most queue_limit.
+    room_queue_limit: int = 2000
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     handshake_timeout: float = 10.0
@@ -173,6 +176,9 @@ class ChatServerConfig:
             batch_delay_ms=_float(environ, "CHAT_BATCH_DELAY_MS", cls.batch_delay_ms),
             max_in_flight=_int(environ, "CHAT_MAX_IN_FLIGHT", cls.max_in_flight, minimum=1),
             queue_limit=_int(environ, "CHAT_QUEUE_LIMIT", cls.queue_limit, minimum=1),
+            room_queue_limit=_int(
+                environ, "CHAT_ROOM_QUEUE_LIMIT", cls.room_queue_limit, minimum=1
+            ),
             ping_interval=_float(environ, "CHAT_PING_INTERVAL", cls.ping_interval),
             ping_timeout=_float(environ, "CHAT_PING_TIMEOUT", cls.ping_timeout),
             handshake_timeout=_float(environ, "CHAT_HANDSHAKE_TIMEOUT", cls.handshake_timeout),

@@ -3,6 +3,13 @@
 Every request is signed with `signing.signed_headers` and has a timeout. The HTTP client is
 injected (a `treq.client.HTTPClient` over a persistent connection pool in production,
 `treq.testing.StubTreq` in tests).
+
+Failures come in two kinds, so that a caller can tell "Django is not there" from "Django
+failed this request": `DjangoUnreachable` (no answer: connection refused or reset, timeout) and
+`DjangoRefused` (Django answered with a status other than 200, or with a body that breaks the
+contract, or the request could not even be encoded as JSON). Both are `DjangoError`s. The
+persistence queue retries the first kind as an outage and bisects a batch on the second kind to
+find the item Django cannot take (`chatserver.persistence`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,17 @@ class DjangoError(Exception):
         self.status = status
 
 
-class UnknownRoom(DjangoError):
+class DjangoUnreachable(DjangoError):
+    """No answer from Django: connection refused or reset, or the request timed out."""
+
+
+class DjangoRefused(DjangoError):
+    """Django answered but not with the contract's 200 JSON object (`status` says what it
+    answered; 200 when the body broke the contract), or the request could not be encoded:
+    something in this very request may be at fault."""
+
+
+class UnknownRoom(DjangoRefused):
     """Django answered 404 for a room."""
 
 
@@ -70,7 +87,10 @@ class DjangoClient:
 
     @inlineCallbacks
     def _call(self, method: str, path_and_query: str, payload: object | None = None):
-        body = b"" if payload is None else orjson.dumps(payload)
+        try:
+            body = b"" if payload is None else orjson.dumps(payload)
+        except TypeError as exc:  # orjson.JSONEncodeError: e.g. a lone surrogate in a string
+            raise DjangoRefused(f"the request cannot be encoded as JSON: {exc}") from None
         target = self._prefix + path_and_query
         headers = signed_headers(self._secret, method, target, body, self._clock.seconds())
         headers["Accept"] = "application/json"
@@ -86,28 +106,34 @@ class DjangoClient:
             )
             raw = yield response.content()
         except Exception as exc:  # connection refused, timeout, reset: all mean "not now"
-            raise DjangoError(f"{method} {path_and_query.split('?')[0]} failed: {exc!r}") from exc
+            where = path_and_query.split("?")[0]
+            raise DjangoUnreachable(f"{method} {where} failed: {exc!r}") from exc
         status = response.code
         if status == 404:
             raise UnknownRoom("unknown room", status=404)
         if status != 200:
-            raise DjangoError(f"{method} {path_and_query.split('?')[0]} -> {status}", status)
+            raise DjangoRefused(f"{method} {path_and_query.split('?')[0]} -> {status}", status)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise DjangoError("Django answered with a body that is not JSON", status) from None
+            raise DjangoRefused("Django answered with a body that is not JSON", status) from None
         if not isinstance(data, dict):
-            raise DjangoError("Django answered with JSON that is not an object", status)
+            raise DjangoRefused("Django answered with JSON that is not an object", status)
         return data
 
     def persist_batch(self, items: list[dict]) -> Deferred:
-        """Store a batch; fires with the `results` list (one per item, same order)."""
+        """Store a batch; fires with the `results` list (one per item, same order).
+
+        Errbacks with `DjangoUnreachable` when Django did not answer and with `DjangoRefused`
+        when it answered anything but one result per item (a 5xx, a 413, a broken answer), or
+        when an item cannot be encoded as JSON.
+        """
         d = self._call("POST", "/internal/messages/batch/", {"messages": items})
 
         def results(data: dict) -> list[dict]:
             found = data.get("results")
             if not isinstance(found, list) or len(found) != len(items):
-                raise DjangoError("batch answer does not hold one result per item")
+                raise DjangoRefused("batch answer does not hold one result per item", 200)
             return found
 
         return d.addCallback(results)

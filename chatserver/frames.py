@@ -1,11 +1,20 @@
 """Client frames: decode and validate what a browser sends (WebSocket frames, long-poll bodies).
 
 Returns a `ClientFrame` or raises `FrameError` with the error code of docs/protocol.md. JSON goes
-through orjson in both directions.
+through orjson in both directions; a payload orjson refuses is given a second chance with the
+standard library's parser only to tell a lone surrogate escape (`"\\ud800"`, legal JSON syntax that
+orjson refuses) apart from malformed JSON, so that a message body holding one is answered
+`bad_body` with its nonce instead of a nonce-less `bad_json`.
+
+Storable text (docs/protocol.md, "Message bodies"): a body must not contain U+0000 (PostgreSQL
+cannot store NUL in text) or a UTF-16 surrogate code point U+D800..U+DFFF (a lone surrogate has no
+UTF-8 encoding, so neither the chat server nor Django can send or store it). Django applies the
+same rule (`chat.models.body_error`); every other character is kept as text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -13,6 +22,13 @@ import orjson
 
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLIENT_TYPES = frozenset({"message", "typing", "ping"})
+# Code points no store can take: NUL (PostgreSQL text) and UTF-16 surrogates (not UTF-8 encodable).
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(text: str) -> bool:
+    """True when `text` holds U+0000 or a surrogate code point (U+D800..U+DFFF)."""
+    return UNSTORABLE_RE.search(text) is not None
 
 
 class FrameError(Exception):
@@ -68,9 +84,13 @@ def validate_message(obj: dict, max_body: int) -> ClientFrame:
         raise FrameError(
             "body_too_long", f"The message is longer than {max_body} characters.", nonce
         )
-    if "\x00" in stripped:
-        # Django refuses it too (PostgreSQL cannot store NUL in text); say so before queueing.
-        raise FrameError("bad_body", "The message contains a NUL character.", nonce)
+    if unstorable(stripped):
+        # Django refuses it too (chat.models.body_error); say so before queueing.
+        raise FrameError(
+            "bad_body",
+            "The message contains a NUL or an unpaired surrogate, which cannot be stored.",
+            nonce,
+        )
     return ClientFrame(type="message", body=stripped, nonce=nonce)
 
 
@@ -86,10 +106,30 @@ def parse_json_object(payload: bytes) -> dict:
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise FrameError("bad_json", "The frame is not valid JSON.") from None
+        obj = _lenient_loads(payload)
     if not isinstance(obj, dict):
         raise FrameError("bad_frame", "A frame must be a JSON object.")
     return obj
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: orjson refuses them too
+
+
+def _lenient_loads(payload: bytes) -> object:
+    """Decode JSON that orjson refused, when only lone surrogate escapes made it refuse.
+
+    The standard library accepts `\\udXXX` escapes without their pair (RFC 8259 section 8.2 allows
+    a parser to); whatever it decodes is then judged like any frame, so an unstorable body gets
+    `bad_body`. Anything else the standard library refuses too is `bad_json`.
+    """
+    try:
+        text = payload.decode("utf-8")
+        if "\\u" not in text:
+            raise ValueError("not a surrogate escape problem")
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise FrameError("bad_json", "The frame is not valid JSON.") from None
 
 
 def parse_client_frame(payload: bytes, max_body: int) -> ClientFrame:

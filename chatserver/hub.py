@@ -143,6 +143,7 @@ class ChatHub:
             batch_delay=config.batch_delay_ms / 1000.0,
             max_in_flight=config.max_in_flight,
             queue_limit=config.queue_limit,
+            room_queue_limit=config.room_queue_limit,
             metrics=self.metrics,
         )
         self.shutting_down = False

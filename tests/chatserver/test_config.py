@@ -33,6 +33,7 @@ def test_every_variable_is_read():
         "CHAT_MAX_OUTGOING_BUFFER": "10",
         "CHAT_FLOOD_CLOSE": "4",
         "CHAT_QUEUE_LIMIT": "9",
+        "CHAT_ROOM_QUEUE_LIMIT": "4",
     }
     config = ChatServerConfig.from_environ(env)
     assert config.secrets == ("new", "old")
@@ -45,7 +46,7 @@ def test_every_variable_is_read():
         "redis://r",
         10,
     )
-    assert (config.flood_close, config.queue_limit) == (4, 9)
+    assert (config.flood_close, config.queue_limit, config.room_queue_limit) == (4, 9, 4)
 
 
 def test_malformed_numbers_name_the_variable():

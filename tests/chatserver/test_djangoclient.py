@@ -114,3 +114,41 @@ def test_room_detail_is_signed_and_parsed(api):
     assert client.room_detail("lobby").result == resource.answer
     assert resource.seen[0][:2] == ("GET", "/internal/rooms/lobby/")
     _check_signed(resource.seen[0])
+
+
+def test_an_answered_failure_is_refused_and_no_answer_is_unreachable(api):
+    """A 5xx (or 413) answer is `DjangoRefused` with its status; a connection failure is
+    `DjangoUnreachable`: persistence bisects on the first and waits out the second."""
+    from twisted.internet.defer import fail
+    from twisted.internet.error import ConnectionRefusedError
+
+    from chatserver.djangoclient import DjangoRefused, DjangoUnreachable
+
+    resource, client = api
+    for status in (500, 503, 413):
+        resource.status = status
+        failure = []
+        client.persist_batch([{"room": "r"}]).addErrback(failure.append)
+        assert failure[0].check(DjangoRefused) and failure[0].value.status == status
+        assert not failure[0].check(DjangoUnreachable)
+
+    class Refusing:
+        def request(self, *args, **kwargs):
+            return fail(ConnectionRefusedError())
+
+    down = DjangoClient("http://django.test", "s", Refusing(), Clock(), timeout=1)
+    failure = []
+    down.persist_batch([{"room": "r"}]).addErrback(failure.append)
+    assert failure[0].check(DjangoUnreachable) and failure[0].value.status is None
+    assert not failure[0].check(DjangoRefused)
+
+
+def test_an_item_that_cannot_be_encoded_is_refused_without_a_request(api):
+    """A lone surrogate cannot be sent as UTF-8 JSON: `DjangoRefused`, nothing sent."""
+    from chatserver.djangoclient import DjangoRefused
+
+    resource, client = api
+    failure = []
+    client.persist_batch([{"room": "r", "name": "\ud800"}]).addErrback(failure.append)
+    assert failure[0].check(DjangoRefused)
+    assert resource.seen == []

@@ -160,7 +160,7 @@ def test_any_json_object_gives_a_frame_or_a_documented_error(obj):
         (b'{"type":"message","body":"\\u00a0\\u2003\\n","nonce":"n1"}', "empty_body"),
         (b'{"type":"message","body":"' + b"x" * 4001 + b'","nonce":"n1"}', "body_too_long"),
         (b'{"type":"Message","body":"hi","nonce":"n1"}', "unknown_type"),
-        (b'{"type":"message","body":"\\ud800","nonce":"n1"}', "bad_json"),
+        (b'{"type":"message","body":"\\ud800","nonce":"n1"}', "bad_body"),
     ],
 )
 def test_hostile_frames_map_to_their_codes(raw, code):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import requests
 
 from tests.support.live import LiveSystem
 from tests.support.wsclient import ChatClient
@@ -61,3 +62,80 @@ def test_chat_round_trip_is_stored_in_postgresql(postgres_live):
     shell_output = live.shell("from django.db import connection; print(connection.vendor)")
     vendor = shell_output.strip().splitlines()[-1]
     assert vendor == "postgresql"
+
+
+def test_a_row_postgresql_refuses_is_refused_to_its_sender_and_the_rest_flows(postgres_live):
+    """Independently of input checks: a trigger makes PostgreSQL refuse one body (Django answers
+    the batch 500). Its sender gets `store_failed` (error frame; the long-poll POST a 503 JSON);
+    every other message of its room and of the other rooms, before and after it, is stored once
+    and delivered (today the chat server retries the failing batch forever and stores nothing)."""
+    live = postgres_live
+    rooms = ["pg-poison-a", "pg-poison-b", "pg-poison-c"]
+    for slug in rooms:
+        live.create_room(slug)
+    poison = "poison " + secrets.token_hex(8)  # hex: safe inside the SQL literal below
+    db = psycopg.connect(live.env["DATABASE_URL"], autocommit=True)
+    db.execute(
+        "CREATE FUNCTION chat_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.body = '{poison}' THEN RAISE EXCEPTION 'test: this row is refused'; END IF; "
+        "RETURN NEW; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER chat_test_poison BEFORE INSERT ON chat_message "
+        "FOR EACH ROW EXECUTE FUNCTION chat_test_poison()"
+    )
+    clients = []
+    try:
+        tickets = {slug: live.ticket(live.guest_session(slug), slug) for slug in rooms}
+        sender = ChatClient(tickets[rooms[0]]["ws_url"], origin=live.origin)
+        bystander = ChatClient(
+            live.ticket(live.guest_session(rooms[0]), rooms[0])["ws_url"], origin=live.origin
+        )
+        others = [ChatClient(tickets[slug]["ws_url"], origin=live.origin) for slug in rooms[1:]]
+        clients = [sender, bystander, *others]
+        expected = {slug: [] for slug in rooms}
+
+        def say(client: ChatClient, slug: str, body: str) -> str:
+            nonce = uuid.uuid4().hex
+            client.say(body, nonce)
+            if body != poison:
+                expected[slug].append(nonce)
+            return nonce
+
+        # Interleaved so that the poison shares batches with other rooms' messages.
+        say(sender, rooms[0], "a before")
+        for i in range(3):
+            say(others[0], rooms[1], f"b {i}")
+        poison_nonce = say(sender, rooms[0], poison)
+        for i in range(3):
+            say(others[1], rooms[2], f"c {i}")
+        say(sender, rooms[0], "a after")
+        refusal = sender.wait_for(
+            lambda f: f.get("type") == "error" and f.get("nonce") == poison_nonce, timeout=60
+        )
+        assert refusal["code"] == "store_failed" and refusal["message"]
+        # Traffic after the refusal flows too.
+        say(others[0], rooms[1], "b later")
+        say(bystander, rooms[0], "a later")
+        for client, slug in [(bystander, rooms[0]), (others[0], rooms[1]), (others[1], rooms[2])]:
+            for nonce in expected[slug]:
+                client.wait_for(lambda f, n=nonce: f.get("nonce") == n, timeout=60)
+            assert poison_nonce not in [m["nonce"] for m in client.messages()]
+
+        # The long-poll POST of a refused row answers a JSON error, not a hang.
+        answer = requests.post(
+            tickets[rooms[0]]["poll_url"],
+            json={"body": poison, "nonce": uuid.uuid4().hex},
+            timeout=60,
+        )
+        assert answer.status_code == 503 and answer.json()["error"] == "store_failed"
+
+        for slug in rooms:
+            stored = [m["nonce"] for m in live.stored_messages(slug)]
+            assert stored == expected[slug]  # each once, in the order sent
+    finally:
+        for client in clients:
+            client.close()
+        db.execute("DROP TRIGGER IF EXISTS chat_test_poison ON chat_message")
+        db.execute("DROP FUNCTION IF EXISTS chat_test_poison()")
+        db.close()

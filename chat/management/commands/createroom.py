@@ -32,14 +32,21 @@ class Command(BaseCommand):
             raise CommandError(f"{slug!r} is not a valid slug (letters, digits, _ and -).") from exc
         if len(slug) > Room._meta.get_field("slug").max_length:
             raise CommandError("The slug is too long.")
-        room, created = Room.objects.get_or_create(
-            slug=slug,
-            defaults={
-                "name": options["name"] or slug.replace("-", " ").title(),
-                "description": options["description"],
-                "allow_guests": options["guests"],
-            },
-        )
+        fields = {
+            "name": options["name"] or slug.replace("-", " ").title(),
+            "description": options["description"],
+            "allow_guests": options["guests"],
+        }
+        try:
+            # The model's own rules (lengths, text the database cannot store: an argument that is
+            # not UTF-8 arrives as lone surrogates), before anything is written.
+            Room(slug=slug, **fields).full_clean(validate_unique=False)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()
+            )
+            raise CommandError(f"The room is not valid: {problems}") from exc
+        room, created = Room.objects.get_or_create(slug=slug, defaults=fields)
         if created:
             self.stdout.write(self.style.SUCCESS(f"Created room {room.slug!r}."))
         else:
