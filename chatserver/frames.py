@@ -13,9 +13,6 @@ import orjson
 
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CLIENT_TYPES = frozenset({"message", "typing", "ping", "history"})
-# The largest message id a client may name: the largest integer a browser holds exactly
-# (2**53 - 1), far below PostgreSQL's bigint, so a bound id never reaches Django as an error.
-MAX_MESSAGE_ID = 2**53 - 1
 
 
 class FrameError(Exception):
@@ -106,6 +103,11 @@ def parse_client_frame(payload: bytes, max_body: int) -> ClientFrame:
     if kind == "history":
         return ClientFrame(type=kind, after=_message_id(obj.get("after")))
     return ClientFrame(type=kind)
+
+
+# The largest message id a client may name: the largest integer a browser holds exactly
+# (2**53 - 1), far below PostgreSQL's bigint, so a bound id never reaches Django as an error.
+MAX_MESSAGE_ID = 2**53 - 1
 
 
 def _message_id(value: object) -> int:
