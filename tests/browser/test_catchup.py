@@ -10,6 +10,7 @@ import re
 import uuid
 
 import pytest
+import requests
 from playwright.sync_api import BrowserContext, Page, WebSocketRoute, expect
 
 from tests.support.wsclient import ChatClient
@@ -117,3 +118,71 @@ def catch_up_after_outage(open_room, live_room, live, transport: str) -> None:
     assert sum(1 for p in pages if len(p) == PAGE) >= MISSED // PAGE
     if any(f.get("type") == "history" for f in seen["frames"]):
         assert any(f.get("type") == "history" for f in seen["sent"])
+
+
+def test_a_connection_dropped_during_the_catch_up_resumes_from_the_last_page(
+    open_room, live_room, live
+):
+    """The socket drops after the first page of catch-up, right after a live message with a
+    newer id arrived: the page reconnects with `since` = the last id of that page (not the live
+    message's id, which would skip everything between) and still ends with every stored message
+    once, in id order."""
+    urls: list[str] = []
+    state = {"drop": False, "dropped": False}
+    guest = live.guest_session(live_room)
+
+    def route(ws: WebSocketRoute) -> None:
+        urls.append(ws.url)
+        server = ws.connect_to_server()
+
+        def from_page(message) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "history" and not state["dropped"] and not state["drop"]:
+                # Swallow the request for page 2 and store a live message meanwhile; the drop
+                # follows once that message reached the page.
+                state["drop"] = True
+                poll_url = live.ticket(guest, live_room)["poll_url"]
+                body = {"body": "live, before the drop", "nonce": uuid.uuid4().hex}
+                live_post = requests.post(
+                    poll_url, json=body, headers={"Origin": live.origin}, timeout=10
+                )
+                live_post.raise_for_status()
+                return
+            server.send(message)
+
+        def from_server(message) -> None:
+            ws.send(message)
+            frame = json.loads(message)
+            if state["drop"] and not state["dropped"] and frame.get("type") == "message":
+                state["dropped"] = True
+                ws.close(code=4000, reason="dropped by test")
+                server.close()
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    def hook(context: BrowserContext, page: Page) -> None:
+        context.route_web_socket(re.compile(r"^wss?://"), route)
+
+    alice = open_room(live_room, before_load=hook)
+    alice.send("before the outage")
+    expect(alice.message("before the outage")).not_to_have_class(re.compile(r"\bpending\b"))
+    first = live.stored_messages(live_room)[-1]["id"]
+
+    live.stop_chatserver()
+    try:
+        expect(alice.state).not_to_have_text("Live")
+        missed = live.store_messages(live_room, MISSED, body="missed")
+    finally:
+        live.start_chatserver()
+
+    total = 1 + MISSED + 1
+    expect(alice.messages).to_have_count(total, timeout=60_000)
+    assert state["dropped"]
+    resumed = [u for u in urls if f"since={missed[PAGE - 1]['id']}" in u]
+    assert resumed, f"no reconnect resumed from the first page's last id: {urls}"
+    assert not [u for u in urls if re.search(rf"since={missed[-1]['id'] + 1}\b", u)]
+    stored = live.stored_messages(live_room)
+    assert len(stored) == total and stored[0]["id"] == first
+    shown = alice.messages.evaluate_all("els => els.map(e => Number(e.dataset.id))")
+    assert shown == [m["id"] for m in stored]
