@@ -186,3 +186,49 @@ def test_a_connection_dropped_during_the_catch_up_resumes_from_the_last_page(
     assert len(stored) == total and stored[0]["id"] == first
     shown = alice.messages.evaluate_all("els => els.map(e => Number(e.dataset.id))")
     assert shown == [m["id"] for m in stored]
+
+
+def test_an_own_message_stored_unacknowledged_is_acknowledged_from_a_later_page(
+    open_room, live_room, live
+):
+    """A message the reader typed during the outage was stored (here: straight into Django)
+    without the page hearing of it, with hundreds of missed messages around it. After the
+    catch-up it is shown once, at its id's place among the pages, no longer pending, and the
+    outbox is empty."""
+    alice = open_room(live_room)
+    live.stop_chatserver()
+    try:
+        expect(alice.state).not_to_have_text("Live")
+        alice.send("mine, stored without an answer")
+        pending = alice.message("mine, stored without an answer")
+        expect(pending).to_have_class(re.compile(r"\bpending\b"))
+        nonce = pending.get_attribute("data-nonce")
+        live.store_messages(live_room, 300, body="before mine")
+        item = {
+            "room": live_room,
+            "nonce": nonce,
+            "body": "mine, stored without an answer",
+            "name": alice.user_name,
+            "uid": "g:" + "1" * 16,
+            "user_id": None,
+            "guest": True,
+        }
+        stored = live.internal_post(
+            live.django_url, "/internal/messages/batch/", {"messages": [item]}
+        )
+        assert stored.json()["results"][0]["ok"]
+        live.store_messages(live_room, 399, body="after mine")
+    finally:
+        live.start_chatserver()
+
+    expect(alice.messages).to_have_count(700, timeout=60_000)
+    expect(alice.page.locator("#message-list li.pending")).to_have_count(0)
+    expect(alice.message("mine, stored without an answer")).to_have_count(1)
+    stored_ids = [m["id"] for m in live.stored_messages(live_room)]
+    assert len(stored_ids) == 700
+    shown = alice.messages.evaluate_all("els => els.map(e => Number(e.dataset.id))")
+    assert shown == stored_ids
+    mine = alice.message("mine, stored without an answer")
+    assert int(mine.get_attribute("data-id")) == stored_ids[300]
+    outbox = alice.page.evaluate(f"() => localStorage.getItem('dtc.outbox.{live_room}')")
+    assert outbox is None

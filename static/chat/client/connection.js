@@ -81,6 +81,8 @@ export class Connection {
     /** While catching up: the last id of the last page, below which nothing is missing. */
     this.cursor = null;
     this.historyTimer = null;
+    /** True once a hello or poll answer came: from then on an empty list means "nothing yet". */
+    this.synced = false;
   }
 
   start() {
@@ -134,11 +136,13 @@ export class Connection {
 
   /**
    * Where to resume: the last catch-up page while one is under way (newer live messages may
-   * be shown above a gap), else the highest id shown.
+   * be shown above a gap), else the highest id shown; 0 when the room was empty when last
+   * heard from (without `since` the server would send only the newest messages).
    * @returns {number|null}
    */
   resumeSince() {
-    return this.catchingUp ? this.cursor : this.getSince();
+    if (this.catchingUp) return this.cursor;
+    return this.getSince() ?? (this.synced ? 0 : null);
   }
 
   /**
@@ -149,6 +153,7 @@ export class Connection {
    * @param {WsTransport|null} ws the socket it came on (null for long polling).
    */
   caughtUpTo(messages, hasMore, ws) {
+    this.synced = true;
     const last = messages?.length ? messages[messages.length - 1].id : null;
     if (!hasMore || !Number.isSafeInteger(last)) {
       this.catchingUp = false;
