@@ -19,7 +19,13 @@ def _text(environ: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -29,6 +35,8 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -111,6 +119,11 @@ class ChatServerConfig:
     max_outgoing_buffer: int = 1024 * 1024
     history_size: int = 50
     recent_buffer: int = 200
+    # Catch-up is paged: one hello / history frame / poll answer carries at most this many
+    # messages (Django's internal API reads at most 1,000 per request) ...
+    catchup_page: int = 200
+    # ... and at most about this many bytes of encoded messages (always at least one message).
+    catchup_bytes: int = 256 * 1024
     poll_timeout: float = 25.0
     poll_grace: float = 35.0
     shutdown_timeout: float = 10.0
@@ -188,6 +201,10 @@ class ChatServerConfig:
             ),
             history_size=_int(environ, "CHAT_HISTORY_SIZE", cls.history_size, minimum=1),
             recent_buffer=_int(environ, "CHAT_RECENT_BUFFER", cls.recent_buffer, minimum=1),
+            catchup_page=_int(
+                environ, "CHAT_CATCHUP_PAGE", cls.catchup_page, minimum=1, maximum=1000
+            ),
+            catchup_bytes=_int(environ, "CHAT_CATCHUP_BYTES", cls.catchup_bytes, minimum=1),
             poll_timeout=_float(environ, "CHAT_POLL_TIMEOUT", cls.poll_timeout),
             poll_grace=_float(environ, "CHAT_POLL_GRACE", cls.poll_grace),
             shutdown_timeout=_float(environ, "CHAT_SHUTDOWN_TIMEOUT", cls.shutdown_timeout),

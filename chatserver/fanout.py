@@ -59,6 +59,7 @@ class Broadcast:
         if body is None:
             answer = {
                 "messages": [self.message] if self.message is not None else [],
+                "has_more": False,
                 "online": online(),
                 "deleted": [self.deleted_id] if self.deleted_id is not None else [],
             }

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import orjson
 
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CLIENT_TYPES = frozenset({"message", "typing", "ping"})
+CLIENT_TYPES = frozenset({"message", "typing", "ping", "history"})
 # Code points no store can take: NUL (PostgreSQL text) and UTF-16 surrogates (not UTF-8 encodable).
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
@@ -43,11 +43,13 @@ class FrameError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientFrame:
-    """A valid client frame; `body` (stripped) and `nonce` are set for messages only."""
+    """A valid client frame; `body` (stripped) and `nonce` are set for messages only, `after`
+    (a message id) for history requests only."""
 
     type: str
     body: str | None = None
     nonce: str | None = None
+    after: int | None = None
 
 
 def encode(obj: object) -> bytes:
@@ -142,4 +144,21 @@ def parse_client_frame(payload: bytes, max_body: int) -> ClientFrame:
         raise FrameError("unknown_type", "Unknown frame type.")
     if kind == "message":
         return validate_message(obj, max_body)
+    if kind == "history":
+        return ClientFrame(type=kind, after=_message_id(obj.get("after")))
     return ClientFrame(type=kind)
+
+
+# The largest message id a client may name: the largest integer a browser holds exactly
+# (2**53 - 1), far below PostgreSQL's bigint, so a bound id never reaches Django as an error.
+MAX_MESSAGE_ID = 2**53 - 1
+
+
+def _message_id(value: object) -> int:
+    """`after` of a history request: a JSON integer in [0, MAX_MESSAGE_ID] (no bool, float or
+    string); anything else is refused with `bad_frame`."""
+    if type(value) is not int or not 0 <= value <= MAX_MESSAGE_ID:
+        raise FrameError(
+            "bad_frame", f"A history request needs an integer after from 0 to {MAX_MESSAGE_ID}."
+        )
+    return value

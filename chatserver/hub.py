@@ -9,6 +9,7 @@ fan-out also reaches the other instances (`chatserver.redisfanout`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -18,7 +19,7 @@ from twisted.logger import Logger
 
 from chatserver.config import ChatServerConfig
 from chatserver.fanout import LocalFanout
-from chatserver.frames import ClientFrame
+from chatserver.frames import ClientFrame, encode
 from chatserver.limits import ClientLimits
 from chatserver.logthrottle import LogThrottle
 from chatserver.metrics import ChatMetrics
@@ -28,7 +29,6 @@ from chatserver.tickets import Identity, verify_ticket
 
 log = Logger()
 
-HISTORY_PAGE = 1000
 # Seconds a sender refused with `busy` waits before its next try (the `retry_after` of the error
 # frame and of the long poll's 503): about the time a full persistence queue needs to drain.
 BUSY_RETRY_AFTER = 1.0
@@ -84,6 +84,23 @@ def repeat_result(result: dict, nonce: str) -> dict:
     if not deleted:
         answer["message"] = message
     return answer
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One bounded page of a room's messages, oldest first (see `ChatHub.history`).
+
+    `has_more`: more messages follow the page (ask again after its last id); always false for a
+    page of the newest messages.
+    """
+
+    messages: list[dict]
+    has_more: bool
+
+    @property
+    def last_id(self) -> int | None:
+        """Id of the page's newest message, None for an empty page."""
+        return self.messages[-1]["id"] if self.messages else None
 
 
 class ChatHub:
@@ -175,26 +192,54 @@ class ChatHub:
     # history -------------------------------------------------------------------------------
 
     def history(self, room: str, since: int | None) -> Deferred:
-        """Fires with the `hello` history: newest `history_size`, or every message after `since`.
+        """Fires with one bounded `HistoryPage` for `hello`, a history request or a long poll.
 
-        Answered from the recent buffer when it provably holds everything, else from Django
-        (paging until done); what Django returns seeds the buffer for the next caller.
+        Without `since`: the newest `history_size` messages (never more than a page),
+        `has_more` false (older ones are Django's public `before` pages). With `since`: the
+        oldest page after that id, `has_more` true when the room holds more after the page.
+        A page is at most `catchup_page` messages and about `catchup_bytes` encoded (always
+        at least one message), so one request never holds a room's whole history.
+
+        Answered from the recent buffer when it provably holds the page, else with one Django
+        read; a read that reaches the room's end seeds the buffer for the next caller.
         """
+        page = self.config.catchup_page
         cached = None
         if self.fanout.buffer_trusted(room):
-            cached = self.registry.history(room, since, self.config.history_size)
+            limit = min(self.config.history_size, page)
+            cached = self.registry.history(room, since, limit)
         if cached is not None:
-            return succeed(cached)
+            if since is None:
+                return succeed(self._bounded(cached, newest=True, has_more=False))
+            return succeed(self._bounded(cached[:page], newest=False, has_more=len(cached) > page))
         return self._coalesced_fetch(room, since)
+
+    def _bounded(self, messages: list[dict], newest: bool, has_more: bool) -> HistoryPage:
+        """Cut a page to `catchup_bytes` (keeping the newest or the oldest end, at least one)."""
+        budget = self.config.catchup_bytes
+        ordered = reversed(messages) if newest else iter(messages)
+        kept = 0
+        size = 0
+        for message in ordered:
+            size += len(encode(message))
+            if kept and size > budget:
+                break
+            kept += 1
+        if kept == len(messages):
+            return HistoryPage(messages, has_more)
+        if newest:
+            return HistoryPage(messages[len(messages) - kept :], has_more)
+        return HistoryPage(messages[:kept], True)
 
     def _coalesced_fetch(self, room: str, since: int | None) -> Deferred:
         """One Django read per (room, since) at a time.
 
         After a restart every client of a room reconnects at once with the same `since`; without
-        this each would read the same history from Django. Callers that arrive while a read runs
-        ask again when it ends: the read has seeded the recent buffer, merged with what was
-        broadcast meanwhile (they were already members, buffering), so they are usually answered
-        from memory, never from a read that started before they joined.
+        this each would read the same history from Django. A page that does not reach the room's
+        end is final (a room's ids commit in order), so callers that arrived during the read
+        share it. Otherwise they ask again when it ends: the read has seeded the recent buffer,
+        merged with what was broadcast meanwhile (they were already members, buffering), so they
+        are usually answered from memory, never from a read that started before they joined.
         """
         key = (room, since)
         waiting = self._history_waiting.get(key)
@@ -206,30 +251,31 @@ class ChatHub:
 
         def settle(result: Any) -> Any:
             for d in self._history_waiting.pop(key):
-                self.history(room, since).chainDeferred(d)
+                if isinstance(result, HistoryPage) and result.has_more:
+                    d.callback(result)
+                else:
+                    self.history(room, since).chainDeferred(d)
             return result
 
         return self._fetch_history(room, since).addBoth(settle)
 
     @inlineCallbacks
     def _fetch_history(self, room: str, since: int | None):
+        page = self.config.catchup_page
         if since is None:
-            limit = self.config.history_size
-            messages, has_more = yield self.django.latest_messages(room, limit)
+            limit = min(self.config.history_size, page)
+            messages, older = yield self.django.latest_messages(room, limit)
             # The newest page is every message from its first id on; a short page is the room.
-            complete_after = messages[0]["id"] - 1 if (messages and has_more) else 0
-        else:
-            messages = []
-            after = since
-            while True:
-                page, has_more = yield self.django.messages_after(room, after, HISTORY_PAGE)
-                messages.extend(page)
-                if not has_more or not page:
-                    break
-                after = page[-1]["id"]
-            complete_after = since
-        self.registry.seed(room, messages, complete_after)
-        return messages
+            complete_after = messages[0]["id"] - 1 if (messages and older) else 0
+            self.registry.seed(room, messages, complete_after)
+            return self._bounded(messages, newest=True, has_more=False)
+        # One page, never the whole room: Django's `has_more` says whether more follow.
+        messages, has_more = yield self.django.messages_after(room, since, page)
+        if not has_more:
+            # The page reaches the room's end: with what was broadcast meanwhile the buffer
+            # holds everything after `since`. A page with more after it proves nothing there.
+            self.registry.seed(room, messages, since)
+        return self._bounded(messages, newest=False, has_more=has_more)
 
     # sending -------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The long-polling transport (docs/protocol.md, "Long polling").
 
-    GET  /poll/<slug>?ticket=&since=   messages after `since` at once, else held until one arrives
-                                       or `poll_timeout`; without `since`, the newest 50 at once
+    GET  /poll/<slug>?ticket=&since=   one page of messages after `since` at once (`has_more` when
+                                       more follow: poll again at once), else held until one
+                                       arrives or `poll_timeout`; without `since`, the newest now
     POST /poll/<slug>?ticket=          {"body", "nonce"} -> {"message": ...} once stored
 
 Held polls are room members like sockets: a broadcast answers them all with one encoded body.
@@ -21,6 +22,7 @@ from twisted.web.server import NOT_DONE_YET
 from chatserver.admission import origin_allowed, parse_since
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, parse_json_object, validate_message
+from chatserver.hub import HistoryPage
 from chatserver.limits import client_address, retry_after_header, retry_after_value
 from chatserver.methods import MethodsResource, allow_header
 from chatserver.tickets import Identity, TicketError
@@ -161,10 +163,11 @@ class LongPollResource(MethodsResource):
         request.write(body)
         request.finish()
 
-    def _answer(self, room: str, messages: list[dict]) -> bytes:
+    def _answer(self, room: str, messages: list[dict], has_more: bool = False) -> bytes:
         return orjson.dumps(
             {
                 "messages": messages,
+                "has_more": has_more,
                 "online": self.hub.registry.online(room),
                 "deleted": self.hub.registry.deleted(room),
             }
@@ -230,7 +233,9 @@ class LongPollResource(MethodsResource):
         except ValueError:
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:
-            return json_response(request, 200, {"messages": [], "online": [], "deleted": []})
+            return json_response(
+                request, 200, {"messages": [], "has_more": False, "online": [], "deleted": []}
+            )
         address = self._address(request)
         if not self.hub.limits.connect(identity.uid, address):
             self.hub.metrics.errors.labels(kind="too_many_connections").inc()
@@ -259,12 +264,17 @@ class LongPollResource(MethodsResource):
             self._lease_end(held.room, held.uid)
             self.hub.limits.disconnect(held.uid, held.address)
 
-    def _history(self, history: list[dict], held: _HeldPoll) -> None:
+    def _history(self, page: HistoryPage, held: _HeldPoll) -> None:
         if held.done:
             return
         pending, held.pending = held.pending or [], None
-        newest = history[-1]["id"] if history else (held.since or -1)
-        messages = list(history)
+        if page.has_more:
+            # One page of catch-up: the client polls again at once after its last id. Live
+            # messages stored meanwhile come after the rest of the catch-up, never before it.
+            self.finish(held, 200, self._answer(held.room, page.messages, has_more=True))
+            return
+        newest = page.last_id if page.messages else (held.since or -1)
+        messages = list(page.messages)
         deleted_seen = False
         for broadcast in pending:
             if broadcast.kind == "deleted":

@@ -26,7 +26,7 @@ from zope.interface import implementer
 from chatserver.admission import origin_allowed, parse_since
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, encode, error_frame, parse_client_frame
-from chatserver.hub import ChatHub, prepare_frame
+from chatserver.hub import ChatHub, HistoryPage, prepare_frame
 from chatserver.limits import client_address, retry_after_value
 from chatserver.ratelimit import FloodCounter
 from chatserver.tickets import TicketError
@@ -67,6 +67,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._paused = False
         self._paused_bytes = 0
         self._joined = False
+        # True while a history page (hello's, or a `history` request's) is being read.
+        self._reading_history = False
 
     # Twisted --------------------------------------------------------------------------------
 
@@ -185,11 +187,13 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._joined = True
         hub.join(self.room, self, self.identity)
         log.debug("socket opened in {room}", room=self.room)
+        self._reading_history = True
         d = hub.history(self.room, self.since)
         d.addCallbacks(self._send_hello, self._history_failed)
 
-    def _send_hello(self, history: list[dict]) -> None:
+    def _send_hello(self, page: HistoryPage) -> None:
         pending, self._pending = self._pending, None
+        self._reading_history = False
         if self.state != self.STATE_OPEN:
             return
         hub: ChatHub = self.factory.hub
@@ -197,12 +201,14 @@ class ChatServerProtocol(WebSocketServerProtocol):
             "type": "hello",
             "room": self.room,
             "user": self.identity.public(),
-            "history": history,
+            "history": page.messages,
+            "has_more": page.has_more,
             "online": hub.registry.online(self.room),
         }
-        # Prepared frames skip Autobahn's outgoing payload limit: history may exceed it.
+        # Prepared frames skip Autobahn's outgoing payload limit: a page (bounded by
+        # `catchup_bytes`, at least one message) may exceed it.
         self.sendPreparedMessage(prepare_frame(encode(hello)))
-        newest = history[-1]["id"] if history else (self.since or -1)
+        newest = page.last_id if page.messages else (self.since or -1)
         for broadcast in pending or ():
             if broadcast.kind in ("presence", "typing"):
                 continue  # hello already carries who is online now; typing is stale
@@ -212,8 +218,31 @@ class ChatServerProtocol(WebSocketServerProtocol):
                 continue
             self.deliver(broadcast)
 
+    def _history_request(self, after: int) -> None:
+        """`{"type": "history", "after": id}`: the next page of catch-up, one read at a time.
+
+        Live messages keep flowing while the page is read; the client places messages by id and
+        ignores ids it already shows (docs/protocol.md, "Catching up").
+        """
+        if self._reading_history:
+            self._send_json(
+                error_frame("busy", "A history page is being read: ask again after it.")
+            )
+            return
+        self._reading_history = True
+        d = self.factory.hub.history(self.room, after)
+        d.addCallbacks(self._send_page, self._history_failed)
+
+    def _send_page(self, page: HistoryPage) -> None:
+        self._reading_history = False
+        if self.state != self.STATE_OPEN:
+            return
+        frame = {"type": "history", "messages": page.messages, "has_more": page.has_more}
+        self.sendPreparedMessage(prepare_frame(encode(frame)))
+
     def _history_failed(self, failure: Any) -> None:
         self._pending = None
+        self._reading_history = False
         self.factory.hub.metrics.errors.labels(kind="history_failed").inc()
         log.warn("history for a new socket failed: {error}", error=failure.getErrorMessage())
         self._fail_connection(CLOSE_INTERNAL, "history unavailable, reconnect")
@@ -296,6 +325,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
             return
         if frame.type == "ping":
             self._send_json(b'{"type":"pong"}')
+        elif frame.type == "history":
+            self._history_request(frame.after)
         elif frame.type == "typing":
             now = hub.clock.seconds()
             if now - self._last_typing >= hub.config.typing_interval:

@@ -58,6 +58,7 @@ class FakeDjango:
         self.deleted_nonces: dict[tuple[str, str], int] = {}  # (room, nonce) -> deleted id
         self.archived_rooms: set[str] = set()
         self.fail_history = False  # messages_after / latest_messages fail while True
+        self.history_reads: list[tuple[str, int | None, int]] = []  # (room, after, limit)
 
     def delete(self, message_id: int) -> None:
         """Soft-delete a message: never listed again, still the predecessor of the next one."""
@@ -164,8 +165,27 @@ class FakeDjango:
             ]
         )[0]["message"]
 
+    def fill(self, room: str, count: int, body: str = "old") -> list[dict]:
+        """Store `count` messages at once (a big room's history, without per-item checks)."""
+        added = []
+        for _ in range(count):
+            added.append(
+                {
+                    "id": self.next_id,
+                    "room": room,
+                    "user": {"name": "seed", "guest": False},
+                    "body": body,
+                    "sent_at": "2026-11-22T09:14:03.512Z",
+                    "nonce": f"seed-{self.next_id}",
+                }
+            )
+            self.next_id += 1
+        self.messages.extend(added)
+        return added
+
     def latest_messages(self, room: str, limit: int) -> Deferred:
         self.history_calls += 1
+        self.history_reads.append((room, None, limit))
         if self.fail_history:
             return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room]
@@ -173,6 +193,7 @@ class FakeDjango:
 
     def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
         self.history_calls += 1
+        self.history_reads.append((room, after, limit))
         if self.fail_history:
             return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room and m["id"] > after]

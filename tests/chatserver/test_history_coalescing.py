@@ -53,7 +53,9 @@ def test_callers_during_a_read_share_it_and_are_answered_from_the_seeded_buffer(
     answers: list[list[int]] = []
     for n in range(10):
         member(hub, "lobby", n)
-        hub.history("lobby", 2).addCallback(lambda ms: answers.append([m["id"] for m in ms]))
+        hub.history("lobby", 2).addCallback(
+            lambda page: answers.append([m["id"] for m in page.messages])
+        )
     assert len(held.held) == 1 and answers == []
     held.release_all()
     assert answers == [[3, 4, 5]] * 10
@@ -75,8 +77,8 @@ def test_a_message_stored_during_the_read_reaches_the_late_callers():
     django.messages.append(stored)
     hub.fanout.publish("lobby", stored)
     held.release_all()  # the shared read answers with what Django has now: ids 1 and 2
-    assert [m["id"] for m in first[0]] == [1, 2]
-    assert [m["id"] for m in late[0]] == [1, 2]
+    assert [m["id"] for m in first[0].messages] == [1, 2]
+    assert [m["id"] for m in late[0].messages] == [1, 2]
     assert django.history_calls == 1
 
 

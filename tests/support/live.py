@@ -52,13 +52,17 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, interval: fl
     raise TimeoutError(f"condition not met within {timeout}s (last error: {last_error!r})")
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (VmRSS from /proc/<pid>/status), in bytes."""
+def rss_bytes(pid: int, peak: bool = False) -> int:
+    """Resident memory of a process (VmRSS from /proc/<pid>/status), in bytes.
+
+    With `peak`, the most it ever held (VmHWM): what a burst cost even after it was freed.
+    """
+    key = "VmHWM:" if peak else "VmRSS:"
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {key} for pid {pid}")
 
 
 def sign_headers(secret: str, method: str, target: str, body: bytes = b"") -> dict[str, str]:
@@ -339,6 +343,40 @@ class LiveSystem:
         headers = sign_headers(self.secret, "POST", target, body)
         headers["Content-Type"] = "application/json"
         return requests.post(base_url + target, data=body, headers=headers, timeout=10)
+
+    def store_messages(
+        self, slug: str, count: int, body: str = "missed", chunk: int = 500
+    ) -> list[dict[str, Any]]:
+        """Store `count` messages ("<body> <n>") straight through Django's internal batch.
+
+        The chat server does not see them: use a room nobody is in, or stop the chat server
+        first (its recent buffer believes every message passes through it). Returns the stored
+        messages in id order.
+        """
+        stored: list[dict[str, Any]] = []
+        run = secrets.token_hex(4)
+        for start in range(0, count, chunk):
+            items = [
+                {
+                    "room": slug,
+                    "nonce": f"bulk-{run}-{n}",
+                    "body": f"{body} {n}",
+                    "name": "bulk",
+                    "uid": "g:" + "0" * 16,
+                    "user_id": None,
+                    "guest": True,
+                }
+                for n in range(start, min(count, start + chunk))
+            ]
+            response = self.internal_post(
+                self.django_url, "/internal/messages/batch/", {"messages": items}
+            )
+            response.raise_for_status()
+            results = response.json()["results"]
+            if not all(r.get("ok") for r in results):
+                raise RuntimeError(f"bulk store refused: {results[:3]}")
+            stored += [r["message"] for r in results]
+        return stored
 
     def stored_messages(self, slug: str) -> list[dict[str, Any]]:
         """Every visible message Django stored for the room, in id order."""

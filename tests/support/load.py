@@ -91,6 +91,9 @@ class RoomClient(threading.Thread):
         self.sent_at: dict[str, float] = {}  # nonce -> first send time
         self.echo_at: dict[str, float] = {}  # nonce -> time its own message frame arrived
         self.last_id = 0
+        # While catching up page by page: the last page's id, where a reconnect resumes
+        # (newer live messages may already be seen above a gap); None once caught up.
+        self.cursor: int | None = None
         self.seq = 0
         self.final_close: int | None = None
         self._halt = threading.Event()
@@ -145,8 +148,9 @@ class RoomClient(threading.Thread):
             self.attempts.append(time.monotonic())
             try:
                 url = self.ticket_url()
-                if self.last_id:
-                    url += f"&since={self.last_id}"
+                since = self.cursor if self.cursor is not None else self.last_id
+                if since:
+                    url += f"&since={since}"
                 conn = connect(url, open_timeout=5, close_timeout=2, legacy=True)
             except (OSError, InvalidStatus, TimeoutError, requests.RequestException, ValueError):
                 failures += 1
@@ -168,6 +172,7 @@ class RoomClient(threading.Thread):
                 raise RuntimeError(f"first frame was {hello.get('type')}")
             for message in hello["history"]:
                 self._seen(message, live=False)
+            self._page_after(conn, hello["history"], hello.get("has_more", False))
             self.opened.append(time.monotonic())
             with self.lock:
                 self._conn = conn
@@ -182,6 +187,10 @@ class RoomClient(threading.Thread):
                 elif frame.get("type") == "ack":
                     # A resend of a stored nonce: for this client alone, never broadcast.
                     self._acked(frame)
+                elif frame.get("type") == "history":
+                    for message in frame["messages"]:
+                        self._seen(message, live=False)
+                    self._page_after(conn, frame["messages"], frame.get("has_more", False))
                 elif frame.get("type") == "error":
                     with self.lock:
                         self.errors.append(frame)
@@ -194,6 +203,17 @@ class RoomClient(threading.Thread):
             self._connected.clear()
             with self.lock:
                 self._conn = None
+
+    def _page_after(self, conn: Any, page: list[Frame], has_more: bool) -> None:
+        """Catch-up comes a page at a time (docs/protocol.md): ask for the next one."""
+        if not has_more or not page:
+            self.cursor = None
+            return
+        self.cursor = page[-1]["id"]
+        try:
+            conn.send(json.dumps({"type": "history", "after": self.cursor}))
+        except (ConnectionClosed, OSError):
+            pass  # the reconnect resumes from the cursor
 
     def _send_frame(self, conn: Any, nonce: str) -> None:
         with self.lock:

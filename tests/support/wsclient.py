@@ -57,6 +57,40 @@ class ChatClient:
             if predicate(frame):
                 return frame
 
+    def of_type(self, kind: str) -> list[Frame]:
+        """Frames of one type received so far, in arrival order."""
+        return [f for f in self.frames if f.get("type") == kind]
+
+    def request_history(self, after: int) -> None:
+        """Ask for the page of catch-up after message `after` (docs/protocol.md)."""
+        self.send({"type": "history", "after": after})
+
+    def history_page(self, index: int, timeout: float = 10.0) -> Frame:
+        """The `index`-th `history` frame (0 for the first), waiting for it until the deadline."""
+        deadline = time.monotonic() + timeout
+        while len(self.of_type("history")) <= index:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no history page {index} within {timeout}s")
+            try:
+                self._receive_one(remaining)
+            except TimeoutError:
+                continue
+        return self.of_type("history")[index]
+
+    def catch_up(self, timeout: float = 10.0) -> list[Frame]:
+        """Page from hello to the end; every message of hello and the pages, in order."""
+        messages = list(self.hello["history"])
+        has_more = self.hello.get("has_more", False)
+        index = len(self.of_type("history"))
+        while has_more:
+            self.request_history(messages[-1]["id"])
+            page = self.history_page(index, timeout)
+            index += 1
+            messages += page["messages"]
+            has_more = page["has_more"]
+        return messages
+
     def messages(self) -> list[Frame]:
         """Message frames received live so far, in arrival order."""
         return [f for f in self.frames if f.get("type") == "message"]

@@ -7,6 +7,12 @@
  *           socket is retried in the background every 30 s; on its hello ──> live
  *   close 4004 / ticket 404 ──> archived (final)      ticket 403 ──> denied (final)
  *
+ * Catching up (docs/protocol.md, "Catching up"): hello and long-poll answers carry one bounded
+ * page of missed messages and `has_more`. While more follow, the connection asks for the next
+ * page (a `history` frame on a socket; the poll loop polls again at once), and it resumes from
+ * the last page it holds (`cursor`), never from a newer live message shown meanwhile, so a
+ * reconnect during the catch-up loses nothing.
+ *
  * It reports states and incoming data through handlers and never touches the DOM.
  */
 
@@ -22,6 +28,8 @@ export const FALLBACK_AFTER = 2;
 export const SOCKET_RETRY_WHILE_POLLING_MS = 30000;
 /** Close 1001 (server going away): reconnect within this jittered window. */
 const GOING_AWAY_JITTER_MS = 1000;
+/** A history request refused for now (`rate_limited`, `busy`) is asked again after this. */
+const HISTORY_RETRY_MS = 1000;
 
 /**
  * Exponential backoff with full jitter: a uniform delay in [0, min(cap, base * 2^attempt)).
@@ -38,7 +46,8 @@ export function backoffDelay(attempt, random = Math.random) {
  * @property {(state: string, detail?: object) => void} onState
  * @property {(frame: object) => void} onHello a socket said hello (first or after a reconnect).
  * @property {(frame: object) => void} onFrame any later socket frame.
- * @property {(batch: object) => void} onBatch a long-poll answer.
+ * @property {(batch: object) => void} onBatch a long-poll answer, or a page of catch-up
+ *   (`{messages}`) from a socket's `history` frame.
  * @property {() => void} onReady a transport can take messages now: flush the outbox.
  * @property {(user: {name: string, guest: boolean}) => void} onUser the ticket's identity.
  */
@@ -48,7 +57,8 @@ export class Connection {
   /**
    * @param {object} options
    * @param {string} options.ticketUrl
-   * @param {() => number|null} options.getSince the highest message id shown.
+   * @param {() => number|null} options.getSince the highest message id shown (every message up
+   *   to it is shown once no catch-up is under way).
    * @param {ConnectionHandlers} options.handlers
    */
   constructor({ ticketUrl, getSince, handlers }) {
@@ -66,6 +76,13 @@ export class Connection {
     this.reconnectTimer = null;
     this.probeTimer = null;
     this.finished = false;
+    /** True while pages of missed messages are still to come (`has_more`). */
+    this.catchingUp = false;
+    /** While catching up: the last id of the last page, below which nothing is missing. */
+    this.cursor = null;
+    this.historyTimer = null;
+    /** True once a hello or poll answer came: from then on an empty list means "nothing yet". */
+    this.synced = false;
   }
 
   start() {
@@ -87,6 +104,7 @@ export class Connection {
     this.mode = null;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.probeTimer);
+    clearTimeout(this.historyTimer);
     this.ws?.close();
     this.probe?.close();
     this.poll?.stop();
@@ -116,8 +134,71 @@ export class Connection {
     }
   }
 
+  /**
+   * Where to resume: the last catch-up page while one is under way (newer live messages may
+   * be shown above a gap), else the highest id shown; 0 when the room was empty when last
+   * heard from (without `since` the server would send only the newest messages).
+   * @returns {number|null}
+   */
+  resumeSince() {
+    if (this.catchingUp) return this.cursor;
+    return this.getSince() ?? (this.synced ? 0 : null);
+  }
+
+  /**
+   * After a page of catch-up (hello's, a `history` frame's, a poll answer's): note where it
+   * ends and whether more follow. On a socket, asks for the next page at once.
+   * @param {object[]} messages the page, in id order.
+   * @param {boolean} hasMore
+   * @param {WsTransport|null} ws the socket it came on (null for long polling).
+   */
+  caughtUpTo(messages, hasMore, ws) {
+    this.synced = true;
+    const last = messages?.length ? messages[messages.length - 1].id : null;
+    if (!hasMore || !Number.isSafeInteger(last)) {
+      this.catchingUp = false;
+      this.cursor = null;
+      return;
+    }
+    this.catchingUp = true;
+    this.cursor = last;
+    if (ws) this.requestHistory(ws);
+  }
+
+  /** Asks the socket for the page after `cursor` (one request at a time). */
+  requestHistory(ws) {
+    clearTimeout(this.historyTimer);
+    if (ws !== this.ws || !this.catchingUp) return;
+    // When the socket is no longer open this sends nothing: the reconnect resumes from `cursor`.
+    ws.send({ type: "history", after: this.cursor });
+  }
+
+  /** Every frame after hello, from the live socket or the probe that became it. */
+  onSocketFrame(ws, frame) {
+    if (ws !== this.ws) {
+      this.handlers.onFrame(frame);
+      return;
+    }
+    if (frame.type === "history") {
+      if (!Array.isArray(frame.messages)) return;
+      this.handlers.onBatch({ messages: frame.messages });
+      this.caughtUpTo(frame.messages, frame.has_more === true, ws);
+      return;
+    }
+    if (frame.type === "error" && !frame.nonce && this.catchingUp) {
+      if (frame.code === "rate_limited" || frame.code === "busy") {
+        // Our history request was refused for now: ask again when the server says.
+        const seconds = Number(frame.retry_after);
+        const ms = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : HISTORY_RETRY_MS;
+        clearTimeout(this.historyTimer);
+        this.historyTimer = setTimeout(() => this.requestHistory(ws), ms);
+      }
+    }
+    this.handlers.onFrame(frame);
+  }
+
   socketUrl(ticket) {
-    const since = this.getSince();
+    const since = this.resumeSince();
     return since == null ? ticket.ws_url : withParam(ticket.ws_url, "since", since);
   }
 
@@ -143,7 +224,7 @@ export class Connection {
     this.lastTicket = ticket;
     const ws = new WsTransport(this.socketUrl(ticket), {
       onHello: (frame) => this.onSocketHello(ws, frame),
-      onFrame: (frame) => this.handlers.onFrame(frame),
+      onFrame: (frame) => this.onSocketFrame(ws, frame),
       onClose: (info) => this.onSocketClose(ws, info),
     });
     this.ws = ws;
@@ -156,6 +237,7 @@ export class Connection {
     this.mode = "ws";
     this.setState("live");
     this.handlers.onHello(frame);
+    this.caughtUpTo(frame.history, frame.has_more === true, ws);
     this.handlers.onReady();
   }
 
@@ -209,13 +291,17 @@ export class Connection {
     let healthy = false;
     const poll = new PollTransport({
       pollUrl: ticket.poll_url,
-      since: this.getSince(),
+      since: this.resumeSince(),
       renewTicket: async () => {
         const fresh = await this.ticket();
         if (!fresh) throw Object.assign(new Error("no ticket"), { status: 404 });
         return fresh;
       },
-      onBatch: (batch) => this.handlers.onBatch(batch),
+      onBatch: (batch) => {
+        this.handlers.onBatch(batch);
+        // The poll loop itself polls again at once after a page with more to come.
+        this.caughtUpTo(batch.messages, batch.has_more === true, null);
+      },
       onArchived: () => this.finish("archived"),
       onHealthy: () => {
         if (healthy || poll !== this.poll) return;
@@ -264,7 +350,7 @@ export class Connection {
         this.ws = probe;
         this.onSocketHello(probe, frame);
       },
-      onFrame: (frame) => this.handlers.onFrame(frame),
+      onFrame: (frame) => this.onSocketFrame(probe, frame),
       onClose: (info) => {
         if (probe === this.probe) {
           this.probe = null;
@@ -309,10 +395,5 @@ export class Connection {
       return Promise.resolve({ ok: false, code: "not_connected", status: 0 });
     }
     return this.poll.send(body, nonce);
-  }
-
-  /** Tells the poll loop about ids that arrived otherwise, so it does not fetch them again. */
-  advance(id) {
-    this.poll?.advance(id);
   }
 }

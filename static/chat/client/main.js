@@ -59,7 +59,6 @@ export function startRoom(root) {
     const atBottom = timeline.isNearBottom();
     const isNew = timeline.upsert(msg);
     sender.acknowledge(msg);
-    connection.advance(msg.id);
     if (!isNew) return;
     markOwn(msg);
     typing.stop(msg.user.name);

@@ -123,19 +123,28 @@ export class Timeline {
     return true;
   }
 
-  /** Inserts `li` before the first stored item with a larger id, else before unsent items. */
+  /**
+   * Inserts `li` right after the last stored item with a smaller id (at the top when there is
+   * none), so it lands before stored items with larger ids and before unsent items, which always
+   * stay below everything stored. Whatever order messages arrive in (catch-up pages after live
+   * messages, older pages), the list stays in id order.
+   *
+   * The scan runs from the bottom: messages mostly arrive newest last, so a page of catch-up or
+   * a live message costs a step or two, not a walk over the whole list.
+   */
   placeById(li, id) {
-    let before = null;
-    for (const child of this.list.children) {
-      if (child === li) continue;
+    let after = null;
+    for (let child = this.list.lastElementChild; child; child = child.previousElementSibling) {
+      if (child === li || !child.dataset.id) continue;
       const childId = Number(child.dataset.id);
-      // Unsent items (no id yet) always stay below everything stored.
-      if (!child.dataset.id || !Number.isSafeInteger(childId) || childId > id) {
-        before = child;
+      if (Number.isSafeInteger(childId) && childId < id) {
+        after = child;
         break;
       }
     }
-    if (li.nextElementSibling !== before || li.parentNode !== this.list) {
+    let before = after ? after.nextElementSibling : this.list.firstElementChild;
+    if (before === li) before = li.nextElementSibling;
+    if (li.parentNode !== this.list || li.nextElementSibling !== before) {
       this.list.insertBefore(li, before);
     }
   }

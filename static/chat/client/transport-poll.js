@@ -4,6 +4,10 @@
  *
  * Requests are cross-origin (Django's page, the chat server's port) and carry the ticket in the
  * URL, not cookies. A 403 means the ticket expired: a fresh one is fetched and the loop goes on.
+ *
+ * `since` moves only with this loop's own answers: each answer is every message after `since`
+ * up to its last one (a page of catch-up when `has_more`, then the loop polls again at once), so
+ * a message that arrived another way (the answer to a POST) must not move it past a gap.
  */
 
 import { withParam } from "./api.js";
@@ -46,7 +50,7 @@ export class PollTransport {
    * @param {string} options.pollUrl the ticket's `poll_url`.
    * @param {number|null} options.since the highest id already shown.
    * @param {() => Promise<{poll_url: string}>} options.renewTicket fetches a fresh ticket.
-   * @param {(batch: {messages: object[], online?: string[], deleted?: number[]}) => void} options.onBatch
+   * @param {(batch: {messages: object[], has_more?: boolean, online?: string[], deleted?: number[]}) => void} options.onBatch
    * @param {() => void} options.onArchived the room was archived (404/410).
    * @param {(failures: number) => void} options.onTrouble requests keep failing.
    * @param {() => void} options.onHealthy a poll answered normally.
@@ -68,7 +72,7 @@ export class PollTransport {
     this.controller.abort();
   }
 
-  /** @param {number|null} id raise `since` when messages arrived another way. */
+  /** @param {number|null} id raise `since` past a message this loop received. */
   advance(id) {
     if (id != null && (this.since == null || id > this.since)) this.since = id;
   }
