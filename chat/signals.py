@@ -10,8 +10,9 @@ calls one function of `chat.actions` (which calls the chat server after commit):
   ``is_archived`` changes -> ``room_archived`` / ``room_unarchived``; the room is deleted, or
   its slug changes (the old address is gone) -> ``room_deleted``.
 
-``QuerySet.update()`` sends no model signals: code that archives or narrows access in bulk saves
-each row (as the admin's archive action does) or calls `chat.actions` itself.
+``QuerySet.update()`` sends no model signals: for rooms, `RoomQuerySet.update` compares the rows
+before and after and calls `room_changed` itself; for users, code that deactivates in bulk must
+save each user or call `chat.actions.user_access_revoked`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from . import actions
+from .models import ROOM_ACCESS_FIELDS as ROOM_FIELDS
 from .models import Room
-
-_ROOM_FIELDS = ("slug", "allow_guests", "is_archived")
 
 
 def _before_save(
@@ -65,26 +65,32 @@ def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 def _room_before_save(sender: Any, instance: Room, raw: bool = False, **kwargs: Any) -> None:
     instance._chat_before = _before_save(
-        sender, instance, _ROOM_FIELDS, kwargs.get("update_fields"), raw
+        sender, instance, ROOM_FIELDS, kwargs.get("update_fields"), raw
     )
 
 
 def _room_saved(sender: Any, instance: Room, created: bool, raw: bool = False, **kw: Any) -> None:
     before = getattr(instance, "_chat_before", None)
     instance._chat_before = None
-    if before is None:
-        return
-    if before["slug"] != instance.slug:
+    if before is not None:
+        room_changed(before, {field: getattr(instance, field) for field in ROOM_FIELDS})
+
+
+def room_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Tell the chat server what a change of one room's ``ROOM_FIELDS`` means for connections
+    (``before``/``after``: field -> value). Used by the post-save signal and by
+    ``RoomQuerySet.update``."""
+    if before["slug"] != after["slug"]:
         # Everything the chat server holds under the old slug belongs to an address that no
         # longer exists: close it for good. The room lives on under its new slug.
         actions.room_deleted(before["slug"])
-    if before["is_archived"] != instance.is_archived:
-        if instance.is_archived:
-            actions.room_archived(instance.slug)
+    if before["is_archived"] != after["is_archived"]:
+        if after["is_archived"]:
+            actions.room_archived(after["slug"])
         else:
-            actions.room_unarchived(instance.slug)
-    if before["allow_guests"] and not instance.allow_guests:
-        actions.room_access_changed(instance.slug, actions.GUESTS)
+            actions.room_unarchived(after["slug"])
+    if before["allow_guests"] and not after["allow_guests"]:
+        actions.room_access_changed(after["slug"], actions.GUESTS)
 
 
 def _room_deleted(sender: Any, instance: Room, **kwargs: Any) -> None:

@@ -169,6 +169,27 @@ def test_queryset_delete_in_the_shell(lobby, control, django_capture_on_commit_c
     assert posts(control) == ["/internal/rooms/lobby/deleted"]
 
 
+def test_queryset_update_in_the_shell(lobby, control, django_capture_on_commit_callbacks):
+    """``QuerySet.update()`` sends no model signals; rooms still report what it changed."""
+    Room.objects.create(slug="second", name="Second", allow_guests=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        Room.objects.filter(slug__in=["lobby", "second"]).update(is_archived=True)
+        Room.objects.filter(slug="lobby").update(is_archived=False, allow_guests=False)
+        Room.objects.filter(slug="lobby").update(description="no access change")
+    assert posts(control) == [
+        "/internal/rooms/lobby/archived",
+        "/internal/rooms/second/archived",
+        "/internal/rooms/lobby/unarchived",
+        "/internal/rooms/lobby/access",
+    ]
+
+
+def test_ticket_api_tells_archived_from_unknown(client, archived_room):
+    """The browser stops with "archived" or "deleted" by the ticket API's 404 code."""
+    assert client.get("/api/rooms/old/ticket/").json()["error"] == "room_archived"
+    assert client.get("/api/rooms/nope/ticket/").json()["error"] == "unknown_room"
+
+
 def test_slug_change_closes_the_old_address(lobby, control, django_capture_on_commit_callbacks):
     """Renaming a room's slug: the chat server closes and forgets the old slug."""
     with django_capture_on_commit_callbacks(execute=True):
