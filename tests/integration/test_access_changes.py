@@ -243,3 +243,45 @@ def test_unarchive_reopens_the_room_without_a_restart(live, live_room):
     client.say("back again", uuid.uuid4().hex)
     assert client.wait_for_messages(1)[0]["body"] == "back again"
     client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """Django plus two chat servers on the shared Redis; Django calls only the first."""
+    from tests.integration.test_redis_scaleout import _require, _shared_redis_problem, redis_env
+
+    _require(_shared_redis_problem())
+    system = LiveSystem(
+        tmp_path_factory.mktemp("access-redis"), extra_env=redis_env("redis://127.0.0.1:6379")
+    )
+    try:
+        system.start()
+        second = system.add_chatserver()
+        yield system, second
+    finally:
+        system.stop()
+
+
+@pytest.mark.redis
+def test_changes_reach_sockets_on_every_instance(cluster):
+    """Django calls one instance; a socket on the other closes within 2 s (sign-out: 4003,
+    deletion: 4005) and refuses the old ticket."""
+    live, second = cluster
+    live.create_room("everywhere-mem", guests=False)
+    live.create_room("everywhere-del", guests=True)
+    _name, _password, session = sign_in(live)
+    old = live.ticket(session, "everywhere-mem")
+    member = ChatClient(second.ws_url(old["ws_url"]), origin=live.origin)
+    guest = ChatClient(
+        second.ws_url(
+            live.ticket(live.guest_session("everywhere-del"), "everywhere-del")["ws_url"]
+        ),
+        origin=live.origin,
+    )
+    sign_out(live, session)
+    assert member.wait_closed(timeout=CLOSE_WITHIN)[0] == 4003
+    assert refused_status(second.ws_url(old["ws_url"]), live.origin) == 403
+    live.shell(
+        "from chat.models import Room\nRoom.objects.filter(slug='everywhere-del').delete()\n"
+    )
+    assert guest.wait_closed(timeout=CLOSE_WITHIN) == (4005, "room deleted")
