@@ -1,19 +1,20 @@
-"""Staff screens for rooms and messages; archiving and moderation notify the chat server."""
+"""Staff screens for rooms and messages.
+
+Archiving, un-archiving, narrowing access and deleting rooms reach the chat server through the
+model signals (`chat.signals`); moderation calls `chat.actions`.
+"""
 
 from __future__ import annotations
 
 import contextvars
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from . import chatserver_client
+from . import actions
 from .models import Message, Room
 
 # The chat server's stats for the changelist being rendered: fetched once per page, never per row.
@@ -21,26 +22,6 @@ from .models import Message, Room
 _live_stats: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "chat_live_stats", default=None
 )
-
-
-def _notify_each(calls: list[Callable[[], object]]) -> None:
-    """Make control calls in order, after the transaction commits.
-
-    After commit, so the chat server never acts on a change that is rolled back. The first call
-    that gets no answer stops the rest: one timeout per action, not one per row.
-    """
-
-    def run() -> None:
-        for call in calls:
-            if call() is None:
-                return
-
-    if calls:
-        transaction.on_commit(run)
-
-
-def _notify_archived(slugs: list[str]) -> None:
-    _notify_each([functools.partial(chatserver_client.room_archived, slug) for slug in slugs])
 
 
 @admin.register(Room)
@@ -77,7 +58,7 @@ class RoomAdmin(admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Fetch the chat server's stats once for the whole page."""
-        token = _live_stats.set(chatserver_client.stats() or {})
+        token = _live_stats.set(actions.live_stats() or {})
         try:
             response = super().changelist_view(request, extra_context)
             if hasattr(response, "render"):
@@ -108,20 +89,12 @@ class RoomAdmin(admin.ModelAdmin):
 
     @admin.action(description="Archive selected rooms")
     def archive_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
-        """Archive rooms and tell the chat server to close their sockets."""
-        slugs = list(queryset.filter(is_archived=False).values_list("slug", flat=True))
-        Room.objects.filter(slug__in=slugs).update(is_archived=True)
-        _notify_archived(slugs)
-        self.message_user(request, f"Archived {len(slugs)} room(s).", messages.SUCCESS)
-
-    def save_model(self, request: HttpRequest, obj: Room, form: Any, change: bool) -> None:
-        """Notify the chat server when a save archives the room."""
-        newly_archived = (
-            change and obj.is_archived and not form.initial.get("is_archived", obj.is_archived)
-        )
-        super().save_model(request, obj, form, change)
-        if newly_archived:
-            _notify_archived([obj.slug])
+        """Archive rooms; each save tells the chat server to close their sockets (signals)."""
+        rooms = list(queryset.filter(is_archived=False))
+        for room in rooms:
+            room.is_archived = True
+            room.save(update_fields=["is_archived"])
+        self.message_user(request, f"Archived {len(rooms)} room(s).", messages.SUCCESS)
 
 
 @admin.register(Message)
@@ -153,10 +126,6 @@ class MessageAdmin(admin.ModelAdmin):
             message.deleted_at = now
             message.deleted_by = request.user
         Message.objects.bulk_update(targets, ["is_deleted", "deleted_at", "deleted_by"])
-        _notify_each(
-            [
-                functools.partial(chatserver_client.message_deleted, m.room.slug, m.id)
-                for m in targets
-            ]
-        )
+        for message in targets:
+            actions.message_deleted(message.room.slug, message.id)
         self.message_user(request, f"Deleted {len(targets)} message(s).", messages.SUCCESS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -18,11 +19,6 @@ from .tickets import mint_ticket
 
 PUBLIC_PAGE_DEFAULT = 50
 PUBLIC_PAGE_MAX = 100
-
-
-def open_room(slug: str) -> Room | None:
-    """The room with this slug unless it is unknown or archived."""
-    return Room.objects.filter(slug=slug, is_archived=False).first()
 
 
 def rooms_with_activity():
@@ -49,9 +45,11 @@ def room_list(request: HttpRequest) -> JsonResponse:
 
 
 def _room_or_error(request: HttpRequest, slug: str) -> Room | JsonResponse:
-    room = open_room(slug)
+    room = Room.objects.filter(slug=slug).first()
     if room is None:
         return error_response(404, "unknown_room", "No such room.")
+    if room.is_archived:
+        return error_response(404, "room_archived", "This room is archived.")
     if not may_join(request, room):
         return error_response(403, "sign_in_required", "Sign in to join this room.")
     return room
@@ -84,6 +82,9 @@ def _chat_url(scheme_map: dict[str, str], path: str, ticket: str) -> str:
 @require_GET
 def ticket(request: HttpRequest, slug: str) -> JsonResponse:
     """``GET /api/rooms/<slug>/ticket/``: a short-lived ticket and ready-to-open URLs."""
+    # Minted "now" means before the session, user and room are read: a revocation that lands
+    # while this request runs has a later cut-off and covers the ticket (docs/protocol.md).
+    minted_at = time.time()
     retry_after = ratelimits.ticket_limited(request)
     if retry_after is not None:
         response = error_response(429, "rate_limited", "Too many ticket requests; wait and retry.")
@@ -95,7 +96,14 @@ def ticket(request: HttpRequest, slug: str) -> JsonResponse:
     who = chat_identity(request)
     ttl = settings.CHAT_TICKET_TTL
     value = mint_ticket(
-        room.slug, who.uid, who.user_id, who.name, who.guest, ttl, settings.CHAT_SHARED_SECRET
+        room.slug,
+        who.uid,
+        who.user_id,
+        who.name,
+        who.guest,
+        ttl,
+        settings.CHAT_SHARED_SECRET,
+        now=minted_at,
     )
     return JsonResponse(
         {

@@ -9,3 +9,9 @@ class ChatConfig(AppConfig):
     name = "chat"
     verbose_name = "Chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Connect the signal handlers that tell the chat server about access changes."""
+        from . import signals
+
+        signals.connect()

@@ -1,11 +1,13 @@
-"""The only module that calls the chat server's control API (docs/protocol.md).
+"""The HTTP client of the chat server's control API (docs/protocol.md, "Control API").
 
-Every call is signed, uses a short timeout (CHAT_CONTROL_TIMEOUT) and never raises: when the chat
-server is down the admin carries on, so failures are logged and answered with None.
+Only `chat.actions` calls it (after commit). Every call is signed, uses a short timeout
+(CHAT_CONTROL_TIMEOUT) and never raises: when the chat server is down the admin carries on, so
+failures are logged and answered with None.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,11 +20,11 @@ from .signing import signed_headers
 log = logging.getLogger(__name__)
 
 
-def _call(method: str, path: str) -> dict[str, Any] | None:
+def _call(method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any] | None:
     base = settings.CHAT_INTERNAL_URL.rstrip("/")
     # The signature covers the request target as sent, including any prefix of the base URL.
     target = urlsplit(base).path + path
-    body = b""
+    body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
     headers = signed_headers(method, target, body)
     if method == "POST":
         headers["Content-Type"] = "application/json"
@@ -44,6 +46,33 @@ def _call(method: str, path: str) -> dict[str, Any] | None:
 def room_archived(slug: str) -> dict[str, Any] | None:
     """Tell the chat server a room was archived: it closes the room's sockets and polls."""
     return _call("POST", f"/internal/rooms/{quote(slug, safe='')}/archived")
+
+
+def room_unarchived(slug: str) -> dict[str, Any] | None:
+    """Tell the chat server a room was un-archived: it accepts the room's sockets again."""
+    return _call("POST", f"/internal/rooms/{quote(slug, safe='')}/unarchived")
+
+
+def room_deleted(slug: str, before_ms: int) -> dict[str, Any] | None:
+    """Tell the chat server a room was deleted: it closes the room (4005), forgets it, and
+    refuses the room's tickets minted at or before ``before_ms`` (Unix milliseconds)."""
+    path = f"/internal/rooms/{quote(slug, safe='')}/deleted"
+    return _call("POST", path, {"before_ms": int(before_ms)})
+
+
+def room_access_changed(slug: str, scope: str, before_ms: int) -> dict[str, Any] | None:
+    """Tell the chat server a room's access rules narrowed: tickets in ``scope`` (``"guests"``
+    or ``"all"``) minted at or before ``before_ms`` are refused and their connections closed."""
+    path = f"/internal/rooms/{quote(slug, safe='')}/access"
+    return _call("POST", path, {"before_ms": int(before_ms), "scope": scope})
+
+
+def user_revoked(uid: str, before_ms: int) -> dict[str, Any] | None:
+    """Tell the chat server an identity's right to be connected ended (signed out, deactivated,
+    deleted): its tickets minted at or before ``before_ms`` are refused, its connections
+    closed (4003)."""
+    path = f"/internal/users/{quote(uid, safe=':')}/revoked"
+    return _call("POST", path, {"before_ms": int(before_ms)})
 
 
 def message_deleted(slug: str, message_id: int) -> dict[str, Any] | None:

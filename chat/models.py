@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 MAX_BODY_LENGTH = 4000
@@ -54,6 +54,34 @@ def iso_utc_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+# The fields of a room whose change changes who may be connected (chat/signals.py).
+ROOM_ACCESS_FIELDS = ("slug", "allow_guests", "is_archived")
+
+
+class RoomQuerySet(models.QuerySet):
+    """Queries over rooms; `update()` reports access changes like `save()` does."""
+
+    def update(self, **kwargs: Any) -> int:
+        """``QuerySet.update`` that tells the chat server (after commit) when it archives,
+        un-archives, renames or closes rooms to guests: bulk updates send no model signals."""
+        if not set(kwargs) & set(ROOM_ACCESS_FIELDS):
+            return super().update(**kwargs)
+        from .signals import room_changed
+
+        with transaction.atomic(using=self.db):
+            # By primary key: the rows locked and compared are exactly the ones updated, whatever
+            # this queryset joins or annotates (FOR UPDATE refuses GROUP BY).
+            rooms = Room._default_manager.using(self.db).filter(
+                pk__in=list(self.values_list("pk", flat=True))
+            )
+            rows = rooms.select_for_update().values("pk", *ROOM_ACCESS_FIELDS)
+            before = {row.pop("pk"): row for row in rows}
+            count = super().update(**kwargs)
+            for row in rooms.values("pk", *ROOM_ACCESS_FIELDS):
+                room_changed(before[row.pop("pk")], row)
+        return count
+
+
 class Room(models.Model):
     """A chat room; URLs use its slug."""
 
@@ -67,6 +95,8 @@ class Room(models.Model):
         default=False, help_text="Archived rooms are hidden and read-only; sockets are closed."
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = RoomQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

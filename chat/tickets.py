@@ -27,6 +27,8 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "iat": (int,),
     "exp": (int,),
 }
+# Optional keys: key -> accepted types.
+_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {"iat_ms": (int,)}
 
 
 class TicketError(Exception):
@@ -68,8 +70,14 @@ def mint_ticket(
     secret: str,
     now: float | None = None,
 ) -> str:
-    """Return a ticket letting ``uid`` join ``room_slug`` for ``ttl`` seconds."""
-    iat = int(time.time() if now is None else now)
+    """Return a ticket letting ``uid`` join ``room_slug`` for ``ttl`` seconds.
+
+    ``now`` (Unix seconds, float) is the minting time; pass the moment *before* the rights the
+    ticket grants were read, so a revocation after that moment covers it (docs/protocol.md:
+    ``iat_ms`` is compared with revocation cut-offs).
+    """
+    iat_ms = int((time.time() if now is None else now) * 1000)
+    iat = iat_ms // 1000
     payload = {
         "room": room_slug,
         "uid": uid,
@@ -78,6 +86,7 @@ def mint_ticket(
         "guest": guest,
         "iat": iat,
         "exp": iat + int(ttl),
+        "iat_ms": iat_ms,
     }
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     signed_part = f"{VERSION}.{b64url_encode(body)}"
@@ -123,6 +132,12 @@ def verify_ticket(
             raise TicketError("malformed")
         if not isinstance(value, types):
             raise TicketError("malformed")
+    for key, types in _OPTIONAL_FIELDS.items():
+        value = payload.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise TicketError("malformed")
+    if "iat_ms" in payload and payload["iat_ms"] // 1000 != payload["iat"]:
+        raise TicketError("malformed")
     current = time.time() if now is None else now
     if payload["exp"] < current:
         raise TicketError("expired")

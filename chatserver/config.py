@@ -132,6 +132,8 @@ class ChatServerConfig:
     redis_prefix: str = "chat:"
     redis_gap_wait_ms: float = 200.0
     redis_presence_interval: float = 5.0
+    # Longest ticket lifetime accepted (exp - iat), seconds; revocations are kept this long.
+    max_ticket_ttl: float = 3600.0
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -218,6 +220,7 @@ class ChatServerConfig:
                 cls.redis_presence_interval,
                 minimum=0.1,
             ),
+            max_ticket_ttl=_float(environ, "CHAT_MAX_TICKET_TTL", cls.max_ticket_ttl, minimum=1),
         )
 
 

@@ -1,6 +1,10 @@
 """The signed control API Django calls (docs/protocol.md, "Control API on the chat server").
 
     POST /internal/rooms/<slug>/archived                -> {"closed": n}
+    POST /internal/rooms/<slug>/unarchived              -> {"archived": false}
+    POST /internal/rooms/<slug>/deleted                 {"before_ms"} -> {"closed": n}
+    POST /internal/rooms/<slug>/access                  {"before_ms", "scope"} -> {"closed": n}
+    POST /internal/users/<uid>/revoked                  {"before_ms"} -> {"closed": n}
     POST /internal/rooms/<slug>/messages/<id>/deleted   -> {"notified": n}
     GET  /internal/stats                                -> live numbers
 
@@ -12,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from chatserver.admission import parse_decimal
 from chatserver.methods import refuse_method
+from chatserver.revocations import ROOM, ROOM_GUESTS, USER, Revocation
 from chatserver.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify_request
 from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_body
 
@@ -69,6 +75,8 @@ class ControlResource(Resource):
             closed = self._on_archived(parts[1])
             log.info("room {room} archived: closed {closed}", room=parts[1], closed=closed)
             return json_response(request, 200, {"closed": closed})
+        if method == "POST" and len(parts) == 3 and parts[0] in ("rooms", "users"):
+            return self._access_call(request, parts[0], parts[1], parts[2], body)
         if (
             method == "POST"
             and len(parts) == 5
@@ -83,6 +91,48 @@ class ControlResource(Resource):
             notified = self._hub.delete(parts[1], message_id)
             return json_response(request, 200, {"notified": notified})
         return error_response(request, 404, "not_found", "No such control call.")
+
+    def _access_call(self, request: Any, kind: str, key: str, verb: str, body: bytes) -> bytes:
+        """The calls that change who may be connected (docs/protocol.md, "Control API")."""
+        if kind == "rooms" and verb == "unarchived":
+            self._hub.unarchive(key)
+            log.info("room {room} un-archived", room=key)
+            return json_response(request, 200, {"archived": False})
+        if (kind, verb) not in (("rooms", "deleted"), ("rooms", "access"), ("users", "revoked")):
+            return error_response(request, 404, "not_found", "No such control call.")
+        fields = _body_fields(body)
+        before_ms = fields.get("before_ms") if fields is not None else None
+        if not _is_millis(before_ms):
+            return error_response(
+                request, 400, "bad_request", "before_ms must be Unix time in milliseconds."
+            )
+        if verb == "deleted":
+            closed = self._hub.delete_room(key, before_ms)
+            log.info("room {room} deleted: closed {closed}", room=key, closed=closed)
+            return json_response(request, 200, {"closed": closed})
+        if verb == "revoked":
+            revocation = Revocation(USER, key, before_ms)
+        else:
+            scope = fields.get("scope")
+            if scope not in ("guests", "all"):
+                return error_response(request, 400, "bad_request", 'scope is "guests" or "all".')
+            revocation = Revocation(ROOM_GUESTS if scope == "guests" else ROOM, key, before_ms)
+        closed = self._hub.revoke(revocation)
+        log.info("access revoked ({scope}): closed {closed}", scope=revocation.scope, closed=closed)
+        return json_response(request, 200, {"closed": closed})
+
+
+def _body_fields(body: bytes) -> dict | None:
+    try:
+        fields = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _is_millis(value: object) -> bool:
+    """A non-negative integer no larger than JSON numbers hold exactly (2**53)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**53
 
 
 def _header(request: Any, name: str) -> str | None:

@@ -153,6 +153,10 @@ class LocalFanout:
     def publish_archived(self, room: str) -> None:
         """Nothing to do: the hub has closed this process's listeners already."""
 
+    def publish_event(self, envelope: dict) -> None:
+        """A room-state event (revoked, unarchived, room_deleted) the hub already applied here:
+        nothing to do in one process (`RedisFanout` relays it to the other instances)."""
+
     def buffer_trusted(self, room: str) -> bool:
         """Every stored message passes through this process: the recent buffer is complete."""
         return True

@@ -18,14 +18,17 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from chatserver.config import ChatServerConfig
+from chatserver.djangoclient import UnknownRoom
 from chatserver.fanout import LocalFanout
 from chatserver.frames import ClientFrame, encode
 from chatserver.limits import ClientLimits
 from chatserver.logthrottle import LogThrottle
 from chatserver.metrics import ChatMetrics
 from chatserver.persistence import PersistenceQueue, QueueFull
+from chatserver.revocations import ROOM, SCOPES, USER, Revocation, RevocationList
 from chatserver.rooms import RoomRegistry
-from chatserver.tickets import Identity, verify_ticket
+from chatserver.signing import WINDOW_SECONDS
+from chatserver.tickets import Identity, TicketError, verify_ticket
 
 log = Logger()
 
@@ -123,6 +126,11 @@ class ChatHub:
         self._history_waiting: dict[tuple[str, int | None], list[Deferred]] = {}
         # Called with the slug after a room's listeners were closed (the long-poll resource).
         self.archive_listeners: list[Callable[[str], Any]] = []
+        # Called with a `Revocation` / a deleted room's slug after its listeners were closed.
+        self.revoke_listeners: list[Callable[[Revocation], Any]] = []
+        self.forget_listeners: list[Callable[[str], Any]] = []
+        # Kept past the longest ticket lifetime, plus the clock skew tolerated between hosts.
+        self.revocations = RevocationList(config.max_ticket_ttl + WINDOW_SECONDS)
         # Budgets and connection caps per identity and per address, shared by both transports.
         self.limits = ClientLimits.from_config(config, clock)
         # Log lines unauthenticated clients can cause are throttled per kind.
@@ -147,6 +155,8 @@ class ChatHub:
                 django,
                 clock,
                 on_archived=self.archive_local,
+                on_event=self.apply_event,
+                on_room_gone=self.room_gone,
                 gap_wait=config.redis_gap_wait_ms / 1000.0,
                 presence_interval=config.redis_presence_interval,
                 announce_interval=config.presence_interval,
@@ -168,10 +178,18 @@ class ChatHub:
     # identity and rooms --------------------------------------------------------------------
 
     def verify(self, ticket: str, room: str) -> Identity:
-        """Check a ticket for a room (raises `TicketError`)."""
-        return verify_ticket(
-            ticket, secrets=self.config.secrets, room=room, now=self.clock.seconds()
+        """Check a ticket for a room (raises `TicketError`; `revoked` when Django revoked it)."""
+        now = self.clock.seconds()
+        identity = verify_ticket(
+            ticket,
+            secrets=self.config.secrets,
+            room=room,
+            now=now,
+            max_ttl=self.config.max_ticket_ttl,
         )
+        if self.revocations.refuses(room, identity.uid, identity.guest, identity.issued_ms, now):
+            raise TicketError("revoked")
+        return identity
 
     def is_archived(self, room: str) -> bool:
         """True once Django told us the room was archived."""
@@ -304,7 +322,20 @@ class ChatHub:
             self.metrics.errors.labels(kind="busy").inc()
             return succeed(error_result("busy", frame.nonce, retry_after=BUSY_RETRY_AFTER))
         self.metrics.messages_in.inc()
-        return d.addCallback(self._answer, frame.nonce)
+        return d.addCallback(self._room_state_from_result, room).addCallback(
+            self._answer, frame.nonce
+        )
+
+    def _room_state_from_result(self, result: dict, room: str) -> dict:
+        """Django's answer about a room is final: a room it does not know is gone (close 4005),
+        one it calls archived is archived here too (a lost control call heals on the next send).
+        """
+        if isinstance(result, dict) and not result.get("ok"):
+            if result.get("error") == "unknown_room":
+                self.room_gone(room)
+            elif result.get("error") == "room_archived" and not self.is_archived(room):
+                self.archive_local(room)
+        return result
 
     @staticmethod
     def _answer(result: dict, nonce: str) -> dict:
@@ -338,6 +369,93 @@ class ChatHub:
         for listener in self.archive_listeners:
             listener(room)
         return closed
+
+    def unarchive(self, room: str) -> None:
+        """Django un-archived a room: accept its sockets again, here and on every instance."""
+        self.unarchive_local(room)
+        self.fanout.publish_event({"type": "unarchived", "room": room})
+
+    def unarchive_local(self, room: str) -> None:
+        """Forget the room's archived flag."""
+        self.registry.archived.discard(room)
+
+    # access --------------------------------------------------------------------------------
+
+    def revoke(self, revocation: Revocation) -> int:
+        """Django revoked a right: refuse older tickets and close what they admitted, here and
+        on every other instance. Returns the sockets closed by this process."""
+        closed = self.revoke_local(revocation)
+        self.fanout.publish_event(
+            {
+                "type": "revoked",
+                "scope": revocation.scope,
+                "key": revocation.key,
+                "before_ms": revocation.before_ms,
+            }
+        )
+        return closed
+
+    def revoke_local(self, revocation: Revocation) -> int:
+        """Remember a revocation; close this process's sockets (4003) and held polls (403) whose
+        ticket it covers. A connection admitted by a ticket minted after the cut-off stays."""
+        self.revocations.add(revocation, self.clock.seconds())
+        rooms = self.registry.rooms() if revocation.scope == USER else [revocation.key]
+        closed = 0
+        for room in rooms:
+            for member in list(self.registry.members(room)):
+                identity = getattr(member, "identity", None)
+                if identity is None or identity.issued_ms > revocation.before_ms:
+                    continue
+                if revocation.covers(room, identity.uid, identity.guest):
+                    closed += 1 if member.access_revoked() else 0
+        for listener in self.revoke_listeners:
+            listener(revocation)
+        return closed
+
+    def delete_room(self, room: str, before_ms: int) -> int:
+        """Django deleted a room: refuse its older tickets, close it (4005) and forget it, here
+        and on every other instance. Returns the sockets closed by this process."""
+        closed = self.delete_room_local(room, before_ms)
+        self.fanout.publish_event({"type": "room_deleted", "room": room, "before_ms": before_ms})
+        return closed
+
+    def delete_room_local(self, room: str, before_ms: int) -> int:
+        """Refuse tickets for `room` minted up to `before_ms`, then `room_gone`."""
+        self.revocations.add(Revocation(ROOM, room, before_ms), self.clock.seconds())
+        return self.room_gone(room)
+
+    def room_gone(self, room: str) -> int:
+        """The room no longer exists (a control call, or Django answered 404 for it): close its
+        sockets (4005) and held polls (410) and forget everything kept about it (members,
+        presence, recent buffer, deleted ids, archived flag). Returns the sockets closed."""
+        closed = 0
+        for member in list(self.registry.members(room)):
+            closed += 1 if member.room_deleted() else 0
+        self.registry.forget_room(room)
+        for listener in self.forget_listeners:
+            listener(room)
+        log.info("room {room} is gone: closed {closed}", room=room, closed=closed)
+        return closed
+
+    def apply_event(self, envelope: dict) -> None:
+        """A room-state event relayed by another instance (chatserver/redisfanout.py)."""
+        kind = envelope.get("type")
+        if kind == "revoked":
+            scope, key, before_ms = envelope["scope"], envelope["key"], envelope["before_ms"]
+            if scope in SCOPES and isinstance(key, str):
+                self.revoke_local(Revocation(scope, key, int(before_ms)))
+        elif kind == "unarchived":
+            self.unarchive_local(str(envelope["room"]))
+        elif kind == "room_deleted":
+            self.delete_room_local(str(envelope["room"]), int(envelope["before_ms"]))
+
+    def history_failed(self, room: str, failure: Any) -> bool:
+        """A history read failed: True when Django said the room is gone (then it is closed
+        with 4005 / 410 like a deleted room), False for a transient failure (1011 / 503)."""
+        if failure.check(UnknownRoom) is None:
+            return False
+        self.room_gone(room)
+        return True
 
     def stats(self) -> dict:
         """Live numbers for `/internal/stats`: sockets, and per room who is online."""

@@ -39,6 +39,12 @@ RESULT_STATUS = {
 }
 
 
+_ACCESS_REVOKED = orjson.dumps(
+    {"error": "access_revoked", "message": "Your access changed: fetch a new ticket."}
+)
+_ROOM_DELETED = orjson.dumps({"error": "room_deleted", "message": "This room was deleted."})
+
+
 class _Lease:
     __slots__ = ("name", "active", "expires")
 
@@ -61,6 +67,7 @@ class _HeldPoll:
         "deadline",
         "pending",
         "done",
+        "identity",
     )
     is_socket = False
 
@@ -74,6 +81,7 @@ class _HeldPoll:
         self.deadline = float("inf")
         self.pending: list[Broadcast] | None = []  # events while the history is being read
         self.done = False
+        self.identity: Identity | None = None  # the ticket's identity (revocations match it)
 
     def deliver(self, broadcast: Broadcast) -> None:
         if self.done or broadcast.kind not in ("message", "deleted"):
@@ -87,6 +95,14 @@ class _HeldPoll:
     def room_archived(self) -> bool:
         self.owner.finish(self, 410, orjson.dumps({"error": "room_archived"}))
         return False  # not a socket: the archive call counts closed sockets
+
+    def access_revoked(self) -> bool:
+        self.owner.finish(self, 403, _ACCESS_REVOKED)
+        return False
+
+    def room_deleted(self) -> bool:
+        self.owner.finish(self, 410, _ROOM_DELETED)
+        return False
 
 
 class LongPollResource(MethodsResource):
@@ -146,6 +162,21 @@ class LongPollResource(MethodsResource):
         """Held polls of an archived room answer 410 (they are members: the hub reached them)."""
         for held in [h for h in self._held if h.room == room]:
             held.room_archived()
+
+    def revoked(self, revocation: Any) -> None:
+        """A revocation (the hub closed the held polls): its pollers leave presence now instead
+        of after the grace period; their next poll is refused."""
+        now = self.hub.clock.seconds()
+        for (room, uid), lease in list(self._leases.items()):
+            if lease.active == 0 and revocation.covers(room, uid, uid.startswith("g:")):
+                lease.expires = now
+
+    def room_deleted(self, room: str) -> None:
+        """A deleted room: forget its pollers (the registry already forgot their presence)."""
+        for held in [h for h in self._held if h.room == room]:
+            held.room_deleted()
+        for key in [k for k in self._leases if k[0] == room]:
+            del self._leases[key]
 
     def finish(self, held: _HeldPoll, status: int, body: bytes) -> None:
         """Answer a held poll once and forget it."""
@@ -244,6 +275,7 @@ class LongPollResource(MethodsResource):
             )
         held = _HeldPoll(self, request, room, identity.uid, since)
         held.address = address
+        held.identity = identity
         self._lease_start(room, identity)
         # Join before reading history, buffering events, so nothing falls between the two.
         self._held.add(held)
@@ -288,6 +320,8 @@ class LongPollResource(MethodsResource):
         held.deadline = self.hub.clock.seconds() + self.hub.config.poll_timeout
 
     def _history_failed(self, failure: Any, held: _HeldPoll) -> None:
+        if self.hub.history_failed(held.room, failure):
+            return  # Django does not know the room: answered 410 room_deleted, final
         self.hub.metrics.errors.labels(kind="history_failed").inc()
         log.warn("history for a poll failed: {error}", error=failure.getErrorMessage())
         self.finish(

@@ -43,7 +43,9 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
+CLOSE_REVOKED = 4003
 CLOSE_ARCHIVED = 4004
+CLOSE_DELETED = 4005
 CLOSE_SLOW = 4008
 
 
@@ -243,6 +245,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def _history_failed(self, failure: Any) -> None:
         self._pending = None
         self._reading_history = False
+        if self.factory.hub.history_failed(self.room, failure):
+            return  # Django does not know the room: closed with 4005, final
         self.factory.hub.metrics.errors.labels(kind="history_failed").inc()
         log.warn("history for a new socket failed: {error}", error=failure.getErrorMessage())
         self._fail_connection(CLOSE_INTERNAL, "history unavailable, reconnect")
@@ -294,6 +298,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
         window close the socket with 1008.
         """
         hub: ChatHub = self.factory.hub
+        if self.state != self.STATE_OPEN:
+            return  # closing (revoked, archived, deleted): nothing more is accepted
         if isBinary:
             hub.metrics.errors.labels(kind="binary_frame").inc()
             self._fail_connection(CLOSE_UNSUPPORTED, "binary frames are not accepted")
@@ -382,6 +388,21 @@ class ChatServerProtocol(WebSocketServerProtocol):
         if self.state != self.STATE_OPEN:
             return False
         self.sendClose(CLOSE_ARCHIVED, "room archived")
+        return True
+
+    def access_revoked(self) -> bool:
+        """The right that admitted this socket was revoked: close with 4003 (the client may
+        fetch one fresh ticket; Django decides whether it still may join)."""
+        if self.state != self.STATE_OPEN:
+            return False
+        self.sendClose(CLOSE_REVOKED, "access revoked")
+        return True
+
+    def room_deleted(self) -> bool:
+        """The room was deleted: close with 4005 (the client must not reconnect)."""
+        if self.state != self.STATE_OPEN:
+            return False
+        self.sendClose(CLOSE_DELETED, "room deleted")
         return True
 
     def going_away(self) -> None:

@@ -8,6 +8,9 @@ Envelopes (docs/protocol.md, "Between chat server instances"):
     {"type": "message",  "origin": i, "message": {...}, "prev_id": 811}
     {"type": "deleted",  "origin": i, "room": r, "id": 812}
     {"type": "archived", "origin": i, "room": r}
+    {"type": "unarchived", "origin": i, "room": r}
+    {"type": "room_deleted", "origin": i, "room": r, "before_ms": t}
+    {"type": "revoked",  "origin": i, "scope": s, "key": k, "before_ms": t}
     {"type": "presence", "origin": i, "room": r, "online": {uid: name}, "ttl": 15.0}
     {"type": "typing",   "origin": i, "room": r, "user": name}
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
@@ -29,6 +32,7 @@ import orjson
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from chatserver.djangoclient import UnknownRoom
 from chatserver.fanout import Coalescer, LocalFanout
 from chatserver.ordering import RoomSequencer
 from chatserver.rooms import RoomRegistry
@@ -50,6 +54,8 @@ class RedisFanout:
         clock: IReactorTime,
         *,
         on_archived: Callable[[str], Any],
+        on_event: Callable[[dict], Any] | None = None,
+        on_room_gone: Callable[[str], Any] | None = None,
         gap_wait: float = 0.2,
         presence_interval: float = 5.0,
         announce_interval: float = 0.0,
@@ -62,6 +68,9 @@ class RedisFanout:
         self._bus = bus
         self._clock = clock
         self._on_archived = on_archived
+        # Room-state events (revoked, unarchived, room_deleted) go to the hub as they came.
+        self._on_event = on_event or (lambda envelope: None)
+        self._on_room_gone = on_room_gone or (lambda room: None)
         self._django = django
         self._ttl = presence_interval * TTL_FACTOR
         self._metrics = metrics
@@ -81,6 +90,9 @@ class RedisFanout:
             "message": self._remote_message,
             "deleted": self._remote_deleted,
             "archived": self._remote_archived,
+            "unarchived": self._remote_event,
+            "room_deleted": self._remote_event,
+            "revoked": self._remote_event,
             "presence": self._remote_presence,
             "typing": self._remote_typing,
             "sync": self._remote_sync,
@@ -106,6 +118,11 @@ class RedisFanout:
     def publish_archived(self, room: str) -> None:
         """An archive Django told this process about (already applied here): the others."""
         self._send({"type": "archived", "room": room})
+
+    def publish_event(self, envelope: dict) -> None:
+        """A room-state event already applied here (revoked, unarchived, room_deleted): the
+        others."""
+        self._send(dict(envelope))
 
     def publish_presence(self, room: str) -> None:
         """Local presence changed: tell local sockets the union, and the others our part
@@ -143,6 +160,7 @@ class RedisFanout:
             self._send({"type": "sync"})
             for room in self._registry.rooms():
                 self._announce(room)
+            for room in set(self._registry.rooms()) | set(self._registry.archived):
                 self._check_archived(room)
             self.sequencer.resync()
         else:
@@ -175,17 +193,26 @@ class RedisFanout:
         self._bus.publish(orjson.dumps(envelope))
 
     def _check_archived(self, room: str) -> None:
-        """An archive announced while Redis was down never reached us: ask Django."""
-        if self._registry.is_archived(room):
-            return
+        """An archive, un-archive or deletion announced while Redis was down never reached us:
+        ask Django (its answer is authoritative, both ways)."""
 
-        def archived(detail: dict) -> None:
-            if detail.get("is_archived") is True and not self._registry.is_archived(room):
+        def answered(detail: dict) -> None:
+            archived = detail.get("is_archived")
+            if archived is True and not self._registry.is_archived(room):
                 log.info("room {room} was archived while Redis was down", room=room)
                 self._on_archived(room)
+            elif archived is False and self._registry.is_archived(room):
+                log.info("room {room} was un-archived while Redis was down", room=room)
+                self._on_event({"type": "unarchived", "room": room})
+
+        def failed(failure: Any) -> None:
+            if failure.check(UnknownRoom) is not None:
+                log.info("room {room} was deleted while Redis was down", room=room)
+                self._on_room_gone(room)
+            # unreachable: keep going; the next reconnect asks again
 
         d = self._django.room_detail(room)
-        d.addCallbacks(archived, lambda failure: None)  # unknown or unreachable: keep going
+        d.addCallbacks(answered, failed)
 
     def _announce(self, room: str) -> None:
         self._send(
@@ -211,6 +238,9 @@ class RedisFanout:
 
     def _remote_archived(self, envelope: dict) -> None:
         self._on_archived(envelope["room"])
+
+    def _remote_event(self, envelope: dict) -> None:
+        self._on_event(envelope)
 
     def _remote_presence(self, envelope: dict) -> None:
         room = envelope["room"]

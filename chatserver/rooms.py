@@ -73,6 +73,13 @@ class RoomRegistry:
         """Slugs of rooms with members or presence."""
         return list(self._rooms)
 
+    def forget_room(self, slug: str) -> None:
+        """The room was deleted: drop everything kept about it (members, presence, recent
+        buffer, deleted ids, archived flag, other instances' presence reports)."""
+        self._rooms.pop(slug, None)
+        self.archived.discard(slug)
+        self._remote.pop(slug, None)
+
     def is_archived(self, slug: str) -> bool:
         """True once the room was archived."""
         return slug in self.archived

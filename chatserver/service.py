@@ -138,6 +138,8 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
     factory = ChatServerFactory(hub, reactor)
     poll = LongPollResource(hub)
     hub.archive_listeners.append(poll.room_archived)
+    hub.revoke_listeners.append(poll.revoked)
+    hub.forget_listeners.append(poll.room_deleted)
 
     def stats() -> dict:
         numbers = hub.stats()

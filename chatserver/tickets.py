@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _PREFIX = "v1"
 
@@ -36,6 +36,9 @@ class Identity:
     user_id: int | None
     name: str
     guest: bool
+    # When Django minted the ticket, Unix milliseconds (`iat_ms`, else `iat` * 1000): compared
+    # with revocations (chatserver/revocations.py). Not part of who the identity is.
+    issued_ms: int = field(default=0, compare=False)
 
     def public(self) -> dict:
         """The `user` shape of frames: name and guest flag only."""
@@ -69,9 +72,13 @@ def mint_ticket(
     guest: bool = False,
     now: int,
     ttl: int = 60,
+    iat_ms: int | None = None,
 ) -> str:
-    """Mint a ticket in Django's format (used by tests and benchmarks, never by the server)."""
-    payload = {
+    """Mint a ticket in Django's format (used by tests and benchmarks, never by the server).
+
+    `iat_ms` (Unix milliseconds, within the second `now`) is added to the payload when given.
+    """
+    payload: dict = {
         "room": room,
         "uid": uid,
         "user_id": user_id,
@@ -80,6 +87,8 @@ def mint_ticket(
         "iat": int(now),
         "exp": int(now) + ttl,
     }
+    if iat_ms is not None:
+        payload["iat_ms"] = iat_ms
     body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
     signed_part = f"{_PREFIX}.{b64url_encode(body)}"
     return f"{signed_part}.{b64url_encode(_sign(secret, signed_part))}"
@@ -97,8 +106,19 @@ def _typed(payload: dict, key: str, kind: type | tuple[type, ...]) -> object:
     return value
 
 
-def verify_ticket(ticket: str, *, secrets: Iterable[str], room: str, now: float) -> Identity:
-    """Return the identity a ticket carries, or raise `TicketError` with the reason."""
+def verify_ticket(
+    ticket: str,
+    *,
+    secrets: Iterable[str],
+    room: str,
+    now: float,
+    max_ttl: float | None = None,
+) -> Identity:
+    """Return the identity a ticket carries, or raise `TicketError` with the reason.
+
+    `max_ttl` (seconds): a ticket whose lifetime `exp - iat` is longer is refused (`too_long`),
+    so a revocation kept that long covers every ticket it could refuse (docs/protocol.md).
+    """
     if not ticket or not isinstance(ticket, str):
         raise TicketError("missing")
     parts = ticket.split(".")
@@ -128,8 +148,14 @@ def verify_ticket(ticket: str, *, secrets: Iterable[str], room: str, now: float)
     uid = _typed(payload, "uid", str)
     name = _typed(payload, "name", str)
     guest = _typed(payload, "guest", bool)
-    _typed(payload, "iat", int)
+    iat = _typed(payload, "iat", int)
     exp = _typed(payload, "exp", int)
+    issued_ms = iat * 1000
+    if "iat_ms" in payload:
+        # Optional, added for revocations: the same instant as `iat`, in milliseconds.
+        issued_ms = _typed(payload, "iat_ms", int)
+        if issued_ms // 1000 != iat:
+            raise TicketError("bad_key_type")
     if "user_id" not in payload:
         raise TicketError("missing_key")
     user_id = payload["user_id"]
@@ -139,6 +165,8 @@ def verify_ticket(ticket: str, *, secrets: Iterable[str], room: str, now: float)
         raise TicketError("bad_key_type")
     if exp < now:
         raise TicketError("expired")
+    if max_ttl is not None and exp - iat > max_ttl:
+        raise TicketError("too_long")
     if ticket_room != room:
         raise TicketError("wrong_room")
-    return Identity(uid=uid, user_id=user_id, name=name, guest=guest)
+    return Identity(uid=uid, user_id=user_id, name=name, guest=guest, issued_ms=issued_ms)

@@ -50,6 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "method": self.command,
                 "path": self.path,
+                "body": json.loads(body) if body else None,
                 "signature_ok": self.headers.get("X-Chat-Signature") == expected,
                 "fresh": abs(time.time() - int(ts or 0)) < 60,
             }

@@ -46,6 +46,7 @@ def test_wire_format_matches_protocol():
         "guest": False,
         "iat": NOW,
         "exp": NOW + 60,
+        "iat_ms": NOW * 1000,
     }
     assert b" " not in raw  # compact separators
     expected = hmac.new(SECRET.encode(), f"v1.{part2}".encode(), hashlib.sha256).digest()

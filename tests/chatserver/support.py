@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from chatserver.config import ChatServerConfig
-from chatserver.djangoclient import DjangoError
+from chatserver.djangoclient import DjangoError, UnknownRoom
 from chatserver.hub import ChatHub
 from chatserver.tickets import mint_ticket
 
@@ -59,6 +59,7 @@ class FakeDjango:
         self.archived_rooms: set[str] = set()
         self.fail_history = False  # messages_after / latest_messages fail while True
         self.history_reads: list[tuple[str, int | None, int]] = []  # (room, after, limit)
+        self.gone_rooms: set[str] = set()  # deleted rooms: reads answer 404, items unknown_room
 
     def delete(self, message_id: int) -> None:
         """Soft-delete a message: never listed again, still the predecessor of the next one."""
@@ -72,6 +73,8 @@ class FakeDjango:
         results = []
         for item in items:
             code = self.item_errors.get(item["nonce"])
+            if item["room"] in self.gone_rooms:
+                code = "unknown_room"
             if code:
                 results.append(
                     {
@@ -186,6 +189,8 @@ class FakeDjango:
     def latest_messages(self, room: str, limit: int) -> Deferred:
         self.history_calls += 1
         self.history_reads.append((room, None, limit))
+        if room in self.gone_rooms:
+            return fail(UnknownRoom("unknown room", status=404))
         if self.fail_history:
             return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room]
@@ -194,12 +199,16 @@ class FakeDjango:
     def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
         self.history_calls += 1
         self.history_reads.append((room, after, limit))
+        if room in self.gone_rooms:
+            return fail(UnknownRoom("unknown room", status=404))
         if self.fail_history:
             return fail(DjangoError("down"))
         found = [m for m in self.messages if m["room"] == room and m["id"] > after]
         return succeed((found[:limit], len(found) > limit))
 
     def room_detail(self, room: str) -> Deferred:
+        if room in self.gone_rooms:
+            return fail(UnknownRoom("unknown room", status=404))
         ids = [m["id"] for m in self.messages if m["room"] == room]
         return succeed(
             {

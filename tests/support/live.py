@@ -323,11 +323,13 @@ class LiveSystem:
         )
 
     def archive_room(self, slug: str) -> None:
-        """Archive a room the way the admin action does: store it, then tell the chat server."""
+        """Archive a room the way an operator would in the shell: save it (the model signal
+        tells the chat server after commit)."""
         self.shell(
-            "from chat.models import Room\nfrom chat import chatserver_client\n"
-            f"Room.objects.filter(slug={slug!r}).update(is_archived=True)\n"
-            f"chatserver_client.room_archived({slug!r})\n"
+            "from chat.models import Room\n"
+            f"room = Room.objects.get(slug={slug!r})\n"
+            "room.is_archived = True\n"
+            "room.save()\n"
         )
 
     # -- contract-level clients ---------------------------------------------------------------

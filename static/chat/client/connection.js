@@ -5,7 +5,10 @@
  *        │                                  resume with since) ──hello──> live
  *        └─ socket fails before hello twice in a row ──> polling (long-poll fallback), while a
  *           socket is retried in the background every 30 s; on its hello ──> live
- *   close 4004 / ticket 404 ──> archived (final)      ticket 403 ──> denied (final)
+ *   close 4004 / ticket 404 room_archived ──> archived (final)
+ *   close 4005 / ticket 404 (room gone) ──> deleted (final)      ticket 403 ──> denied (final)
+ *   close 4003 (access revoked or the room's rules changed) ──> reconnecting with a fresh
+ *        ticket: Django decides (403 ──> denied, 404 ──> archived/deleted, a ticket ──> live)
  *
  * Catching up (docs/protocol.md, "Catching up"): hello and long-poll answers carry one bounded
  * page of missed messages and `has_more`. While more follow, the connection asks for the next
@@ -127,7 +130,7 @@ export class Connection {
         return null;
       }
       if (err.status === 404) {
-        this.finish("archived");
+        this.finish(err.code === "room_archived" ? "archived" : "deleted");
         return null;
       }
       throw err;
@@ -249,6 +252,12 @@ export class Connection {
       this.finish("archived");
       return;
     }
+    if (code === 4005) {
+      this.finish("deleted");
+      return;
+    }
+    // 4003 (access revoked) takes the ordinary path below: the reconnect fetches a fresh ticket,
+    // and Django's answer decides whether this page may stay in the room.
     if (!hadHello) {
       this.earlyFailures += 1;
       if (this.earlyFailures >= FALLBACK_AFTER) {
@@ -294,7 +303,9 @@ export class Connection {
       since: this.resumeSince(),
       renewTicket: async () => {
         const fresh = await this.ticket();
-        if (!fresh) throw Object.assign(new Error("no ticket"), { status: 404 });
+        // No ticket: Django refused and `ticket()` already finished the connection (which
+        // stopped this poll loop); the loop sees it stopped.
+        if (!fresh) throw new Error("no ticket");
         return fresh;
       },
       onBatch: (batch) => {
@@ -302,7 +313,9 @@ export class Connection {
         // The poll loop itself polls again at once after a page with more to come.
         this.caughtUpTo(batch.messages, batch.has_more === true, null);
       },
-      onArchived: () => this.finish("archived"),
+      onGone: (state) => {
+        if (!this.finished) this.finish(state);
+      },
       onHealthy: () => {
         if (healthy || poll !== this.poll) return;
         healthy = true;

@@ -12,12 +12,13 @@ const STATE_LABELS = {
   polling: "Polling (fallback)",
   offline: "Offline",
   archived: "Room archived",
+  deleted: "Room deleted",
   denied: "Sign in to chat in this room",
   forbidden: "You cannot join this room",
 };
 
 /** States after which nothing more will happen on this page. */
-export const FINAL_STATES = new Set(["archived", "denied", "forbidden"]);
+export const FINAL_STATES = new Set(["archived", "deleted", "denied", "forbidden"]);
 
 /** Renders the connection state into `#connection-state`, with a live countdown. */
 export class StatusView {

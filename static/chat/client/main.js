@@ -78,6 +78,8 @@ export function startRoom(root) {
       b.disabled = true;
     });
     if (state === "archived") input.placeholder = "This room is archived.";
+    if (state === "deleted") input.placeholder = "This room no longer exists.";
+    if (state === "forbidden") input.placeholder = "You can no longer chat in this room.";
     if (state === "denied") input.placeholder = "Sign in to chat in this room.";
   };
 

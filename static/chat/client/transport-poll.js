@@ -3,7 +3,9 @@
  * chat server holds until something happens, and a POST per message sent.
  *
  * Requests are cross-origin (Django's page, the chat server's port) and carry the ticket in the
- * URL, not cookies. A 403 means the ticket expired: a fresh one is fetched and the loop goes on.
+ * URL, not cookies. A 403 means the ticket expired or was revoked (`bad_ticket`,
+ * `access_revoked`): a fresh one is fetched and the loop goes on, unless Django refuses it. A 404
+ * or 410 means the room is gone: `room_archived`, or `room_deleted`.
  *
  * `since` moves only with this loop's own answers: each answer is every message after `since`
  * up to its last one (a page of catch-up when `has_more`, then the loop polls again at once), so
@@ -40,8 +42,28 @@ export function retryAfterSeconds(data, response) {
   return Number.isFinite(header) && header >= 0 ? header : undefined;
 }
 
-/** Raised inside the loop when the room is gone for good. */
-class RoomGone extends Error {}
+/** Raised inside the loop when the room is gone for good; `state` is "archived" or "deleted". */
+class RoomGone extends Error {
+  /** @param {string} state */
+  constructor(state) {
+    super(state);
+    this.state = state;
+  }
+}
+
+/**
+ * The final state a 404/410 answer means, from its `error` code.
+ * @param {Response} response
+ * @returns {Promise<string>}
+ */
+async function goneState(response) {
+  try {
+    const data = await response.json();
+    return data && data.error === "room_deleted" ? "deleted" : "archived";
+  } catch {
+    return "archived";
+  }
+}
 
 /** One long-polling session for a room. */
 export class PollTransport {
@@ -51,7 +73,8 @@ export class PollTransport {
    * @param {number|null} options.since the highest id already shown.
    * @param {() => Promise<{poll_url: string}>} options.renewTicket fetches a fresh ticket.
    * @param {(batch: {messages: object[], has_more?: boolean, online?: string[], deleted?: number[]}) => void} options.onBatch
-   * @param {() => void} options.onArchived the room was archived (404/410).
+   * @param {(state: string) => void} options.onGone the room was archived or deleted (404/410):
+   *   "archived" or "deleted".
    * @param {(failures: number) => void} options.onTrouble requests keep failing.
    * @param {() => void} options.onHealthy a poll answered normally.
    */
@@ -104,7 +127,7 @@ export class PollTransport {
         if (this.stopped) return;
         if (err instanceof RoomGone) {
           this.stopped = true;
-          this.options.onArchived();
+          this.options.onGone(err.state);
           return;
         }
         failures += 1;
@@ -124,17 +147,13 @@ export class PollTransport {
       signal: this.controller.signal,
     });
     if (response.status === 403) {
-      try {
-        await this.renew();
-      } catch (err) {
-        // Django no longer hands out tickets for this room: it is archived or gone.
-        if (err && err.status === 404) throw new RoomGone();
-        throw err;
-      }
+      // Expired or revoked: a fresh ticket, if Django still hands one out (when it does not,
+      // the connection has already finished and stopped this loop).
+      await this.renew();
       return null;
     }
     if (response.status === 404 || response.status === 410) {
-      throw new RoomGone();
+      throw new RoomGone(await goneState(response));
     }
     if (!response.ok) {
       throw new Error(`poll answered ${response.status}`);

@@ -1,0 +1,119 @@
+"""What Django tells the chat server, and when: the only caller of `chat.chatserver_client`.
+
+Each function schedules one signed control call (docs/protocol.md, "Control API") with
+`transaction.on_commit`, so the chat server never acts on a change that is rolled back, and the
+cut-off it gets (``before_ms``) is taken after the commit: every ticket minted before the change
+is at or before it. The signal handlers in `chat.signals` call these for every path that changes
+a user or a room (admin buttons and actions, the shell, management commands); the admin calls
+them for moderation.
+
+A call that gets no answer is logged and dropped (the chat server may be down; the change in
+Django stands). The calls of one transaction form a batch: after one of them got no answer, the
+rest of the batch is skipped instead of each waiting for its own timeout, so a bulk action over
+many rows costs one timeout, not one per row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from . import chatserver_client
+
+log = logging.getLogger(__name__)
+
+# Scopes of a room access change (docs/protocol.md): the room's guest tickets, or all of them.
+GUESTS = "guests"
+EVERYONE = "all"
+
+
+class _Batch:
+    """The control calls of one transaction; `unanswered` once one of them got no answer."""
+
+    __slots__ = ("unanswered",)
+
+    def __init__(self) -> None:
+        self.unanswered = False
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds (the unit of ticket ``iat_ms`` and of revocation cut-offs)."""
+    return time.time_ns() // 1_000_000
+
+
+def _send(name: str, call: Callable[[], dict[str, Any] | None], batch: _Batch) -> None:
+    if batch.unanswered:
+        log.warning("chat server control call %s skipped: the chat server did not answer", name)
+        return
+    if call() is None:
+        batch.unanswered = True
+
+
+def _batch() -> _Batch:
+    """The batch of the current transaction (a new one outside a transaction)."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return _Batch()
+    # Django starts a new `run_on_commit` list for every transaction (after commit, rollback,
+    # or a savepoint rollback): the list object tells one transaction's calls from the next.
+    pending = connection.run_on_commit
+    current = getattr(connection, "_chat_control_batch", None)
+    if current is not None and current[0] is pending:
+        return current[1]
+    batch = _Batch()
+    connection._chat_control_batch = (pending, batch)
+    return batch
+
+
+def _after_commit(name: str, call: Callable[[], dict[str, Any] | None]) -> None:
+    batch = _batch()
+    transaction.on_commit(lambda: _send(name, call, batch))
+
+
+def room_archived(slug: str) -> None:
+    """A room was archived: its sockets close with 4004, its held polls answer 410."""
+    _after_commit("room_archived", lambda: chatserver_client.room_archived(slug))
+
+
+def room_unarchived(slug: str) -> None:
+    """A room was un-archived: the chat server accepts its sockets again."""
+    _after_commit("room_unarchived", lambda: chatserver_client.room_unarchived(slug))
+
+
+def room_deleted(slug: str) -> None:
+    """A room was deleted (or its slug changed): 4005 / 410, and the chat server forgets it."""
+    _after_commit("room_deleted", lambda: chatserver_client.room_deleted(slug, now_ms()))
+
+
+def room_access_changed(slug: str, scope: str) -> None:
+    """Fewer people may join a room (``GUESTS``: guests no longer; ``EVERYONE``: membership
+    rules changed): the affected connections close with 4003 and their old tickets are refused."""
+    if scope not in (GUESTS, EVERYONE):
+        raise ValueError(f"scope must be {GUESTS!r} or {EVERYONE!r}, not {scope!r}")
+    _after_commit(
+        "room_access_changed",
+        lambda: chatserver_client.room_access_changed(slug, scope, now_ms()),
+    )
+
+
+def user_access_revoked(user_id: int) -> None:
+    """A user signed out, was deactivated or deleted: every connection of ``u:<id>`` closes
+    with 4003 and its earlier tickets are refused; a fresh ticket decides what it may do now."""
+    uid = f"u:{int(user_id)}"
+    _after_commit("user_revoked", lambda: chatserver_client.user_revoked(uid, now_ms()))
+
+
+def message_deleted(slug: str, message_id: int) -> None:
+    """A moderator deleted a message: clients remove it."""
+    _after_commit(
+        "message_deleted", lambda: chatserver_client.message_deleted(slug, int(message_id))
+    )
+
+
+def live_stats() -> dict[str, Any] | None:
+    """The chat server's live numbers now (read only, nothing to commit), or None."""
+    return chatserver_client.stats()

@@ -1,0 +1,109 @@
+"""Every change to who may be connected reaches the chat server, whichever path made it.
+
+Connected in `ChatConfig.ready()`. Model signals fire for the admin's change form, its Delete
+button and bulk "delete selected" action, the shell and management commands alike; each handler
+calls one function of `chat.actions` (which calls the chat server after commit):
+
+- a user signs out, is deactivated (``is_active`` goes from true to false) or is deleted:
+  ``actions.user_access_revoked``;
+- a room: ``allow_guests`` goes from true to false -> ``room_access_changed(GUESTS)``;
+  ``is_archived`` changes -> ``room_archived`` / ``room_unarchived``; the room is deleted, or
+  its slug changes (the old address is gone) -> ``room_deleted``.
+
+``QuerySet.update()`` sends no model signals: for rooms, `RoomQuerySet.update` compares the rows
+before and after and calls `room_changed` itself; for users, code that deactivates in bulk must
+save each user or call `chat.actions.user_access_revoked`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_delete, post_save, pre_save
+
+from . import actions
+from .models import ROOM_ACCESS_FIELDS as ROOM_FIELDS
+from .models import Room
+
+
+def _before_save(
+    sender: Any, instance: Any, fields: tuple[str, ...], update_fields: Any, raw: bool
+) -> dict[str, Any] | None:
+    """The stored values of ``fields`` before this save, or None (a new row, a fixture load,
+    or a save that does not touch them)."""
+    if raw or instance.pk is None:
+        return None
+    if update_fields is not None and not set(update_fields) & set(fields):
+        return None
+    return sender._default_manager.filter(pk=instance.pk).values(*fields).first()
+
+
+def _user_signed_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None and user.pk is not None:
+        actions.user_access_revoked(user.pk)
+
+
+def _user_before_save(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    instance._chat_before = _before_save(
+        sender, instance, ("is_active",), kwargs.get("update_fields"), raw
+    )
+
+
+def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kw: Any) -> None:
+    before = getattr(instance, "_chat_before", None)
+    instance._chat_before = None
+    if before is not None and before["is_active"] and not instance.is_active:
+        actions.user_access_revoked(instance.pk)
+
+
+def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if instance.pk is not None:
+        actions.user_access_revoked(instance.pk)
+
+
+def _room_before_save(sender: Any, instance: Room, raw: bool = False, **kwargs: Any) -> None:
+    instance._chat_before = _before_save(
+        sender, instance, ROOM_FIELDS, kwargs.get("update_fields"), raw
+    )
+
+
+def _room_saved(sender: Any, instance: Room, created: bool, raw: bool = False, **kw: Any) -> None:
+    before = getattr(instance, "_chat_before", None)
+    instance._chat_before = None
+    if before is not None:
+        room_changed(before, {field: getattr(instance, field) for field in ROOM_FIELDS})
+
+
+def room_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Tell the chat server what a change of one room's ``ROOM_FIELDS`` means for connections
+    (``before``/``after``: field -> value). Used by the post-save signal and by
+    ``RoomQuerySet.update``."""
+    if before["slug"] != after["slug"]:
+        # Everything the chat server holds under the old slug belongs to an address that no
+        # longer exists: close it for good. The room lives on under its new slug.
+        actions.room_deleted(before["slug"])
+    if before["is_archived"] != after["is_archived"]:
+        if after["is_archived"]:
+            actions.room_archived(after["slug"])
+        else:
+            actions.room_unarchived(after["slug"])
+    if before["allow_guests"] and not after["allow_guests"]:
+        actions.room_access_changed(after["slug"], actions.GUESTS)
+
+
+def _room_deleted(sender: Any, instance: Room, **kwargs: Any) -> None:
+    actions.room_deleted(instance.slug)
+
+
+def connect() -> None:
+    """Connect the handlers (idempotent: each has a dispatch_uid)."""
+    user_model = get_user_model()
+    user_logged_out.connect(_user_signed_out, dispatch_uid="chat.user_signed_out")
+    pre_save.connect(_user_before_save, sender=user_model, dispatch_uid="chat.user_before_save")
+    post_save.connect(_user_saved, sender=user_model, dispatch_uid="chat.user_saved")
+    post_delete.connect(_user_deleted, sender=user_model, dispatch_uid="chat.user_deleted")
+    pre_save.connect(_room_before_save, sender=Room, dispatch_uid="chat.room_before_save")
+    post_save.connect(_room_saved, sender=Room, dispatch_uid="chat.room_saved")
+    post_delete.connect(_room_deleted, sender=Room, dispatch_uid="chat.room_deleted")
