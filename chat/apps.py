@@ -9,3 +9,9 @@ class ChatConfig(AppConfig):
     name = "chat"
     verbose_name = "Chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Hold every registered username as a name no guest may take (``chat.signals``)."""
+        from . import signals
+
+        signals.connect()

@@ -48,13 +48,16 @@ class Broadcast:
             self._prepared = self._prepare(orjson.dumps(self.frame))
         return self._prepared
 
-    def poll_body(self, online: Callable[[], list[str]]) -> bytes:
+    def poll_body(
+        self, online: Callable[[], list[str]], people: Callable[[], list[dict]] = list
+    ) -> bytes:
         """The long-poll answer for a held poll (encoded once for all held polls)."""
         body = self._poll_body.get("body")
         if body is None:
             answer = {
                 "messages": [self.message] if self.message is not None else [],
                 "online": online(),
+                "people": people(),
                 "deleted": [self.deleted_id] if self.deleted_id is not None else [],
             }
             body = self._poll_body["body"] = orjson.dumps(answer)
@@ -110,8 +113,15 @@ class LocalFanout:
 
     def publish_presence(self, room: str) -> int:
         """Tell the room's sockets who is online now."""
-        frame = {"type": "presence", "online": self._registry.online(room)}
+        frame = {
+            "type": "presence",
+            "online": self._registry.online(room),
+            "people": self._registry.people(room),
+        }
         return self._deliver(room, Broadcast("presence", frame, self._prepare))
+
+    def publish_renamed(self, uid: str, name: str) -> None:
+        """Nothing to do: the hub has renamed this process's sockets and presence already."""
 
     def publish_typing(self, room: str, name: str, sender: object) -> int:
         """Relay a typing notice to everyone in the room but its sender."""

@@ -8,7 +8,9 @@ fan-out also reaches the other instances (`chatserver.redisfanout`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -27,6 +29,9 @@ from chatserver.tickets import Identity, verify_ticket
 log = Logger()
 
 HISTORY_PAGE = 1000
+# How long a rename is applied to tickets minted before it (longer than any ticket's lifetime).
+RENAME_MEMORY = 3600.0
+RENAME_MEMORY_MAX = 100_000
 
 ERROR_TEXT = {
     "busy": "The server is busy: retry later with the same nonce.",
@@ -85,6 +90,7 @@ class ChatHub:
                 django,
                 clock,
                 on_archived=self.archive_local,
+                on_renamed=self.rename_local,
                 gap_wait=config.redis_gap_wait_ms / 1000.0,
                 presence_interval=config.redis_presence_interval,
                 metrics=self.metrics,
@@ -100,14 +106,56 @@ class ChatHub:
             metrics=self.metrics,
         )
         self.shutting_down = False
+        # uid -> (new name, when): renames Django announced, applied to older tickets.
+        self._renamed: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     # identity and rooms --------------------------------------------------------------------
 
     def verify(self, ticket: str, room: str) -> Identity:
         """Check a ticket for a room (raises `TicketError`)."""
-        return verify_ticket(
+        identity = verify_ticket(
             ticket, secrets=self.config.secrets, room=room, now=self.clock.seconds()
         )
+        renamed = self._renamed.get(identity.uid)
+        if renamed is not None and identity.iat <= renamed[1] and identity.name != renamed[0]:
+            # A ticket minted before the guest renamed itself speaks under the new name.
+            identity = replace(identity, name=renamed[0])
+        return identity
+
+    def rename(self, uid: str, name: str) -> int:
+        """Django says `uid` is now called `name` (a guest renamed itself).
+
+        Every open socket of `uid` here and on the other instances takes the new name at once,
+        presence is republished in every room it is in, and tickets minted before the rename
+        (for `RENAME_MEMORY` seconds) speak under the new name. Returns this process's sockets
+        renamed.
+        """
+        self.rename_local(uid, name)
+        self.fanout.publish_renamed(uid, name)
+        return sum(
+            1
+            for room in self.registry.rooms()
+            for member in self.registry.members(room)
+            if getattr(member, "identity", None) is not None and member.identity.uid == uid
+        )
+
+    def rename_local(self, uid: str, name: str) -> None:
+        """Apply a rename to this process: sockets, presence, and later checks of old tickets."""
+        now = self.clock.seconds()
+        self._renamed.pop(uid, None)
+        self._renamed[uid] = (name, now)
+        while self._renamed and (
+            len(self._renamed) > RENAME_MEMORY_MAX
+            or next(iter(self._renamed.values()))[1] < now - RENAME_MEMORY
+        ):
+            self._renamed.popitem(last=False)
+        for room in self.registry.rooms():
+            for member in list(self.registry.members(room)):
+                identity = getattr(member, "identity", None)
+                if identity is not None and identity.uid == uid and identity.name != name:
+                    member.identity = replace(identity, name=name)
+        for room in self.registry.rename(uid, name):
+            self.fanout.publish_presence(room)
 
     def is_archived(self, room: str) -> bool:
         """True once Django told us the room was archived."""
@@ -197,6 +245,7 @@ class ChatHub:
             "nonce": frame.nonce,
             "body": frame.body,
             "name": identity.name,
+            "uid": identity.uid,
             "user_id": identity.user_id,
             "guest": identity.guest,
         }

@@ -68,7 +68,13 @@ class _HeldPoll:
             self.pending.append(broadcast)
             return
         registry = self.owner.hub.registry
-        self.owner.finish(self, 200, broadcast.poll_body(lambda: registry.online(self.room)))
+        self.owner.finish(
+            self,
+            200,
+            broadcast.poll_body(
+                lambda: registry.online(self.room), lambda: registry.people(self.room)
+            ),
+        )
 
     def room_archived(self) -> bool:
         self.owner.finish(self, 410, orjson.dumps({"error": "room_archived"}))
@@ -99,6 +105,11 @@ class LongPollResource(Resource):
         if lease is None:
             lease = self._leases[key] = _Lease(identity.name)
             if self.hub.registry.add_presence(room, identity.uid, identity.name):
+                self.hub.fanout.publish_presence(room)
+        elif lease.name != identity.name:
+            # The guest renamed itself: the newest ticket's name wins, at once.
+            lease.name = identity.name
+            if self.hub.registry.rename(identity.uid, identity.name, room):
                 self.hub.fanout.publish_presence(room)
         lease.active += 1
 
@@ -152,6 +163,7 @@ class LongPollResource(Resource):
             {
                 "messages": messages,
                 "online": self.hub.registry.online(room),
+                "people": self.hub.registry.people(room),
                 "deleted": self.hub.registry.deleted(room),
             }
         )
@@ -206,7 +218,9 @@ class LongPollResource(Resource):
         except ValueError:
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:
-            return json_response(request, 200, {"messages": [], "online": [], "deleted": []})
+            return json_response(
+                request, 200, {"messages": [], "online": [], "people": [], "deleted": []}
+            )
         held = _HeldPoll(self, request, room, identity.uid, since)
         self._lease_start(room, identity)
         # Join before reading history, buffering events, so nothing falls between the two.

@@ -186,6 +186,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
             "user": self.identity.public(),
             "history": history,
             "online": hub.registry.online(self.room),
+            "people": hub.registry.people(self.room),
         }
         # Prepared frames skip Autobahn's outgoing payload limit: history may exceed it.
         self.sendPreparedMessage(prepare_frame(encode(hello)))

@@ -11,6 +11,7 @@ Envelopes (docs/protocol.md, "Between chat server instances"):
     {"type": "presence", "origin": i, "room": r, "online": {uid: name}, "ttl": 15.0}
     {"type": "typing",   "origin": i, "room": r, "user": name}
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
+    {"type": "renamed",  "origin": i, "uid": u, "name": n}   (a guest renamed itself)
 
 Messages go through `RoomSequencer` (id order, exactly once, gaps filled from Django). Presence:
 each instance publishes its own people per room on change and on a timer (`tick`); reports
@@ -50,6 +51,7 @@ class RedisFanout:
         clock: IReactorTime,
         *,
         on_archived: Callable[[str], Any],
+        on_renamed: Callable[[str, str], Any] = lambda uid, name: None,
         gap_wait: float = 0.2,
         presence_interval: float = 5.0,
         metrics: Any = None,
@@ -61,6 +63,7 @@ class RedisFanout:
         self._bus = bus
         self._clock = clock
         self._on_archived = on_archived
+        self._on_renamed = on_renamed
         self._django = django
         self._ttl = presence_interval * TTL_FACTOR
         self._metrics = metrics
@@ -80,6 +83,7 @@ class RedisFanout:
             "presence": self._remote_presence,
             "typing": self._remote_typing,
             "sync": self._remote_sync,
+            "renamed": self._remote_renamed,
         }
         bus.on_message = self.received
         bus.on_state = self.bus_state
@@ -107,6 +111,10 @@ class RedisFanout:
         """Local presence changed: tell local sockets the union, and the others our part."""
         self._announce(room)
         return self.local.publish_presence(room)
+
+    def publish_renamed(self, uid: str, name: str) -> None:
+        """A rename Django told this process about (already applied here): the others."""
+        self._send({"type": "renamed", "uid": uid, "name": name})
 
     def publish_typing(self, room: str, name: str, sender: object) -> int:
         """A local typing notice, relayed everywhere but to its sender."""
@@ -219,6 +227,11 @@ class RedisFanout:
 
     def _remote_typing(self, envelope: dict) -> None:
         self.local.publish_typing(envelope["room"], str(envelope["user"]), None)
+
+    def _remote_renamed(self, envelope: dict) -> None:
+        uid, name = envelope["uid"], envelope["name"]
+        if isinstance(uid, str) and isinstance(name, str) and 1 <= len(name) <= 64:
+            self._on_renamed(uid, name)
 
     def _remote_sync(self, envelope: dict) -> None:
         for room in self._registry.rooms():

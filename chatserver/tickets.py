@@ -36,10 +36,11 @@ class Identity:
     user_id: int | None
     name: str
     guest: bool
+    iat: int = 0  # when Django minted the ticket (a later rename overrides `name`)
 
     def public(self) -> dict:
-        """The `user` shape of frames: name and guest flag only."""
-        return {"name": self.name, "guest": self.guest}
+        """The `user` shape of frames: stable id (`uid`), display name and guest flag."""
+        return {"id": self.uid, "name": self.name, "guest": self.guest}
 
 
 def b64url_encode(raw: bytes) -> str:
@@ -128,7 +129,7 @@ def verify_ticket(ticket: str, *, secrets: Iterable[str], room: str, now: float)
     uid = _typed(payload, "uid", str)
     name = _typed(payload, "name", str)
     guest = _typed(payload, "guest", bool)
-    _typed(payload, "iat", int)
+    iat = _typed(payload, "iat", int)
     exp = _typed(payload, "exp", int)
     if "user_id" not in payload:
         raise TicketError("missing_key")
@@ -141,4 +142,4 @@ def verify_ticket(ticket: str, *, secrets: Iterable[str], room: str, now: float)
         raise TicketError("expired")
     if ticket_room != room:
         raise TicketError("wrong_room")
-    return Identity(uid=uid, user_id=user_id, name=name, guest=guest)
+    return Identity(uid=uid, user_id=user_id, name=name, guest=guest, iat=iat)

@@ -45,7 +45,12 @@ def test_without_since_answers_newest_at_once_with_cors(env):
     old = django.add("lobby")
     request = get(env)
     assert request.finished
-    assert body_json(request) == {"messages": [old], "online": ["alice"], "deleted": []}
+    assert body_json(request) == {
+        "messages": [old],
+        "online": ["alice"],
+        "people": [{"id": "u:1", "name": "alice", "guest": False}],
+        "deleted": [],
+    }
     assert request.responseHeaders.getRawHeaders(b"access-control-allow-origin") == [
         ORIGIN.encode()
     ]
