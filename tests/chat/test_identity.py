@@ -7,6 +7,7 @@ identities are rate-limited per client address.
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import timedelta
 
@@ -334,27 +335,50 @@ def test_cookieless_page_views_are_limited_and_kept_sessions_are_not(lobby):
         assert kept.get("/api/rooms/lobby/ticket/").status_code == 200
 
 
-@pytest.mark.django_db(transaction=True)
-def test_migration_fills_author_uid_for_old_rows_and_claims_usernames(django_user_model):
-    """Migrating forward gives old messages with an author `u:<id>`, leaves old guest messages
-    empty (their session is unknown), and claims every existing username."""
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
+def test_migration_fills_author_uid_for_old_rows_and_claims_usernames(lobby, django_user_model):
+    """The data step of migration 0003: old messages with an author get `u:<id>`, old guest
+    messages stay empty (their session is unknown), every existing username is claimed."""
+    from django.apps import apps
 
-    executor = MigrationExecutor(connection)
-    executor.migrate([("chat", "0002_demo_room")])
-    old = executor.loader.project_state([("chat", "0002_demo_room")]).apps
-    user = old.get_model("auth", "User").objects.create(username="oldtimer")
-    room = old.get_model("chat", "Room").objects.get(slug="lobby")
-    old_message = old.get_model("chat", "Message")
-    old_message.objects.create(
-        room=room, author_id=user.pk, author_name="oldtimer", body="a", nonce="a"
-    )
-    old_message.objects.create(
-        room=room, author_name="g", author_is_guest=True, body="b", nonce="b"
-    )
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    fill = importlib.import_module("chat.migrations.0003_identity").fill
+    user = django_user_model.objects.create_user("oldtimer")
+    Message.objects.create(room=lobby, author=user, author_name="oldtimer", body="a", nonce="a")
+    Message.objects.create(room=lobby, author_name="g", author_is_guest=True, body="b", nonce="b")
+    NameClaim.objects.all().delete()  # as before the migration: no claims yet
+    fill(apps, None)
     assert Message.objects.get(nonce="a").author_uid == f"u:{user.pk}"
     assert Message.objects.get(nonce="b").author_uid == ""
     assert NameClaim.objects.get(uid=f"u:{user.pk}").key == name_key("oldtimer")
+
+
+def test_admin_marks_guest_messages_and_filters_by_guest(client, lobby, django_user_model):
+    """The message list has a Guest column and filter, so staff see who is a guest."""
+    boss = django_user_model.objects.create_superuser("boss", password="pw-boss-123456")
+    Message.objects.create(
+        room=lobby, author_name="admin", author_is_guest=True, body="g", nonce="g"
+    )
+    Message.objects.create(room=lobby, author=boss, author_name="boss", body="u", nonce="u")
+    client.force_login(boss)
+    page = client.get("/admin/chat/message/").content.decode()
+    assert "column-guest" in page and "author_is_guest" in page
+    only_guests = client.get("/admin/chat/message/?author_is_guest__exact=1").content.decode()
+    assert '<td class="field-excerpt">g</td>' in only_guests
+    assert '<td class="field-excerpt">u</td>' not in only_guests
+
+
+def test_admin_user_screens_refuse_a_lookalike_username(client, db, django_user_model):
+    """Adding a user `аdmin` in the admin (next to `admin`) shows a form error, creates nothing."""
+    boss = django_user_model.objects.create_superuser("admin", password="pw-boss-123456")
+    client.force_login(boss)
+    response = client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "\u0430dmin",
+            "password1": "a-long-unusual-pass-42",
+            "password2": "a-long-unusual-pass-42",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 200
+    assert "This name is taken" in response.content.decode()
+    assert django_user_model.objects.count() == 1

@@ -58,14 +58,10 @@ def test_a_guest_rename_reaches_open_sockets_at_once(live, live_room):
         tab.wait_for(lambda f: f["type"] == "hello")
         new_name = "renamed-" + secrets.token_hex(3)
         rename(live, guest, live_room, new_name)
-        watcher.wait_for(
-            lambda f: f["type"] == "presence" and new_name in f["online"], timeout=10
-        )
+        watcher.wait_for(lambda f: f["type"] == "presence" and new_name in f["online"], timeout=10)
         tab.say("after the rename", "after-rename")
         wait_until(
-            lambda: any(
-                m["nonce"] == "after-rename" for m in live.stored_messages(live_room)
-            ),
+            lambda: any(m["nonce"] == "after-rename" for m in live.stored_messages(live_room)),
             timeout=10,
         )
         (stored,) = [m for m in live.stored_messages(live_room) if m["nonce"] == "after-rename"]
