@@ -8,9 +8,13 @@ from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 
 
-def _user_saved(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+def _user_saved(
+    sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
     if raw:
         return  # loading fixtures: the claim rows come with them or from the migration
+    if update_fields is not None and instance.USERNAME_FIELD not in update_fields:
+        return  # e.g. the last_login update at every sign-in: the username did not change
     from .identity import hold_username
 
     hold_username(instance)

@@ -71,7 +71,10 @@ export function startRoom(root) {
 
   /** Presence from a hello, presence frame or poll answer (`people`: id, name, guest). */
   const showPresence = (event) => {
-    const people = Array.isArray(event.people) ? event.people : [];
+    // A server without `people` (older chat server during an upgrade): names only, as before.
+    const people = Array.isArray(event.people)
+      ? event.people
+      : (event.online || []).map((name) => ({ id: `name:${name}`, name, guest: false }));
     const mine = people.find((person) => person.id === meId);
     if (mine) me = mine.name; // renamed in another tab: pending messages show the new name
     renderPresence(presence, people, meId);
@@ -131,7 +134,7 @@ export function startRoom(root) {
       },
       onBatch: (batch) => {
         showMany(batch.messages);
-        if (Array.isArray(batch.people)) showPresence(batch);
+        if (Array.isArray(batch.people) || Array.isArray(batch.online)) showPresence(batch);
         for (const id of batch.deleted || []) timeline.markDeleted(id);
       },
       onReady: () => sender.flush(),
