@@ -17,7 +17,11 @@ class _UsernameRuleMixin:
         parent = getattr(super(), "clean_username", None)
         username = parent() if parent is not None else self.cleaned_data.get("username")
         instance = getattr(self, "instance", None)
-        error = username_error(username or "", getattr(instance, "pk", None))
+        pk = getattr(instance, "pk", None)
+        if pk is not None and username == instance.get_username():
+            # Editing a user without renaming it: a name from before this rule stays editable.
+            return username
+        error = username_error(username or "", pk)
         if error:
             raise forms.ValidationError(error, code="name_taken")
         return username

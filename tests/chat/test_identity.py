@@ -382,3 +382,21 @@ def test_admin_user_screens_refuse_a_lookalike_username(client, db, django_user_
     assert response.status_code == 200
     assert "This name is taken" in response.content.decode()
     assert django_user_model.objects.count() == 1
+
+
+def test_admin_can_still_edit_users_whose_old_names_clash(client, db, django_user_model):
+    """Two users registered before the rule as `bob` and `Bob`: staff can still edit (e.g.
+    deactivate) one of them; only renaming to a look-alike is refused."""
+    boss = django_user_model.objects.create_superuser("boss", password="pw-boss-123456")
+    django_user_model.objects.create_user("bob")
+    other = django_user_model.objects.create_user("Bob")
+    client.force_login(boss)
+    # The change form with "active" unticked (an unticked checkbox is simply absent).
+    data = {"username": "Bob", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}
+    response = client.post(f"/admin/auth/user/{other.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    other.refresh_from_db()
+    assert other.is_active is False
+    data["username"] = "B\u043eb"  # Cyrillic о: a look-alike of both
+    response = client.post(f"/admin/auth/user/{other.pk}/change/", data)
+    assert response.status_code == 200 and "This name is taken" in response.content.decode()
