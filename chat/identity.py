@@ -100,6 +100,19 @@ def claim_guest_name(uid: str, name: str) -> str | None:
     return None
 
 
+def forget_lapsed_guest_names(limit: int = 100) -> int:
+    """Delete up to ``limit`` guest claims whose hold has lapsed; returns how many.
+
+    Called whenever a new guest identity is created (which is rate-limited per address), so the
+    table stays about as large as the number of guests seen within ``CHAT_GUEST_NAME_HOLD``.
+    """
+    lapsed = NameClaim.objects.filter(guest=True, last_seen__lt=_hold_cutoff()).order_by(
+        "last_seen"
+    )
+    pks = list(lapsed.values_list("pk", flat=True)[:limit])
+    return NameClaim.objects.filter(pk__in=pks).delete()[0] if pks else 0
+
+
 def _default_guest_name(uid: str) -> str:
     """A free ``guest-NNNN`` name for ``uid`` (more digits when four keep colliding)."""
     for attempt in range(40):
@@ -139,6 +152,7 @@ def guest_identity(request: HttpRequest) -> ChatIdentity:
             raise GuestLimitReached(retry_after)
         guest_id = secrets.token_hex(8)
         session[GUEST_ID_KEY] = guest_id
+        forget_lapsed_guest_names()
     uid = f"g:{guest_id}"
     name = _held_name(uid, session.get(GUEST_NAME_KEY))
     if session.get(GUEST_NAME_KEY) != name:

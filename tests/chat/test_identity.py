@@ -400,3 +400,16 @@ def test_admin_can_still_edit_users_whose_old_names_clash(client, db, django_use
     data["username"] = "B\u043eb"  # Cyrillic о: a look-alike of both
     response = client.post(f"/admin/auth/user/{other.pk}/change/", data)
     assert response.status_code == 200 and "This name is taken" in response.content.decode()
+
+
+def test_lapsed_guest_claims_are_forgotten_when_new_guests_arrive(lobby):
+    """Names of guests not seen within the hold do not pile up: a new guest's arrival removes
+    them, while fresh claims stay."""
+    old = Client()
+    old.get("/chats/lobby/")
+    NameClaim.objects.filter(guest=True).update(last_seen=timezone.now() - timedelta(days=3))
+    fresh = Client()
+    fresh.get("/chats/lobby/")
+    assert list(NameClaim.objects.filter(guest=True).values_list("name", flat=True)) == [
+        guest_name_of(fresh)
+    ]
