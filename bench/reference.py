@@ -24,7 +24,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 
 log = Logger()
-_USER = {"name": "reference", "guest": True}
+_USER = {"id": "g:0000000000000000", "name": "reference", "guest": True}
 
 
 class ReferenceProtocol(WebSocketServerProtocol):

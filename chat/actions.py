@@ -114,6 +114,11 @@ def message_deleted(slug: str, message_id: int) -> None:
     )
 
 
+def guest_renamed(uid: str, name: str) -> None:
+    """A guest renamed itself: its open sockets, polls and presence take the new name at once."""
+    _after_commit("guest_renamed", lambda: chatserver_client.guest_renamed(uid, name))
+
+
 def live_stats() -> dict[str, Any] | None:
     """The chat server's live numbers now (read only, nothing to commit), or None."""
     return chatserver_client.stats()

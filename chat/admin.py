@@ -10,12 +10,15 @@ import contextvars
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from . import actions
-from .models import Message, Room
+from .forms import AdminUserChangeForm, AdminUserCreationForm
+from .models import Message, NameClaim, Room
 
 # The chat server's stats for the changelist being rendered: fetched once per page, never per row.
 # A context variable keeps concurrent requests (threads) apart on the shared ModelAdmin instance.
@@ -101,14 +104,19 @@ class RoomAdmin(admin.ModelAdmin):
 class MessageAdmin(admin.ModelAdmin):
     """Messages, searchable; moderation is a soft delete that clients are told about."""
 
-    list_display = ["room", "author_name", "excerpt", "sent_at", "is_deleted"]
-    list_filter = ["room", "sent_at", "is_deleted"]
-    search_fields = ["body", "author_name"]
+    list_display = ["room", "author_name", "guest", "excerpt", "sent_at", "is_deleted"]
+    list_filter = ["room", "author_is_guest", "sent_at", "is_deleted"]
+    search_fields = ["body", "author_name", "author_uid"]
     list_select_related = ["room"]
     date_hierarchy = "sent_at"
-    readonly_fields = ["sent_at", "nonce", "deleted_at", "deleted_by"]
+    readonly_fields = ["sent_at", "nonce", "author_uid", "deleted_at", "deleted_by"]
     raw_id_fields = ["author"]
     actions = ["moderate_messages"]
+
+    @admin.display(description="Guest", boolean=True, ordering="author_is_guest")
+    def guest(self, message: Message) -> bool:
+        """True when a guest (not a registered user) wrote it: its name proves nothing."""
+        return message.author_is_guest
 
     @admin.display(description="Body")
     def excerpt(self, message: Message) -> str:
@@ -129,3 +137,26 @@ class MessageAdmin(admin.ModelAdmin):
         for message in targets:
             actions.message_deleted(message.room.slug, message.id)
         self.message_user(request, f"Deleted {len(targets)} message(s).", messages.SUCCESS)
+
+
+@admin.register(NameClaim)
+class NameClaimAdmin(admin.ModelAdmin):
+    """Names in use: every username, and guest names while their guest was seen recently."""
+
+    list_display = ["name", "uid", "guest", "last_seen"]
+    list_filter = ["guest"]
+    search_fields = ["name", "uid", "key"]
+    readonly_fields = ["uid", "user", "name", "key", "guest", "created_at", "last_seen"]
+
+
+User = get_user_model()
+if admin.site.is_registered(User) and User._meta.model_name == "user":
+
+    class ChatUserAdmin(auth_admin.UserAdmin):
+        """Django's user admin whose forms refuse a username that looks like one in use."""
+
+        form = AdminUserChangeForm
+        add_form = AdminUserCreationForm
+
+    admin.site.unregister(User)
+    admin.site.register(User, ChatUserAdmin)

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import history, ratelimits
-from .identity import chat_identity, may_join
+from .identity import GuestLimitReached, chat_identity, may_join
 from .models import Room, iso_utc_ms
 from .signing import error_response
 from .tickets import mint_ticket
@@ -93,7 +93,19 @@ def ticket(request: HttpRequest, slug: str) -> JsonResponse:
     room = _room_or_error(request, slug)
     if isinstance(room, JsonResponse):
         return room
-    who = chat_identity(request)
+    try:
+        who = chat_identity(request)
+    except GuestLimitReached as exc:
+        response = JsonResponse(
+            {
+                "error": "rate_limited",
+                "message": "Too many new guests from this address; wait and retry.",
+                "retry_after": exc.retry_after,
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     ttl = settings.CHAT_TICKET_TTL
     value = mint_ticket(
         room.slug,
@@ -110,7 +122,7 @@ def ticket(request: HttpRequest, slug: str) -> JsonResponse:
             "ticket": value,
             "ws_url": _chat_url({"http": "ws", "https": "wss"}, f"/ws/{room.slug}", value),
             "poll_url": _chat_url({}, f"/poll/{room.slug}", value),
-            "user": {"name": who.name, "guest": who.guest},
+            "user": who.public(),
             "expires_in": ttl,
         }
     )

@@ -11,7 +11,8 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Connect the signal handlers that tell the chat server about access changes."""
+        """Connect the signal handlers (``chat.signals``): access changes reach the chat server,
+        and every registered username is held as a name no guest may take."""
         from . import signals
 
         signals.connect()

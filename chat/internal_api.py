@@ -13,7 +13,14 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import history
-from .models import MAX_NAME_LENGTH, Message, Room, body_error, is_valid_nonce
+from .models import (
+    GUEST_UID_RE,
+    MAX_NAME_LENGTH,
+    Message,
+    Room,
+    body_error,
+    is_valid_nonce,
+)
 from .signing import error_response, internal_endpoint
 
 MAX_BATCH_ITEMS = 1000
@@ -59,9 +66,24 @@ def _shape_error(item: Any) -> str | None:
         and (user_id is None or (isinstance(user_id, int) and not isinstance(user_id, bool)))
     ):
         return "bad_item"
+    if not _uid_matches(item):
+        return "bad_item"
     if not is_valid_nonce(item.get("nonce")):
         return "bad_nonce"
     return None
+
+
+def _uid_matches(item: dict[str, Any]) -> bool:
+    """The author id agrees with the rest: ``u:<user_id>`` for a user, ``g:<16 hex>`` for a guest.
+
+    A guest item carries no ``user_id``; a user item's uid names exactly its ``user_id``.
+    """
+    uid = item.get("uid")
+    if not isinstance(uid, str):
+        return False
+    if item["guest"]:
+        return item["user_id"] is None and GUEST_UID_RE.fullmatch(uid) is not None
+    return item["user_id"] is not None and uid == f"u:{item['user_id']}"
 
 
 def _created(
@@ -167,6 +189,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     author_id=user_id if user_id in known_users and not item["guest"] else None,
                     author_name=item["name"].strip(),
                     author_is_guest=item["guest"],
+                    author_uid=item["uid"],
                     body=item["body"].strip(),
                     nonce=item["nonce"],
                 )

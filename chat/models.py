@@ -14,6 +14,9 @@ from django.utils import timezone
 MAX_BODY_LENGTH = 4000
 MAX_NAME_LENGTH = 64
 MAX_NONCE_LENGTH = 64
+MAX_UID_LENGTH = 40
+USER_UID_RE = re.compile(r"u:[1-9][0-9]{0,18}")
+GUEST_UID_RE = re.compile(r"g:[0-9a-f]{16}")
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Code points no store can take (docs/protocol.md, "storable text"): NUL, which PostgreSQL cannot
 # keep in text, and UTF-16 surrogates, which have no UTF-8 encoding (JSON's "\ud800" decodes to
@@ -141,6 +144,10 @@ class Message(models.Model):
     # The name shown when the message was sent: users may rename later, guests have no account.
     author_name = models.CharField(max_length=MAX_NAME_LENGTH)
     author_is_guest = models.BooleanField(default=False)
+    # The stable author id of the ticket that sent it: "u:<user id>" or "g:<16 hex>" (a guest's
+    # session). "Own message" is decided by it, never by the display name. Empty for old rows
+    # whose author cannot be known (guests before this field existed).
+    author_uid = models.CharField(max_length=MAX_UID_LENGTH, blank=True, default="")
     body = models.TextField(max_length=MAX_BODY_LENGTH)
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
     nonce = models.CharField(max_length=MAX_NONCE_LENGTH)
@@ -196,8 +203,47 @@ class Message(models.Model):
         return {
             "id": self.id,
             "room": room_slug if room_slug is not None else self.room.slug,
-            "user": {"name": self.author_name, "guest": self.author_is_guest},
+            "user": {
+                "id": self.author_uid,
+                "name": self.author_name,
+                "guest": self.author_is_guest,
+            },
             "body": self.body,
             "sent_at": self.sent_at_iso,
             "nonce": self.nonce,
         }
+
+
+class NameClaim(models.Model):
+    """A display name in use, so that no one else may take the same or a look-alike name.
+
+    One row per identity (``uid``): every registered user holds its username for good (the row
+    follows the user, see ``chat.signals``), a guest holds its current name while it was seen
+    within ``CHAT_GUEST_NAME_HOLD`` seconds (``last_seen`` is refreshed when a page, a ticket or
+    a rename is served to it). ``key`` is ``chat.names.name_key(name)``: two guests can never
+    hold the same key (a partial unique constraint); a guest may not take a user's key.
+    """
+
+    uid = models.CharField(max_length=MAX_UID_LENGTH, unique=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="chat_name_claim",
+    )
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    key = models.TextField(db_index=True)
+    guest = models.BooleanField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(guest=True), name="chat_nameclaim_guest_key_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.uid})"

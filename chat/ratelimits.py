@@ -2,7 +2,8 @@
 
 The counters live in Django's cache (``CACHES["default"]``): per process with the default
 LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
-(``RATELIMIT_TICKET``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``) read at call time.
+(``RATELIMIT_TICKET``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``,
+``RATELIMIT_GUEST_IDENTITY``) read at call time.
 
 Sign-in (every sign-in form: ``/accounts/login/`` and ``/admin/login/``, through
 :func:`sign_in_limited`) counts *failed* attempts per (username, client address) and per client
@@ -82,6 +83,18 @@ def ticket_limited(request: HttpRequest) -> int | None:
     retry_after = _over(request, "chat.ticket", _session_or_ip, settings.RATELIMIT_TICKET)
     if retry_after is not None:
         log.warning("ticket rate limit reached for %s", request.path)
+    return retry_after
+
+
+def guest_identity_limited(request: HttpRequest) -> int | None:
+    """Count the creation of a new guest identity per client address; seconds to wait when over.
+
+    Only creations count (a visit without a session cookie), so a guest that keeps its cookie
+    is never limited by this, while a cookie-less client cannot mint identities without end.
+    """
+    retry_after = _over(request, "chat.guest_identity", "ip", settings.RATELIMIT_GUEST_IDENTITY)
+    if retry_after is not None:
+        log.warning("guest identity rate limit reached")
     return retry_after
 
 

@@ -10,6 +10,9 @@ calls one function of `chat.actions` (which calls the chat server after commit):
   ``is_archived`` changes -> ``room_archived`` / ``room_unarchived``; the room is deleted, or
   its slug changes (the old address is gone) -> ``room_deleted``.
 
+A saved user's username is held as a name no guest may take (``chat.identity.hold_username``);
+a deleted user's claim goes with it (``NameClaim.user`` cascades).
+
 ``QuerySet.update()`` sends no model signals: for rooms, `RoomQuerySet.update` compares the rows
 before and after and calls `room_changed` itself; for users, code that deactivates in bulk must
 save each user or call `chat.actions.user_access_revoked`.
@@ -58,6 +61,18 @@ def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **
         actions.user_access_revoked(instance.pk)
 
 
+def _username_saved(
+    sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    if raw:
+        return  # loading fixtures: the claim rows come with them or from the migration
+    if update_fields is not None and instance.USERNAME_FIELD not in update_fields:
+        return  # e.g. the last_login update at every sign-in: the username did not change
+    from .identity import hold_username
+
+    hold_username(instance)
+
+
 def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     if instance.pk is not None:
         actions.user_access_revoked(instance.pk)
@@ -103,6 +118,7 @@ def connect() -> None:
     user_logged_out.connect(_user_signed_out, dispatch_uid="chat.user_signed_out")
     pre_save.connect(_user_before_save, sender=user_model, dispatch_uid="chat.user_before_save")
     post_save.connect(_user_saved, sender=user_model, dispatch_uid="chat.user_saved")
+    post_save.connect(_username_saved, sender=user_model, dispatch_uid="chat.hold_username")
     post_delete.connect(_user_deleted, sender=user_model, dispatch_uid="chat.user_deleted")
     pre_save.connect(_room_before_save, sender=Room, dispatch_uid="chat.room_before_save")
     post_save.connect(_room_saved, sender=Room, dispatch_uid="chat.room_saved")

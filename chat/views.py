@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.contrib.auth import login
-from django.contrib.auth.forms import UserCreationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,7 +11,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
-from .identity import chat_identity, may_join, set_guest_name
+from .forms import SignUpForm
+from .identity import GuestLimitReached, chat_identity, may_join, set_guest_name
 from .models import Room
 
 
@@ -29,13 +29,20 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "chat/room_archived.html", {"room": room}, status=404)
     if not may_join(request, room):
         return render(request, "chat/sign_in_required.html", {"room": room}, status=403)
+    try:
+        who = chat_identity(request)
+    except GuestLimitReached as exc:
+        return guest_limited(request, exc.retry_after)
     latest = list(room.messages.visible().order_by("-id")[:PUBLIC_PAGE_DEFAULT])
     latest.reverse()
-    return render(
-        request,
-        "chat/room.html",
-        {"room": room, "chat_messages": latest, "who": chat_identity(request)},
-    )
+    return render(request, "chat/room.html", {"room": room, "chat_messages": latest, "who": who})
+
+
+def guest_limited(request: HttpRequest, retry_after: int) -> HttpResponse:
+    """429 page: too many new guest identities from this address (``RATELIMIT_GUEST_IDENTITY``)."""
+    response = render(request, "chat/guest_limited.html", {"retry_after": retry_after}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_POST
@@ -43,7 +50,10 @@ def guest_name(request: HttpRequest, slug: str) -> HttpResponse:
     """``POST /chats/<slug>/guest-name/``: change the session's guest display name."""
     room = get_object_or_404(Room, slug=slug, is_archived=False, allow_guests=True)
     if not request.user.is_authenticated:
-        error = set_guest_name(request, request.POST.get("name", ""))
+        try:
+            error = set_guest_name(request, request.POST.get("name", ""))
+        except GuestLimitReached as exc:
+            return guest_limited(request, exc.retry_after)
         if error:
             flash.error(request, error)
         else:
@@ -63,11 +73,11 @@ def _safe_next(request: HttpRequest) -> str:
 def signup(request: HttpRequest) -> HttpResponse:
     """``/accounts/signup/``: create an account and sign it in."""
     if request.method == "POST":
-        form = UserCreationForm(request.POST)
+        form = SignUpForm(request.POST)
         if form.is_valid():
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return HttpResponseRedirect(_safe_next(request))
     else:
-        form = UserCreationForm()
+        form = SignUpForm()
     return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)})

@@ -7,12 +7,14 @@
     POST /internal/users/<uid>/revoked                  {"before_ms"} -> {"closed": n}
     POST /internal/rooms/<slug>/messages/<id>/deleted   -> {"notified": n}
     GET  /internal/stats                                -> live numbers
+    POST /internal/guests/<uid>/renamed  {"name": n}     -> {"renamed": n}
 
 Unsigned, badly signed or stale calls get 403 JSON; bodies over 1 MiB get 413.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,8 @@ from chatserver.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureErro
 from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_body
 
 log = Logger()
+
+GUEST_UID_RE = re.compile(r"g:[0-9a-f]{16}")
 
 
 class ControlResource(Resource):
@@ -90,7 +94,17 @@ class ControlResource(Resource):
                 return error_response(request, 400, "bad_id", "The message id is not a number.")
             notified = self._hub.delete(parts[1], message_id)
             return json_response(request, 200, {"notified": notified})
+        if method == "POST" and len(parts) == 3 and parts[0] == "guests" and parts[2] == "renamed":
+            return self._renamed(request, parts[1], body)
         return error_response(request, 404, "not_found", "No such control call.")
+
+    def _renamed(self, request: Any, uid: str, body: bytes) -> bytes:
+        """A guest renamed itself: its sockets, polls and presence take the new name at once."""
+        fields = _body_fields(body)
+        name = fields.get("name") if fields is not None else None
+        if not GUEST_UID_RE.fullmatch(uid) or not isinstance(name, str) or not 1 <= len(name) <= 64:
+            return error_response(request, 400, "bad_request", "Expected a guest uid and a name.")
+        return json_response(request, 200, {"renamed": self._hub.rename(uid, name)})
 
     def _access_call(self, request: Any, kind: str, key: str, verb: str, body: bytes) -> bytes:
         """The calls that change who may be connected (docs/protocol.md, "Control API")."""

@@ -53,7 +53,9 @@ class Broadcast:
             self._prepared = self._prepare(orjson.dumps(self.frame))
         return self._prepared
 
-    def poll_body(self, online: Callable[[], list[str]]) -> bytes:
+    def poll_body(
+        self, online: Callable[[], list[str]], people: Callable[[], list[dict]] = list
+    ) -> bytes:
         """The long-poll answer for a held poll (encoded once for all held polls)."""
         body = self._poll_body.get("body")
         if body is None:
@@ -61,6 +63,7 @@ class Broadcast:
                 "messages": [self.message] if self.message is not None else [],
                 "has_more": False,
                 "online": online(),
+                "people": people(),
                 "deleted": [self.deleted_id] if self.deleted_id is not None else [],
             }
             body = self._poll_body["body"] = orjson.dumps(answer)
@@ -154,7 +157,7 @@ class LocalFanout:
         """Nothing to do: the hub has closed this process's listeners already."""
 
     def publish_event(self, envelope: dict) -> None:
-        """A room-state event (revoked, unarchived, room_deleted) the hub already applied here:
+        """A state event (revoked, unarchived, room_deleted, renamed) the hub already applied here:
         nothing to do in one process (`RedisFanout` relays it to the other instances)."""
 
     def buffer_trusted(self, room: str) -> bool:
@@ -166,7 +169,11 @@ class LocalFanout:
         self._presence.request(room)
 
     def _send_presence(self, room: str) -> int:
-        frame = {"type": "presence", "online": self._registry.online(room)}
+        frame = {
+            "type": "presence",
+            "online": self._registry.online(room),
+            "people": self._registry.people(room),
+        }
         return self._deliver(room, Broadcast("presence", frame, self._prepare))
 
     def publish_typing(self, room: str, name: str, sender: object) -> int:

@@ -8,8 +8,9 @@ fan-out also reaches the other instances (`chatserver.redisfanout`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -35,6 +36,9 @@ log = Logger()
 # Seconds a sender refused with `busy` waits before its next try (the `retry_after` of the error
 # frame and of the long poll's 503): about the time a full persistence queue needs to drain.
 BUSY_RETRY_AFTER = 1.0
+# How long a rename is applied to tickets minted before it (longer than any ticket's lifetime).
+RENAME_MEMORY = 3600.0
+RENAME_MEMORY_MAX = 100_000
 
 ERROR_TEXT = {
     "busy": "The server is busy: retry later with the same nonce.",
@@ -174,6 +178,8 @@ class ChatHub:
             metrics=self.metrics,
         )
         self.shutting_down = False
+        # uid -> (new name, when): renames Django announced, applied to older tickets.
+        self._renamed: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     # identity and rooms --------------------------------------------------------------------
 
@@ -189,7 +195,50 @@ class ChatHub:
         )
         if self.revocations.refuses(room, identity.uid, identity.guest, identity.issued_ms, now):
             raise TicketError("revoked")
+        renamed = self._renamed.get(identity.uid)
+        if (
+            renamed is not None
+            and identity.issued_ms <= renamed[1] * 1000
+            and identity.name != renamed[0]
+        ):
+            # A ticket minted before the guest renamed itself speaks under the new name.
+            identity = replace(identity, name=renamed[0])
         return identity
+
+    def rename(self, uid: str, name: str) -> int:
+        """Django says `uid` is now called `name` (a guest renamed itself).
+
+        Every open socket of `uid` here and on the other instances takes the new name at once,
+        presence is republished in every room it is in, and tickets minted before the rename
+        (for `RENAME_MEMORY` seconds) speak under the new name. Returns this process's sockets
+        renamed.
+        """
+        self.rename_local(uid, name)
+        self.fanout.publish_event({"type": "renamed", "uid": uid, "name": name})
+        return sum(
+            1
+            for room in self.registry.rooms()
+            for member in self.registry.members(room)
+            if getattr(member, "identity", None) is not None and member.identity.uid == uid
+        )
+
+    def rename_local(self, uid: str, name: str) -> None:
+        """Apply a rename to this process: sockets, presence, and later checks of old tickets."""
+        now = self.clock.seconds()
+        self._renamed.pop(uid, None)
+        self._renamed[uid] = (name, now)
+        while self._renamed and (
+            len(self._renamed) > RENAME_MEMORY_MAX
+            or next(iter(self._renamed.values()))[1] < now - RENAME_MEMORY
+        ):
+            self._renamed.popitem(last=False)
+        for room in self.registry.rooms():
+            for member in list(self.registry.members(room)):
+                identity = getattr(member, "identity", None)
+                if identity is not None and identity.uid == uid and identity.name != name:
+                    member.identity = replace(identity, name=name)
+        for room in self.registry.rename(uid, name):
+            self.fanout.publish_presence(room)
 
     def is_archived(self, room: str) -> bool:
         """True once Django told us the room was archived."""
@@ -313,6 +362,7 @@ class ChatHub:
             "nonce": frame.nonce,
             "body": frame.body,
             "name": identity.name,
+            "uid": identity.uid,
             "user_id": identity.user_id,
             "guest": identity.guest,
         }
@@ -448,6 +498,10 @@ class ChatHub:
             self.unarchive_local(str(envelope["room"]))
         elif kind == "room_deleted":
             self.delete_room_local(str(envelope["room"]), int(envelope["before_ms"]))
+        elif kind == "renamed":
+            uid, name = envelope.get("uid"), envelope.get("name")
+            if isinstance(uid, str) and isinstance(name, str) and 1 <= len(name) <= 64:
+                self.rename_local(uid, name)
 
     def history_failed(self, room: str, failure: Any) -> bool:
         """A history read failed: True when Django said the room is gone (then it is closed

@@ -90,7 +90,13 @@ class _HeldPoll:
             self.pending.append(broadcast)
             return
         registry = self.owner.hub.registry
-        self.owner.finish(self, 200, broadcast.poll_body(lambda: registry.online(self.room)))
+        self.owner.finish(
+            self,
+            200,
+            broadcast.poll_body(
+                lambda: registry.online(self.room), lambda: registry.people(self.room)
+            ),
+        )
 
     def room_archived(self) -> bool:
         self.owner.finish(self, 410, orjson.dumps({"error": "room_archived"}))
@@ -131,6 +137,11 @@ class LongPollResource(MethodsResource):
         if lease is None:
             lease = self._leases[key] = _Lease(identity.name)
             if self.hub.registry.add_presence(room, identity.uid, identity.name):
+                self.hub.fanout.publish_presence(room)
+        elif lease.name != identity.name:
+            # The guest renamed itself: the newest ticket's name wins, at once.
+            lease.name = identity.name
+            if self.hub.registry.rename(identity.uid, identity.name, room):
                 self.hub.fanout.publish_presence(room)
         lease.active += 1
 
@@ -200,6 +211,7 @@ class LongPollResource(MethodsResource):
                 "messages": messages,
                 "has_more": has_more,
                 "online": self.hub.registry.online(room),
+                "people": self.hub.registry.people(room),
                 "deleted": self.hub.registry.deleted(room),
             }
         )
@@ -265,7 +277,9 @@ class LongPollResource(MethodsResource):
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:
             return json_response(
-                request, 200, {"messages": [], "has_more": False, "online": [], "deleted": []}
+                request,
+                200,
+                {"messages": [], "has_more": False, "online": [], "people": [], "deleted": []},
             )
         address = self._address(request)
         if not self.hub.limits.connect(identity.uid, address):

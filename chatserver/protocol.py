@@ -206,6 +206,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
             "history": page.messages,
             "has_more": page.has_more,
             "online": hub.registry.online(self.room),
+            "people": hub.registry.people(self.room),
         }
         # Prepared frames skip Autobahn's outgoing payload limit: a page (bounded by
         # `catchup_bytes`, at least one message) may exceed it.

@@ -14,6 +14,7 @@ Envelopes (docs/protocol.md, "Between chat server instances"):
     {"type": "presence", "origin": i, "room": r, "online": {uid: name}, "ttl": 15.0}
     {"type": "typing",   "origin": i, "room": r, "user": name}
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
+    {"type": "renamed",  "origin": i, "uid": u, "name": n}   (a guest renamed itself)
 
 Messages go through `RoomSequencer` (id order, exactly once, gaps filled from Django). Presence:
 each instance publishes its own people per room on change and on a timer (`tick`); reports
@@ -96,6 +97,7 @@ class RedisFanout:
             "presence": self._remote_presence,
             "typing": self._remote_typing,
             "sync": self._remote_sync,
+            "renamed": self._remote_event,
         }
         bus.on_message = self.received
         bus.on_state = self.bus_state
@@ -120,7 +122,7 @@ class RedisFanout:
         self._send({"type": "archived", "room": room})
 
     def publish_event(self, envelope: dict) -> None:
-        """A room-state event already applied here (revoked, unarchived, room_deleted): the
+        """A state event already applied here (revoked, unarchived, room_deleted, renamed): the
         others."""
         self._send(dict(envelope))
 

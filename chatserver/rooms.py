@@ -95,14 +95,35 @@ class RoomRegistry:
     # presence ------------------------------------------------------------------------------
 
     def add_presence(self, slug: str, uid: str, name: str) -> bool:
-        """Count one more holder for `uid`; True when the room's online set changed."""
+        """Count one more holder for `uid`; True when the room's online set changed.
+
+        The newest name wins: a holder that joins under another name than the one shown (the
+        guest renamed itself) renames the person at once.
+        """
         presence = self._room(slug).presence
         entry = presence.get(uid)
         if entry is None:
             presence[uid] = [name, 1]
             return True
         entry[1] += 1
+        if entry[0] != name:
+            entry[0] = name
+            return True
         return False
+
+    def rename(self, uid: str, name: str, slug: str | None = None) -> list[str]:
+        """Show `uid` as `name` in every room it is present in (or only `slug`).
+
+        Returns the rooms whose online set changed. Holders are not counted.
+        """
+        changed = []
+        for room_slug in [slug] if slug is not None else list(self._rooms):
+            room = self._rooms.get(room_slug)
+            entry = room.presence.get(uid) if room is not None else None
+            if entry is not None and entry[0] != name:
+                entry[0] = name
+                changed.append(room_slug)
+        return changed
 
     def remove_presence(self, slug: str, uid: str) -> bool:
         """Count one holder less for `uid`; True when the room's online set changed."""
@@ -125,10 +146,22 @@ class RoomRegistry:
             if room is None:
                 return []
             return sorted({entry[0] for entry in room.presence.values()})
-        people = self.local_presence(slug)
-        for found, _expires in remote.values():
-            people.update(found)
-        return sorted(set(people.values()))
+        return sorted({person["name"] for person in self.people(slug)})
+
+    def people(self, slug: str) -> list[dict]:
+        """The people in a room, each uid once: `{"id": uid, "name": ..., "guest": bool}`.
+
+        Sorted by name, then id. A uid is a guest when it starts with `g:` (docs/protocol.md,
+        tickets). This instance's own name for a uid wins over another instance's report.
+        """
+        found: dict[str, str] = {}
+        for people, _expires in (self._remote.get(slug) or {}).values():
+            found.update(people)
+        found.update(self.local_presence(slug))
+        return [
+            {"id": uid, "name": name, "guest": uid.startswith("g:")}
+            for uid, name in sorted(found.items(), key=lambda item: (item[1], item[0]))
+        ]
 
     def local_presence(self, slug: str) -> dict[str, str]:
         """uid -> display name of the people connected to this process."""
@@ -141,12 +174,12 @@ class RoomRegistry:
         self, slug: str, origin: str, people: dict[str, str], expires: float
     ) -> bool:
         """Replace what instance `origin` reported for a room; True when `online` changed."""
-        before = self.online(slug)
+        before = self.people(slug)
         if people:
             self._remote.setdefault(slug, {})[origin] = (people, expires)
         else:
             self._drop_remote(slug, origin)
-        return self.online(slug) != before
+        return self.people(slug) != before
 
     def _drop_remote(self, slug: str, origin: str) -> None:
         remote = self._remote.get(slug)
@@ -162,11 +195,11 @@ class RoomRegistry:
         """
         changed = []
         for slug in list(self._remote):
-            before = self.online(slug)
+            before = self.people(slug)
             for origin, (_people, expires) in list(self._remote[slug].items()):
                 if now is None or expires <= now:
                     self._drop_remote(slug, origin)
-            if self.online(slug) != before:
+            if self.people(slug) != before:
                 changed.append(slug)
         return changed
 

@@ -41,8 +41,8 @@ class Identity:
     issued_ms: int = field(default=0, compare=False)
 
     def public(self) -> dict:
-        """The `user` shape of frames: name and guest flag only."""
-        return {"name": self.name, "guest": self.guest}
+        """The `user` shape of frames: stable id (`uid`), display name and guest flag."""
+        return {"id": self.uid, "name": self.name, "guest": self.guest}
 
 
 def b64url_encode(raw: bytes) -> str:

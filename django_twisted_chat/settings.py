@@ -47,6 +47,8 @@ CHAT_PUBLIC_URL = env.get("CHAT_PUBLIC_URL", "http://127.0.0.1:9000").rstrip("/"
 # Where Django reaches the chat server's control API (defaults to the public URL).
 CHAT_INTERNAL_URL = env.get("CHAT_INTERNAL_URL", CHAT_PUBLIC_URL).rstrip("/")
 CHAT_TICKET_TTL = int(env.get("CHAT_TICKET_TTL", "60"))
+# Seconds a guest keeps its name after it was last seen (no one else may take a look-alike).
+CHAT_GUEST_NAME_HOLD = int(env.get("CHAT_GUEST_NAME_HOLD", "86400"))
 CHAT_CONTROL_TIMEOUT = float(env.get("CHAT_CONTROL_TIMEOUT", "1.0"))
 CHAT_SIGNATURE_WINDOW = int(env.get("CHAT_SIGNATURE_WINDOW", "60"))
 # `make run` signs the demo admin in with this generated password (kept in the ignored .env).
@@ -207,6 +209,8 @@ RATELIMIT_ENABLE = _bool("DJANGO_RATELIMIT_ENABLE", default=True)
 RATELIMIT_TICKET = env.get("DJANGO_RATELIMIT_TICKET", "30/m")
 RATELIMIT_LOGIN_IP = env.get("DJANGO_RATELIMIT_LOGIN_IP", "10/m")
 RATELIMIT_LOGIN_USER = env.get("DJANGO_RATELIMIT_LOGIN_USER", "10/m")
+# New guest identities (cookie-less visits) per client address.
+RATELIMIT_GUEST_IDENTITY = env.get("DJANGO_RATELIMIT_GUEST_IDENTITY", "20/10m")
 RATELIMIT_IP_META_KEY = "chat.ratelimits.client_ip"
 # Behind a proxy every request comes from the proxy's address, so the client address is the last
 # X-Forwarded-For entry (the one our proxy appended; earlier entries are the client's own claim).

@@ -39,6 +39,7 @@ def seed(live: LiveSystem, slug: str) -> None:
             "nonce": f"demo-{i}",
             "body": body,
             "name": name,
+            "uid": f"g:{i:016x}",
             "user_id": None,
             "guest": True,
         }

@@ -105,6 +105,7 @@ def test_older_history_loads_when_scrolling_up(open_room, live_room, live):
                 "nonce": f"seed-{i}",
                 "body": f"seed message {i}",
                 "name": "seeder",
+                "uid": "g:5eed5eed5eed5eed",
                 "user_id": None,
                 "guest": True,
             }

@@ -21,6 +21,7 @@ def item(nonce="n-1", room="lobby", body="hi", name="alice", user_id=None, guest
         "nonce": nonce,
         "body": body,
         "name": name,
+        "uid": "g:0123456789abcdef" if guest else f"u:{user_id}",
         "user_id": user_id,
         "guest": guest,
     }

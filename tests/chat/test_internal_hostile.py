@@ -58,6 +58,7 @@ def test_malformed_content_length_is_400(db):
 def captured_batch() -> tuple[bytes, dict[str, str]]:
     """A signed batch as an eavesdropper on the private network would capture it."""
     item = {"room": "lobby", "nonce": "r-1", "body": "hi", "name": "eve", "user_id": None}
+    item["uid"] = "g:0123456789abcdef"
     body = json.dumps({"messages": [{**item, "guest": True}]}).encode()
     return body, protocol_headers("POST", BATCH, body)
 

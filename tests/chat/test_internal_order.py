@@ -25,6 +25,7 @@ def item(nonce: str, room: str = "lobby", body: str = "hi") -> dict:
         "nonce": nonce,
         "body": body,
         "name": "alice",
+        "uid": "g:0123456789abcdef",
         "user_id": None,
         "guest": True,
     }

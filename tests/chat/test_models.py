@@ -82,7 +82,7 @@ def test_to_dict_shape(lobby):
     assert msg.to_dict() == {
         "id": msg.id,
         "room": "lobby",
-        "user": {"name": "bob", "guest": True},
+        "user": {"id": "", "name": "bob", "guest": True},
         "body": "hello <b>world</b>",
         "sent_at": "2026-11-22T09:14:03.512Z",
         "nonce": "abc",

@@ -9,6 +9,7 @@ def item(nonce: str, body: str) -> dict:
         "nonce": nonce,
         "body": body,
         "name": "x",
+        "uid": "g:0123456789abcdef",
         "user_id": None,
         "guest": True,
     }

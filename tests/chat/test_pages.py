@@ -51,7 +51,7 @@ def test_room_page_dom_contract(client, lobby):
         f'data-id="{msg.id}" data-nonce="z1"',
         f'<time datetime="{msg.sent_at_iso}">',
         # Newlines stay text (the stylesheet keeps them with white-space: pre-wrap).
-        '<p class="body">line1\nline2</p>',
+        '<p class="body" dir="auto">line1\nline2</p>',
         "chat/client/main.js",
         "chat/client/client.css",
         "chat/site.css",
@@ -172,7 +172,9 @@ def test_sign_up_sign_in_sign_out(client, lobby, django_user_model):
         {"username": "carol", "password": "a-long-unusual-pass-42", "next": "/chats/lobby/"},
     )
     assert response.status_code == 302 and response["Location"] == "/chats/lobby/"
+    carol = django_user_model.objects.get(username="carol")
     assert client.get("/api/rooms/lobby/ticket/").json()["user"] == {
+        "id": f"u:{carol.pk}",
         "name": "carol",
         "guest": False,
     }

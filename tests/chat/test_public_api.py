@@ -102,7 +102,7 @@ def test_ticket_for_user(alice_client, alice, lobby):
     payload = verify_ticket(data["ticket"], "lobby", [settings.CHAT_SHARED_SECRET])
     assert payload["uid"] == f"u:{alice.id}" and payload["user_id"] == alice.id
     assert payload["exp"] - payload["iat"] == 30
-    assert data["user"] == {"name": "alice", "guest": False}
+    assert data["user"] == {"id": f"u:{alice.pk}", "name": "alice", "guest": False}
     assert data["expires_in"] == 30
     ws = urlsplit(data["ws_url"])
     assert (ws.scheme, ws.netloc, ws.path) == ("wss", "chat.example.org", "/ws/lobby")
@@ -124,7 +124,7 @@ def test_ticket_for_guest_is_stable(client, lobby):
     assert p1["uid"] == p2["uid"]
     assert p1["uid"].startswith("g:") and len(p1["uid"]) == 18
     int(p1["uid"][2:], 16)
-    assert first["user"] == {"name": p1["name"], "guest": True}
+    assert first["user"] == {"id": p1["uid"], "name": p1["name"], "guest": True}
     assert p1["name"].startswith("guest-")
 
 

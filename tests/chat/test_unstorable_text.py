@@ -29,6 +29,7 @@ def item(nonce: str, body: str) -> dict:
         "name": "x",
         "user_id": None,
         "guest": True,
+        "uid": "g:0123456789abcdef",
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import struct
 from typing import Any
 
@@ -30,16 +31,31 @@ def make_config(**overrides: Any) -> ChatServerConfig:
 
 
 def ticket(clock: Any, room: str = "lobby", uid: str = "u:1", name: str = "alice", **kw) -> str:
-    """A valid ticket minted at the clock's time."""
+    """A valid ticket minted at the clock's time.
+
+    `user_id` and `guest` follow from `uid` unless given: `u:<n>` is user n, `g:...` a guest.
+    """
+    user_id = int(uid[2:]) if uid.startswith("u:") and uid[2:].isdigit() else None
     return mint_ticket(
         SECRET,
         room=room,
         uid=uid,
         name=name,
-        user_id=kw.pop("user_id", 1),
+        user_id=kw.pop("user_id", user_id),
+        guest=kw.pop("guest", uid.startswith("g:")),
         now=int(clock.seconds()),
         **kw,
     )
+
+
+def _uid_error(item: dict) -> str | None:
+    """Django's rule for a batch item's author id (docs/protocol.md, internal batch)."""
+    uid = item.get("uid")
+    if item.get("guest"):
+        ok = item.get("user_id") is None and re.fullmatch(r"g:[0-9a-f]{16}", uid or "")
+    else:
+        ok = item.get("user_id") is not None and uid == f"u:{item.get('user_id')}"
+    return None if ok else "bad_item"
 
 
 class FakeDjango:
@@ -72,7 +88,7 @@ class FakeDjango:
     def _store(self, items: list[dict]) -> list[dict]:
         results = []
         for item in items:
-            code = self.item_errors.get(item["nonce"])
+            code = self.item_errors.get(item["nonce"]) or _uid_error(item)
             if item["room"] in self.gone_rooms:
                 code = "unknown_room"
             if code:
@@ -120,7 +136,7 @@ class FakeDjango:
             message = {
                 "id": self.next_id,
                 "room": item["room"],
-                "user": {"name": item["name"], "guest": item["guest"]},
+                "user": {"id": item["uid"], "name": item["name"], "guest": item["guest"]},
                 "body": item["body"],
                 "sent_at": "2026-11-22T09:14:03.512Z",
                 "nonce": item["nonce"],
@@ -162,8 +178,9 @@ class FakeDjango:
                     "nonce": f"seed-{self.next_id}",
                     "body": body,
                     "name": "seed",
+                    "uid": "u:1",
                     "guest": False,
-                    "user_id": None,
+                    "user_id": 1,
                 }
             ]
         )[0]["message"]

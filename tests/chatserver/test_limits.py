@@ -113,12 +113,12 @@ def test_identities_of_one_address_share_the_address_budget():
     """Fresh identities from one address do not get fresh budgets: the address bucket holds."""
     env = _env(address_burst=10, address_rate=0.0001, flood_close=1000)
     _, reactor, django, _ = env
-    guests = [_open(env, uid=f"g:{i}", name=f"guest{i}", peer="10.0.0.9") for i in range(5)]
+    guests = [_open(env, uid=f"g:{i:016x}", name=f"guest{i}", peer="10.0.0.9") for i in range(5)]
     for i, guest in enumerate(guests):
         for j in range(5):
             guest.send({"type": "message", "body": "x", "nonce": f"g{i}-{j}"})
     assert len(_stored(reactor, django)) == 10
-    other = _open(env, uid="g:99", name="other", peer="10.0.0.10")
+    other = _open(env, uid=f"g:{99:016x}", name="other", peer="10.0.0.10")
     other.send({"type": "message", "body": "x", "nonce": "other"})
     assert _stored(reactor, django)[-1] == "other"
 

@@ -49,6 +49,7 @@ def test_without_since_answers_newest_at_once_with_cors(env):
         "messages": [old],
         "has_more": False,
         "online": ["alice"],
+        "people": [{"id": "u:1", "name": "alice", "guest": False}],
         "deleted": [],
     }
     assert request.responseHeaders.getRawHeaders(b"access-control-allow-origin") == [

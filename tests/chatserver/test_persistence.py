@@ -10,7 +10,15 @@ from tests.chatserver.support import FakeDjango
 
 
 def _item(room, nonce):
-    return {"room": room, "nonce": nonce, "body": "b", "name": "a", "user_id": 1, "guest": False}
+    return {
+        "room": room,
+        "nonce": nonce,
+        "body": "b",
+        "name": "a",
+        "uid": "u:1",
+        "user_id": 1,
+        "guest": False,
+    }
 
 
 @pytest.fixture

@@ -69,7 +69,15 @@ class PoisonDjango(FakeDjango):
 
 
 def _item(room: str, nonce: str, body: str = "b") -> dict:
-    return {"room": room, "nonce": nonce, "body": body, "name": "a", "user_id": 1, "guest": False}
+    return {
+        "room": room,
+        "nonce": nonce,
+        "body": body,
+        "name": "a",
+        "user_id": 1,
+        "guest": False,
+        "uid": "u:1",
+    }
 
 
 def run_until(clock: Clock, condition: Callable[[], bool], deadline: float = 120.0) -> None:

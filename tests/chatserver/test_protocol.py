@@ -12,7 +12,15 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatserver.protocol import ChatServerFactory
-from tests.chatserver.support import ORIGIN, WsClient, client_frame, handshake, make_hub, ticket
+from tests.chatserver.support import (
+    ORIGIN,
+    WsClient,
+    client_frame,
+    handshake,
+    make_hub,
+    parse_frames,
+    ticket,
+)
 
 
 @pytest.fixture
@@ -38,7 +46,8 @@ def test_valid_ticket_gets_hello_with_history_and_presence(env):
     assert frames[0]["type"] == "hello"
     assert frames[0]["history"] == [old]
     assert frames[0]["online"] == ["alice"]
-    assert frames[0]["user"] == {"name": "alice", "guest": False}
+    assert frames[0]["user"] == {"id": "u:1", "name": "alice", "guest": False}
+    assert frames[0]["people"] == [{"id": "u:1", "name": "alice", "guest": False}]
     assert len(frames) == 1  # its own presence change is already in hello
 
 
@@ -172,7 +181,13 @@ def test_presence_counts_a_person_with_two_tabs_once(env):
     assert bob.json_frames() == []
     alice2.protocol.connectionLost(Failure(ConnectionDone()))
     env[1].advance(env[0].config.presence_interval)
-    assert bob.json_frames() == [{"type": "presence", "online": ["bob"]}]
+    assert bob.json_frames() == [
+        {
+            "type": "presence",
+            "online": ["bob"],
+            "people": [{"id": "u:2", "name": "bob", "guest": False}],
+        }
+    ]
 
 
 def test_since_hello_has_every_later_message_and_live_messages_are_not_duplicated(env):
@@ -284,7 +299,7 @@ def test_site_takeover_releases_http_channel():
     channel.dataReceived(handshake(f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN))
     assert transport.value().startswith(b"HTTP/1.1 101")
     assert transport.producer is not channel and transport.producer is transport.protocol
-    hello = orjson.loads(transport.value().split(b"\r\n\r\n", 1)[1][2:])
+    hello = orjson.loads(parse_frames(transport.value().split(b"\r\n\r\n", 1)[1])[0][1])
     assert hello["type"] == "hello"
     ref = weakref.ref(channel)
     del channel

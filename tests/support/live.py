@@ -166,6 +166,9 @@ class LiveSystem:
             "CHAT_ADDRESS_RATE": "1000000",
             "CHAT_ADDRESS_BURST": "1000000",
             "CHAT_MAX_ADDRESS_CONNECTIONS": "1000000",
+            # Every browser context and test client is a new guest from 127.0.0.1; the tests of
+            # the guest identity limit set their own rate.
+            "DJANGO_RATELIMIT_GUEST_IDENTITY": "100000/m",
         }
         self.env.pop("DJANGO_ALLOWED_HOSTS", None)
         if extra_env:

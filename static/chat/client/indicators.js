@@ -3,7 +3,7 @@
  * unread count in the tab title.
  */
 
-import { typingText } from "./render.js";
+import { typingNodes, typingText } from "./render.js";
 
 const STATE_LABELS = {
   connecting: "Connecting…",
@@ -91,8 +91,10 @@ export class TypingIndicator {
   }
 
   render() {
-    const text = typingText([...this.timers.keys()]);
-    if (this.element.textContent !== text) this.element.textContent = text;
+    const names = [...this.timers.keys()];
+    if (this.element.textContent !== typingText(names)) {
+      this.element.replaceChildren(...typingNodes(names));
+    }
   }
 }
 

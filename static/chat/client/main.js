@@ -33,6 +33,8 @@ function ensureStylesheet() {
 export function startRoom(root) {
   ensureStylesheet();
   const room = root.dataset.room;
+  // The reader: "own" is decided by the stable id, never by the display name.
+  const meId = root.dataset.userId || "";
   let me = root.dataset.userName || "";
   const list = /** @type {HTMLOListElement} */ (document.getElementById("message-list"));
   const presence = document.getElementById("presence");
@@ -50,7 +52,7 @@ export function startRoom(root) {
 
   const markOwn = (msg) => {
     const li = timeline.byId.get(msg.id);
-    li?.classList.toggle("own", msg.user.name === me);
+    li?.classList.toggle("own", Boolean(meId) && msg.user.id === meId);
   };
 
   /** Every stored message, however it arrived, comes through here. */
@@ -62,8 +64,19 @@ export function startRoom(root) {
     if (!isNew) return;
     markOwn(msg);
     typing.stop(msg.user.name);
-    if (!own && msg.user.name !== me) unread.bump();
+    if (!own && msg.user.id !== meId) unread.bump();
     if (scroll && (own || atBottom)) timeline.scrollToBottom();
+  };
+
+  /** Presence from a hello, presence frame or poll answer (`people`: id, name, guest). */
+  const showPresence = (event) => {
+    // A server without `people` (older chat server during an upgrade): names only, as before.
+    const people = Array.isArray(event.people)
+      ? event.people
+      : (event.online || []).map((name) => ({ id: `name:${name}`, name, guest: false }));
+    const mine = people.find((person) => person.id === meId);
+    if (mine) me = mine.name; // renamed in another tab: pending messages show the new name
+    renderPresence(presence, people, meId);
   };
 
   const showMany = (messages) => {
@@ -97,7 +110,7 @@ export function startRoom(root) {
       onHello: (frame) => {
         if (frame.user?.name) me = frame.user.name;
         showMany(frame.history);
-        renderPresence(presence, frame.online || [], me);
+        showPresence(frame);
       },
       onFrame: (frame) => {
         switch (frame.type) {
@@ -105,7 +118,7 @@ export function startRoom(root) {
             showMessage(frame);
             break;
           case "presence":
-            renderPresence(presence, frame.online || [], me);
+            showPresence(frame);
             break;
           case "typing":
             if (frame.user && frame.user !== me) typing.show(String(frame.user));
@@ -126,7 +139,7 @@ export function startRoom(root) {
       },
       onBatch: (batch) => {
         showMany(batch.messages);
-        if (Array.isArray(batch.online)) renderPresence(presence, batch.online, me);
+        if (Array.isArray(batch.people) || Array.isArray(batch.online)) showPresence(batch);
         for (const id of batch.deleted || []) timeline.markDeleted(id);
       },
       onReady: () => sender.flush(),
@@ -137,7 +150,7 @@ export function startRoom(root) {
     outbox,
     timeline,
     connection,
-    me: () => me,
+    me: () => ({ id: meId, name: me, guest: root.dataset.guest === "true" }),
     onStored: (msg) => showMessage(msg),
   });
 

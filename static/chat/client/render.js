@@ -3,6 +3,9 @@
  *
  * Message data only ever reaches the page through textContent / text nodes: bodies are plain text
  * (docs/protocol.md), and links are built as elements around text nodes, never from HTML strings.
+ * Names and bodies are bidi-isolated (`<bdi>`, `dir="auto"`, client.css `unicode-bidi: isolate`;
+ * UAX #9 section 2.7), so a right-to-left override inside them cannot reorder the text around.
+ * Guests carry a visible "guest" badge: a guest's name proves nothing about who it is.
  */
 
 const LINK_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
@@ -73,8 +76,32 @@ export function renderBody(target, text) {
 }
 
 /**
+ * The author's name, isolated from the text around it, as a `<bdi class="author">`.
+ * @param {string} name
+ * @returns {HTMLElement}
+ */
+export function buildName(name) {
+  const author = document.createElement("bdi");
+  author.className = "author";
+  author.dir = "auto";
+  author.textContent = name;
+  return author;
+}
+
+/** @returns {HTMLElement} the visible "guest" badge shown after a guest's name. */
+export function buildGuestBadge() {
+  const badge = document.createElement("span");
+  badge.className = "guest-badge";
+  badge.textContent = "guest";
+  badge.title = "A guest: not a registered account";
+  return badge;
+}
+
+/**
  * Builds the `<li class="message">` for a message (same shape as the server-rendered items).
- * @param {{id?: number, nonce?: string, user: {name: string}, body: string, sent_at?: string}} msg
+ * `data-author` is the author's stable id (`user.id`): "own message" is decided by it.
+ * @param {{id?: number, nonce?: string, user: {id?: string, name: string, guest?: boolean},
+ *   body: string, sent_at?: string}} msg
  * @returns {HTMLLIElement}
  */
 export function buildMessage(msg) {
@@ -86,15 +113,19 @@ export function buildMessage(msg) {
   if (msg.nonce) {
     li.dataset.nonce = msg.nonce;
   }
-  const author = document.createElement("span");
-  author.className = "author";
-  author.textContent = msg.user.name;
+  li.dataset.author = msg.user.id || "";
+  const parts = [buildName(msg.user.name)];
+  if (msg.user.guest) {
+    li.classList.add("by-guest");
+    parts.push(document.createTextNode(" "), buildGuestBadge());
+  }
   const time = document.createElement("time");
   setTime(time, msg.sent_at || new Date().toISOString());
   const body = document.createElement("p");
   body.className = "body";
+  body.dir = "auto";
   renderBody(body, msg.body);
-  li.append(author, document.createTextNode(" "), time, body);
+  li.append(...parts, document.createTextNode(" "), time, body);
   return li;
 }
 
@@ -112,17 +143,25 @@ export function setTime(time, iso) {
 }
 
 /**
- * Replaces the children of the `#presence` list with one item per name.
+ * Replaces the children of the `#presence` list with one item per person.
  * @param {HTMLElement} list
- * @param {string[]} names
- * @param {string} me the reader's own display name.
+ * @param {{id: string, name: string, guest: boolean}[]} people one entry per stable id.
+ * @param {string} meId the reader's own stable id (`u:<pk>` or `g:<hex>`).
  */
-export function renderPresence(list, names, me) {
-  const items = [...new Set(names)].sort((a, b) => a.localeCompare(b)).map((name) => {
+export function renderPresence(list, people, meId) {
+  const seen = new Set();
+  const unique = people.filter((p) => p && !seen.has(p.id) && seen.add(p.id));
+  unique.sort((a, b) => a.name.localeCompare(b.name) || (a.id < b.id ? -1 : 1));
+  const items = unique.map((person) => {
     const li = document.createElement("li");
-    li.textContent = name;
-    if (name === me) {
-      li.className = "me";
+    li.dataset.id = person.id;
+    li.append(buildName(person.name));
+    if (person.guest) {
+      li.classList.add("guest");
+      li.append(document.createTextNode(" "), buildGuestBadge());
+    }
+    if (person.id === meId) {
+      li.classList.add("me");
       const you = document.createElement("span");
       you.className = "visually-hidden";
       you.textContent = " (you)";
@@ -132,6 +171,24 @@ export function renderPresence(list, names, me) {
   });
   list.replaceChildren(...items);
   list.dataset.count = String(items.length);
+}
+
+/**
+ * The typing sentence as nodes, each name in its own `<bdi dir="auto">` (bidi-isolated).
+ * @param {string[]} names
+ * @returns {(Node|string)[]}
+ */
+export function typingNodes(names) {
+  const bdi = (name) => {
+    const el = document.createElement("bdi");
+    el.dir = "auto";
+    el.textContent = name;
+    return el;
+  };
+  if (names.length === 0) return [];
+  if (names.length === 1) return [bdi(names[0]), " is typing…"];
+  if (names.length === 2) return [bdi(names[0]), " and ", bdi(names[1]), " are typing…"];
+  return [typingText(names)];
 }
 
 /**

@@ -113,6 +113,7 @@ export class Timeline {
       li.dataset.id = String(msg.id);
       const author = li.querySelector(".author");
       if (author) author.textContent = msg.user.name;
+      li.dataset.author = msg.user.id || "";
       const time = li.querySelector("time");
       if (time && msg.sent_at) setTime(time, msg.sent_at);
     } else {
@@ -177,14 +178,14 @@ export class Timeline {
   /**
    * Shows an unsent message (just typed, or restored from the outbox after a reload).
    * @param {{nonce: string, body: string, created: string}} entry
-   * @param {string} author the reader's display name.
+   * @param {string|{id: string, name: string, guest: boolean}} author the reader (or its name).
    */
   addPending(entry, author) {
     let li = this.pendingElement(entry.nonce);
     if (li) return li;
     li = buildMessage({
       nonce: entry.nonce,
-      user: { name: author },
+      user: typeof author === "string" ? { name: author } : author,
       body: entry.body,
       sent_at: entry.created,
     });

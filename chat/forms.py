@@ -1,0 +1,39 @@
+"""Forms whose names follow ``chat.names``: sign-up, and the admin's user forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import forms as auth_forms
+
+from .identity import username_error
+
+
+class _UsernameRuleMixin:
+    """``clean_username``: the name rule and no look-alike of a name in use (``chat.identity``)."""
+
+    def clean_username(self) -> Any:
+        parent = getattr(super(), "clean_username", None)
+        username = parent() if parent is not None else self.cleaned_data.get("username")
+        instance = getattr(self, "instance", None)
+        pk = getattr(instance, "pk", None)
+        if pk is not None and username == instance.get_username():
+            # Editing a user without renaming it: a name from before this rule stays editable.
+            return username
+        error = username_error(username or "", pk)
+        if error:
+            raise forms.ValidationError(error, code="name_taken")
+        return username
+
+
+class SignUpForm(_UsernameRuleMixin, auth_forms.UserCreationForm):
+    """Django's sign-up form, refusing a username that looks like one in use (``аdmin``)."""
+
+
+class AdminUserCreationForm(_UsernameRuleMixin, auth_forms.AdminUserCreationForm):
+    """The admin's "add user" form with the same rule."""
+
+
+class AdminUserChangeForm(_UsernameRuleMixin, auth_forms.UserChangeForm):
+    """The admin's user form with the same rule (renaming a user)."""
