@@ -65,8 +65,7 @@ def test_since_0_socket_gets_a_bounded_hello_and_pages_to_the_end(paging_live, b
         while has_more:
             if index % 5 == 0:
                 writer.say(f"live {index}", uuid.uuid4().hex)
-            reader.request_history(paged[-1])
-            page = reader.history_page(index, timeout=30)
+            page = reader.page_after(paged[-1], timeout=60)
             index += 1
             got = ids(page["messages"])
             assert 0 < len(got) <= PAGE and got[0] > paged[-1]
@@ -103,9 +102,7 @@ def test_several_since_0_sockets_keep_the_chat_server_memory_bounded(paging_live
         while any(more.values()):
             waiting = [n for n in more if more[n]]
             for n in waiting:
-                clients[n].request_history(got[n][-1])
-            for n in waiting:
-                page = clients[n].history_page(index, timeout=30)
+                page = clients[n].page_after(got[n][-1], timeout=60)
                 assert len(page["messages"]) <= PAGE
                 got[n] += ids(page["messages"])
                 more[n] = page["has_more"]

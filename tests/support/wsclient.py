@@ -65,28 +65,52 @@ class ChatClient:
         """Ask for the page of catch-up after message `after` (docs/protocol.md)."""
         self.send({"type": "history", "after": after})
 
-    def history_page(self, index: int, timeout: float = 10.0) -> Frame:
-        """The `index`-th `history` frame (0 for the first), waiting for it until the deadline."""
+    def page_after(self, after: int, timeout: float = 10.0) -> Frame:
+        """The page of catch-up after message `after`, asked for as the browser client does.
+
+        A `history` request spends from the identity's frame budget like any frame, so a
+        reader paging fast is answered `rate_limited` (or `busy`) with `retry_after`: like
+        static/chat/client/connection.js, ask again once that has passed, until the deadline.
+        """
         deadline = time.monotonic() + timeout
-        while len(self.of_type("history")) <= index:
+        pages, refusals = len(self.of_type("history")), len(self._history_refusals())
+        self.request_history(after)
+        while True:
+            if len(self.of_type("history")) > pages:
+                return self.of_type("history")[pages]
+            refused = self._history_refusals()
+            if len(refused) > refusals:
+                refusals = len(refused)
+                wait = float(refused[-1].get("retry_after") or 1.0)
+                if time.monotonic() + wait >= deadline:
+                    raise TimeoutError(f"history after {after} still refused: {refused[-1]}")
+                time.sleep(wait)  # the server's own instruction, not a guess at timing
+                self.request_history(after)
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no history page {index} within {timeout}s")
+                raise TimeoutError(f"no history page after {after} within {timeout}s")
             try:
                 self._receive_one(remaining)
             except TimeoutError:
                 continue
-        return self.of_type("history")[index]
+
+    def _history_refusals(self) -> list[Frame]:
+        # A refused history request is an error frame without a nonce (it has none).
+        return [
+            f
+            for f in self.frames
+            if f.get("type") == "error"
+            and f.get("code") in ("rate_limited", "busy")
+            and not f.get("nonce")
+        ]
 
     def catch_up(self, timeout: float = 10.0) -> list[Frame]:
         """Page from hello to the end; every message of hello and the pages, in order."""
         messages = list(self.hello["history"])
         has_more = self.hello.get("has_more", False)
-        index = len(self.of_type("history"))
         while has_more:
-            self.request_history(messages[-1]["id"])
-            page = self.history_page(index, timeout)
-            index += 1
+            page = self.page_after(messages[-1]["id"], timeout)
             messages += page["messages"]
             has_more = page["has_more"]
         return messages
