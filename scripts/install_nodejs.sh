@@ -6,6 +6,7 @@ if command -v node >/dev/null 2>&1; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq nodejs >/dev/null
+# Another install (a second `make test`, a package manager) may hold the dpkg lock: wait for it.
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq nodejs >/dev/null
 command -v node
