@@ -40,6 +40,20 @@ class ChatClient:
         self.frames.append(frame)
         return frame
 
+    def drain(self) -> list[Frame]:
+        """Take every frame that has already arrived, without waiting; returns them.
+
+        A client that only sends must still read: websockets stops reading the socket once
+        16 frames wait unread, and what then sits in the kernel's buffer is lost if the server
+        aborts the connection.
+        """
+        drained = []
+        while True:
+            try:
+                drained.append(self._receive_one(0))
+            except TimeoutError:
+                return drained
+
     def wait_for(self, predicate: Callable[[Frame], bool], timeout: float = 10.0) -> Frame:
         """The first frame (already received or arriving before the deadline) matching."""
         for frame in self.frames:
