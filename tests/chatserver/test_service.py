@@ -32,7 +32,7 @@ def test_with_redis_url_the_service_connects_to_redis_and_reports_it_down_until_
     service.startService()
     targets = [(host, port) for host, port, *_ in reactor.tcpClients]
     assert targets == [("127.0.0.9", 6390), ("127.0.0.9", 6390)]
-    assert service.hub.bus.up is False
+    assert service.bus.up is False
     assert service.hub.metrics.registry.get_sample_value("chat_redis_up") == 0
     site = service.internal_listener.factory  # detailed health is on the internal listener
     health = site.resource.getChildWithDefault(b"healthz", DummyRequest([b"healthz"]))
@@ -41,4 +41,4 @@ def test_with_redis_url_the_service_connects_to_redis_and_reports_it_down_until_
     assert health._stats() == {"connections": 0, "redis": "down"}
     d = service.stopService()
     reactor.advance(0)
-    assert d.called and not service.hub.bus.running
+    assert d.called and not service.bus.running
