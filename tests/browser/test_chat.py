@@ -176,10 +176,10 @@ def test_moderated_message_is_marked_deleted_for_readers(open_room, live_room, l
     alice.send("fine remark")
     expect(bob.message("fine remark")).to_have_count(1)
     live.shell(
-        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        "from chat.models import Message\nfrom chat import actions\n"
         f"m = Message.objects.get(room__slug={live_room!r}, body='regrettable remark')\n"
         "m.is_deleted = True\nm.save()\n"
-        f"chatserver_client.message_deleted({live_room!r}, m.id)\n"
+        f"actions.message_deleted({live_room!r}, m.id)\n"
     )
     for page in (alice, bob):
         expect(page.message("regrettable remark")).to_have_count(0)

@@ -98,9 +98,9 @@ def test_repeat_of_a_deleted_message_stays_deleted_across_a_restart(system, room
     alice.say("regrettable", gone)
     message_id = bob.wait_for_messages(1)[0]["id"]
     system.shell(
-        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        "from chat.models import Message\nfrom chat import actions\n"
         f"Message.objects.filter(pk={message_id}).update(is_deleted=True)\n"
-        f"chatserver_client.message_deleted({room!r}, {message_id})\n"
+        f"actions.message_deleted({room!r}, {message_id})\n"
     )
     bob.wait_for(lambda f: f["type"] == "deleted" and f["id"] == message_id)
 
