@@ -134,7 +134,7 @@ class LongPollResource(MethodsResource):
         self._held: set[_HeldPoll] = set()
         self._leases: dict[tuple[str, str], _Lease] = {}
         # (room, uid) -> when its last typing notice went out (one per `typing_interval`).
-        self._typing: dict[tuple[str, str], float] = {}
+        self._typed: dict[tuple[str, str], float] = {}
 
     # bookkeeping ---------------------------------------------------------------------------
 
@@ -172,8 +172,8 @@ class LongPollResource(MethodsResource):
                 del self._leases[key]
                 self.hub.absent(*key)
         interval = self._config.typing_interval
-        for key in [k for k, when in self._typing.items() if when <= now - interval]:
-            del self._typing[key]
+        for key in [k for k, when in self._typed.items() if when <= now - interval]:
+            del self._typed[key]
 
     def release_all(self) -> None:
         """Shutdown: answer every held poll with an empty list."""
@@ -419,8 +419,8 @@ class LongPollResource(MethodsResource):
         `typing_interval` per person and room; others' held polls wake, the sender's do not)."""
         now = self._clock.seconds()
         key = (room, identity.uid)
-        if now - self._typing.get(key, float("-inf")) >= self._config.typing_interval:
-            self._typing[key] = now
+        if now - self._typed.get(key, float("-inf")) >= self._config.typing_interval:
+            self._typed[key] = now
             self.hub.typing(room, identity, identity.uid)
         return json_response(request, 200, {"events": []})
 
