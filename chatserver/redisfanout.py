@@ -33,7 +33,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from chatserver.djangoclient import UnknownRoom
-from chatserver.events import kind_of, referred_id
+from chatserver.events import UnknownKind, kind_of, referred_id
 from chatserver.fanout import Coalescer, LocalFanout
 from chatserver.ordering import RoomSequencer
 from chatserver.rooms import RoomRegistry
@@ -235,7 +235,12 @@ class RedisFanout:
 
     def _remote_room_event(self, envelope: dict) -> None:
         room, event = envelope["room"], envelope["event"]
-        kind = kind_of(event)  # UnknownKind for a kind this release does not know: ignored
+        try:
+            kind = kind_of(event)
+        except UnknownKind:
+            # A kind of a newer release (a rolling upgrade): this one cannot deliver it.
+            log.debug("ignoring a room event of unknown kind {kind!r}", kind=event.get("type"))
+            return
         if not kind.relayed:
             return
         message_id = referred_id(event)

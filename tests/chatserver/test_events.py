@@ -204,6 +204,23 @@ def test_the_previous_release_envelopes_are_still_read(cluster):
     assert bob.of_type("typing") == [{"type": "typing", "user": "carol"}]
 
 
+def test_a_room_event_of_an_unknown_kind_is_ignored_quietly(cluster):
+    """An `event` envelope of a kind this release does not know (a newer instance during an
+    upgrade) reaches nobody and is not counted as a bad envelope."""
+    a, b, reactor, django, redis = cluster
+    bob = Seen(b.connect(uid="u:2", name="bob"))
+    before = len(bob.update().frames)
+    envelope = {"type": "event", "origin": "new", "room": "lobby", "event": {"type": "edited"}}
+    b.hub.fanout.received(orjson.dumps(envelope))
+    assert len(bob.update().frames) == before
+    assert b.hub.metrics.registry.get_sample_value(
+        "chat_errors_total", {"kind": "bad_envelope"}
+    ) in (
+        None,
+        0,
+    )
+
+
 def test_archive_crosses_instances_as_a_state_event(cluster):
     """Archiving through the events endpoint on A closes B's sockets (4004) too."""
     a, b, reactor, django, redis = cluster
