@@ -21,7 +21,6 @@ talks only to the hub's verbs; its settings and clock are injected (chatserver/s
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -30,24 +29,16 @@ from twisted.web.server import NOT_DONE_YET
 
 from chatserver.admission import cors_allowed, parse_since
 from chatserver.config import ChatServerConfig
-from chatserver.events import KINDS
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, parse_json_object, validate_message
 from chatserver.history import HistoryPage
 from chatserver.limits import client_address, retry_after_header, retry_after_value
 from chatserver.methods import MethodsResource, allow_header
+from chatserver.pollanswers import poll_answer, post_answer
 from chatserver.tickets import Identity, TicketError
 from chatserver.web import error_response, json_response, read_body
 
 log = Logger()
-
-RESULT_STATUS = {
-    "room_archived": 410,
-    "unknown_room": 404,
-    "busy": 503,
-    "store_failed": 503,
-    "rate_limited": 429,
-}
 
 
 _ACCESS_REVOKED = orjson.dumps(
@@ -219,27 +210,9 @@ class LongPollResource(MethodsResource):
     def answer(
         self, room: str, frames: list[dict], has_more: bool = False, since: int | None = None
     ) -> bytes:
-        """A poll answer: `frames` (in order), the room's remembered events not among them, and
-        its presence frame last; `cursor` is the `since` of the next poll (the newest message
-        id in the answer, else `since`, else 0). The fields of the previous release follow."""
-        ids = {id(frame) for frame in frames}
-        events = frames + [e for e in self.hub.remembered(room) if id(e) not in ids]
-        presence = self.hub.presence(room)
-        messages = [
-            {k: v for k, v in f.items() if k != "type"} for f in frames if KINDS[f["type"]].ordered
-        ]
-        cursor = messages[-1]["id"] if messages else (since or 0)
-        return orjson.dumps(
-            {
-                "events": [*events, presence],
-                "cursor": cursor,
-                "has_more": has_more,
-                # The previous release's answer, for pages loaded before an upgrade.
-                "messages": messages,
-                "online": presence["online"],
-                "people": presence["people"],
-                "deleted": [e["id"] for e in events if e["type"] == "deleted"],
-            }
+        """A GET answer for `room` with `frames` (see `chatserver.pollanswers.poll_answer`)."""
+        return poll_answer(
+            frames, self.hub.remembered(room), self.hub.presence(room), has_more, since
         )
 
     # HTTP ----------------------------------------------------------------------------------
@@ -294,18 +267,11 @@ class LongPollResource(MethodsResource):
         except ValueError:
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:
-            return json_response(
-                request,
-                200,
-                {
-                    "events": [],
-                    "cursor": since or 0,
-                    "has_more": False,
-                    "messages": [],
-                    "online": [],
-                    "people": [],
-                    "deleted": [],
-                },
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"application/json")
+            request.setHeader(b"Cache-Control", b"no-store")
+            return poll_answer(
+                [], [], {"type": "presence", "online": [], "people": []}, since=since
             )
         address = self._address(request)
         if not self.hub.connect(identity.uid, address):
@@ -408,7 +374,7 @@ class LongPollResource(MethodsResource):
             self._lease_end(room, identity.uid)
             if finished:
                 return  # the client went away; the message is stored and broadcast anyway
-            request.write(self._post_answer(request, result))
+            request.write(post_answer(request, result))
             request.finish()
 
         self.hub.submit(room, identity, frame).addCallback(answer)
@@ -423,30 +389,3 @@ class LongPollResource(MethodsResource):
             self._typed[key] = now
             self.hub.typing(room, identity, identity.uid)
         return json_response(request, 200, {"events": []})
-
-    @staticmethod
-    def _post_answer(request: Any, result: dict) -> bytes:
-        """The hub's answer to a sent message as the POST's answer: `events` holds the frame
-        a socket's sender gets (the stored `message`, or an `ack` for a repeated nonce); the
-        previous release's fields (`message`, `repeat`, `deleted`, `id`) follow."""
-        if result.get("repeat"):
-            # A nonce Django had stored: answered to this sender only, never published.
-            ack = {"type": "ack", "nonce": result["nonce"], "id": result["id"]}
-            ack["deleted"] = result["deleted"]
-            if result["deleted"]:
-                legacy = {"deleted": True, "id": result["id"], "repeat": True}
-            else:
-                ack["message"] = result["message"]
-                legacy = {"message": result["message"], "repeat": True}
-            return json_response(request, 200, {"events": [ack], **legacy})
-        if result.get("ok"):
-            message = result["message"]
-            frame = {"type": "message", **message}
-            return json_response(request, 200, {"events": [frame], "message": message})
-        code = str(result.get("error") or "store_failed")
-        payload = {"error": code, "message": str(result.get("message") or code)}
-        retry_after = result.get("retry_after")
-        if isinstance(retry_after, int | float):
-            payload["retry_after"] = retry_after
-            request.setHeader(b"Retry-After", str(math.ceil(retry_after)).encode())
-        return json_response(request, RESULT_STATUS.get(code, 400), payload)
