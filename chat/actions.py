@@ -1,6 +1,7 @@
 """What Django tells the chat server, and when: the only caller of `chat.chatserver_client`.
 
-Each function schedules one signed control call (docs/protocol.md, "Control API") with
+Each function schedules one signed control call (docs/protocol.md, "Control API"; room changes
+all go to the one room-events endpoint, `chatserver_client.room_event`) with
 `transaction.on_commit`, so the chat server never acts on a change that is rolled back, and the
 cut-off it gets (``before_ms``) is taken after the commit: every ticket minted before the change
 is at or before it. The signal handlers in `chat.signals` call these for every path that changes
@@ -74,19 +75,24 @@ def _after_commit(name: str, call: Callable[[], dict[str, Any] | None]) -> None:
     transaction.on_commit(lambda: _send(name, call, batch))
 
 
+def _room_event(name: str, slug: str, event: Callable[[], dict[str, Any]]) -> None:
+    """One room event after commit; `event` is built then (a cut-off is taken after commit)."""
+    _after_commit(name, lambda: chatserver_client.room_event(slug, event()))
+
+
 def room_archived(slug: str) -> None:
     """A room was archived: its sockets close with 4004, its held polls answer 410."""
-    _after_commit("room_archived", lambda: chatserver_client.room_archived(slug))
+    _room_event("room_archived", slug, lambda: {"type": "archived"})
 
 
 def room_unarchived(slug: str) -> None:
     """A room was un-archived: the chat server accepts its sockets again."""
-    _after_commit("room_unarchived", lambda: chatserver_client.room_unarchived(slug))
+    _room_event("room_unarchived", slug, lambda: {"type": "unarchived"})
 
 
 def room_deleted(slug: str) -> None:
     """A room was deleted (or its slug changed): 4005 / 410, and the chat server forgets it."""
-    _after_commit("room_deleted", lambda: chatserver_client.room_deleted(slug, now_ms()))
+    _room_event("room_deleted", slug, lambda: {"type": "room_deleted", "before_ms": now_ms()})
 
 
 def room_access_changed(slug: str, scope: str) -> None:
@@ -94,9 +100,10 @@ def room_access_changed(slug: str, scope: str) -> None:
     rules changed): the affected connections close with 4003 and their old tickets are refused."""
     if scope not in (GUESTS, EVERYONE):
         raise ValueError(f"scope must be {GUESTS!r} or {EVERYONE!r}, not {scope!r}")
-    _after_commit(
+    _room_event(
         "room_access_changed",
-        lambda: chatserver_client.room_access_changed(slug, scope, now_ms()),
+        slug,
+        lambda: {"type": "access", "scope": scope, "before_ms": now_ms()},
     )
 
 
@@ -108,10 +115,9 @@ def user_access_revoked(user_id: int) -> None:
 
 
 def message_deleted(slug: str, message_id: int) -> None:
-    """A moderator deleted a message: clients remove it."""
-    _after_commit(
-        "message_deleted", lambda: chatserver_client.message_deleted(slug, int(message_id))
-    )
+    """A moderator deleted a message: clients remove it (the room gets a `deleted` frame)."""
+    event = {"type": "deleted", "id": int(message_id)}
+    _room_event("message_deleted", slug, lambda: event)
 
 
 def guest_renamed(uid: str, name: str) -> None:

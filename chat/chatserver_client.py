@@ -43,28 +43,16 @@ def _call(method: str, path: str, payload: dict[str, Any] | None = None) -> dict
     return data
 
 
-def room_archived(slug: str) -> dict[str, Any] | None:
-    """Tell the chat server a room was archived: it closes the room's sockets and polls."""
-    return _call("POST", f"/internal/rooms/{quote(slug, safe='')}/archived")
+def room_event(slug: str, event: dict[str, Any]) -> dict[str, Any] | None:
+    """Tell the chat server about one room event: ``POST /internal/rooms/<slug>/events``.
 
-
-def room_unarchived(slug: str) -> dict[str, Any] | None:
-    """Tell the chat server a room was un-archived: it accepts the room's sockets again."""
-    return _call("POST", f"/internal/rooms/{quote(slug, safe='')}/unarchived")
-
-
-def room_deleted(slug: str, before_ms: int) -> dict[str, Any] | None:
-    """Tell the chat server a room was deleted: it closes the room (4005), forgets it, and
-    refuses the room's tickets minted at or before ``before_ms`` (Unix milliseconds)."""
-    path = f"/internal/rooms/{quote(slug, safe='')}/deleted"
-    return _call("POST", path, {"before_ms": int(before_ms)})
-
-
-def room_access_changed(slug: str, scope: str, before_ms: int) -> dict[str, Any] | None:
-    """Tell the chat server a room's access rules narrowed: tickets in ``scope`` (``"guests"``
-    or ``"all"``) minted at or before ``before_ms`` are refused and their connections closed."""
-    path = f"/internal/rooms/{quote(slug, safe='')}/access"
-    return _call("POST", path, {"before_ms": int(before_ms), "scope": scope})
+    ``event`` is ``{"type": ...}``: a room state change (``archived``, ``unarchived``,
+    ``room_deleted`` with ``before_ms``, ``access`` with ``before_ms`` and ``scope``) or a frame
+    for the room's members (``{"type": "deleted", "id": 812}``); docs/protocol.md, "Control API
+    on the chat server". Answers the chat server's JSON (``{"closed": n}``, ``{"notified": n}``,
+    ...), or None when it does not answer.
+    """
+    return _call("POST", f"/internal/rooms/{quote(slug, safe='')}/events", event)
 
 
 def user_revoked(uid: str, before_ms: int) -> dict[str, Any] | None:
@@ -73,13 +61,6 @@ def user_revoked(uid: str, before_ms: int) -> dict[str, Any] | None:
     closed (4003)."""
     path = f"/internal/users/{quote(uid, safe=':')}/revoked"
     return _call("POST", path, {"before_ms": int(before_ms)})
-
-
-def message_deleted(slug: str, message_id: int) -> dict[str, Any] | None:
-    """Tell the chat server a message was deleted so clients remove it."""
-    return _call(
-        "POST", f"/internal/rooms/{quote(slug, safe='')}/messages/{int(message_id)}/deleted"
-    )
 
 
 def stats() -> dict[str, Any] | None:

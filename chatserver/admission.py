@@ -1,4 +1,4 @@
-"""Admission helpers shared by the transports: the strict number rule and the Origin check.
+"""Admission helpers shared by the transports: the strict number rule, the Origin check, CORS.
 
 One rule for every number a client or a peer puts in a URL (docs/protocol.md, "Numbers in
 URLs"): ASCII digits only, at most `MAX_ID` (2**53 - 1, the largest integer a JavaScript client
@@ -9,6 +9,8 @@ to retry forever.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 MAX_ID = 2**53 - 1
 _DIGITS = frozenset(b"0123456789")
@@ -49,3 +51,16 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     if not origin:
         return True
     return origin.rstrip("/") in allowed
+
+
+def cors_allowed(request: Any, allowed: tuple[str, ...]) -> bool:
+    """Set the CORS headers of a long-poll answer; False when a browser Origin is not allowed
+    (answered 403 `bad_origin` by the caller)."""
+    request.setHeader(b"Vary", b"Origin")
+    origin = request.getHeader(b"origin")
+    origin_text = origin.decode("ascii", "replace") if origin else None
+    if not origin_allowed(origin_text, allowed):
+        return False
+    if origin_text:
+        request.setHeader(b"Access-Control-Allow-Origin", origin)
+    return True

@@ -1,13 +1,20 @@
 """The signed control API Django calls (docs/protocol.md, "Control API on the chat server").
 
-    POST /internal/rooms/<slug>/archived                -> {"closed": n}
-    POST /internal/rooms/<slug>/unarchived              -> {"archived": false}
-    POST /internal/rooms/<slug>/deleted                 {"before_ms"} -> {"closed": n}
-    POST /internal/rooms/<slug>/access                  {"before_ms", "scope"} -> {"closed": n}
+    POST /internal/rooms/<slug>/events                  an event or a list of events -> answers
     POST /internal/users/<uid>/revoked                  {"before_ms"} -> {"closed": n}
-    POST /internal/rooms/<slug>/messages/<id>/deleted   -> {"notified": n}
-    GET  /internal/stats                                -> live numbers
     POST /internal/guests/<uid>/renamed  {"name": n}     -> {"renamed": n}
+    GET  /internal/stats                                -> live numbers
+
+A room event is `{"type": ...}`: a room state change (`archived`, `unarchived`, `room_deleted`
+with `before_ms`, `access` with `before_ms` and `scope`) or a frame for the room's members (a
+kind of chatserver/events.py marked `control`, e.g. `{"type": "deleted", "id": 812}`). The
+per-change URLs of the previous release are aliases of it:
+
+    POST /internal/rooms/<slug>/archived                = {"type": "archived"}
+    POST /internal/rooms/<slug>/unarchived              = {"type": "unarchived"}
+    POST /internal/rooms/<slug>/deleted  {"before_ms"}  = {"type": "room_deleted", ...}
+    POST /internal/rooms/<slug>/access   {...}          = {"type": "access", ...}
+    POST /internal/rooms/<slug>/messages/<id>/deleted   = {"type": "deleted", "id": <id>}
 
 Unsigned, badly signed or stale calls get 403 JSON; bodies over 1 MiB get 413.
 """
@@ -22,7 +29,8 @@ import orjson
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 
-from chatserver.admission import parse_decimal
+from chatserver.admission import MAX_ID, parse_decimal
+from chatserver.events import KINDS, refers_to_message
 from chatserver.methods import refuse_method
 from chatserver.revocations import ROOM, ROOM_GUESTS, USER, Revocation
 from chatserver.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify_request
@@ -31,6 +39,19 @@ from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_
 log = Logger()
 
 GUEST_UID_RE = re.compile(r"g:[0-9a-f]{16}")
+# One call carries at most this many events (a bulk action sends one call per room).
+MAX_EVENTS = 100
+# The old per-change URLs: /internal/rooms/<slug>/<verb> -> the event type they stand for.
+ROOM_ALIASES = {
+    "archived": "archived",
+    "unarchived": "unarchived",
+    "deleted": "room_deleted",
+    "access": "access",
+}
+
+
+class BadEvent(ValueError):
+    """A room event the control API refuses (400 `bad_request`, with this text)."""
 
 
 class ControlResource(Resource):
@@ -75,12 +96,16 @@ class ControlResource(Resource):
         parts = [p.decode("utf-8", "replace") for p in request.postpath]
         if parts == ["stats"] and method == "GET":
             return json_response(request, 200, self._stats())
-        if method == "POST" and len(parts) == 3 and parts[0] == "rooms" and parts[2] == "archived":
-            closed = self._on_archived(parts[1])
-            log.info("room {room} archived: closed {closed}", room=parts[1], closed=closed)
-            return json_response(request, 200, {"closed": closed})
-        if method == "POST" and len(parts) == 3 and parts[0] in ("rooms", "users"):
-            return self._access_call(request, parts[0], parts[1], parts[2], body)
+        if method == "POST" and len(parts) == 3 and parts[0] == "rooms":
+            if parts[2] == "events":
+                return self._events(request, parts[1], body)
+            if parts[2] in ROOM_ALIASES:
+                fields = _body_fields(body) or {}
+                return self._events_answer(
+                    request, parts[1], {**fields, "type": ROOM_ALIASES[parts[2]]}
+                )
+        if method == "POST" and len(parts) == 3 and parts[0] == "users" and parts[2] == "revoked":
+            return self._user_revoked(request, parts[1], body)
         if (
             method == "POST"
             and len(parts) == 5
@@ -92,11 +117,63 @@ class ControlResource(Resource):
                 message_id = parse_decimal(parts[3])
             except ValueError:
                 return error_response(request, 400, "bad_id", "The message id is not a number.")
-            notified = self._hub.delete(parts[1], message_id)
-            return json_response(request, 200, {"notified": notified})
+            return self._events_answer(request, parts[1], {"type": "deleted", "id": message_id})
         if method == "POST" and len(parts) == 3 and parts[0] == "guests" and parts[2] == "renamed":
             return self._renamed(request, parts[1], body)
         return error_response(request, 404, "not_found", "No such control call.")
+
+    def _events(self, request: Any, room: str, body: bytes) -> bytes:
+        """`POST /internal/rooms/<slug>/events`: one event (answered as its alias is) or a
+        list of them (`{"results": [...]}`, applied in order). Every event is checked before
+        any is applied: one bad event refuses the call and changes nothing."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            return self._events_answer(request, room, data)
+        if not isinstance(data, list) or not 1 <= len(data) <= MAX_EVENTS:
+            return error_response(
+                request, 400, "bad_request", f"Expected an event or a list of 1 to {MAX_EVENTS}."
+            )
+        try:
+            for event in data:
+                _check_event(event)
+        except BadEvent as exc:
+            return error_response(request, 400, "bad_request", str(exc))
+        return json_response(request, 200, {"results": [self._apply(room, e) for e in data]})
+
+    def _events_answer(self, request: Any, room: str, event: dict) -> bytes:
+        try:
+            _check_event(event)
+        except BadEvent as exc:
+            return error_response(request, 400, "bad_request", str(exc))
+        return json_response(request, 200, self._apply(room, event))
+
+    def _apply(self, room: str, event: dict) -> dict:
+        """One checked room event, through the hub's verb for it."""
+        kind = event["type"]
+        if kind == "archived":
+            closed = self._on_archived(room)
+            log.info("room {room} archived: closed {closed}", room=room, closed=closed)
+            return {"closed": closed}
+        if kind == "unarchived":
+            self._hub.unarchive(room)
+            log.info("room {room} un-archived", room=room)
+            return {"archived": False}
+        if kind == "room_deleted":
+            closed = self._hub.delete_room(room, event["before_ms"])
+            log.info("room {room} deleted: closed {closed}", room=room, closed=closed)
+            return {"closed": closed}
+        if kind == "access":
+            scope = ROOM_GUESTS if event["scope"] == "guests" else ROOM
+            return {"closed": self._revoke(Revocation(scope, room, event["before_ms"]))}
+        return {"notified": self._hub.announce(room, event)}
+
+    def _revoke(self, revocation: Revocation) -> int:
+        closed = self._hub.revoke(revocation)
+        log.info("access revoked ({scope}): closed {closed}", scope=revocation.scope, closed=closed)
+        return closed
 
     def _renamed(self, request: Any, uid: str, body: bytes) -> bytes:
         """A guest renamed itself: its sockets, polls and presence take the new name at once."""
@@ -106,34 +183,35 @@ class ControlResource(Resource):
             return error_response(request, 400, "bad_request", "Expected a guest uid and a name.")
         return json_response(request, 200, {"renamed": self._hub.rename(uid, name)})
 
-    def _access_call(self, request: Any, kind: str, key: str, verb: str, body: bytes) -> bytes:
-        """The calls that change who may be connected (docs/protocol.md, "Control API")."""
-        if kind == "rooms" and verb == "unarchived":
-            self._hub.unarchive(key)
-            log.info("room {room} un-archived", room=key)
-            return json_response(request, 200, {"archived": False})
-        if (kind, verb) not in (("rooms", "deleted"), ("rooms", "access"), ("users", "revoked")):
-            return error_response(request, 404, "not_found", "No such control call.")
+    def _user_revoked(self, request: Any, uid: str, body: bytes) -> bytes:
+        """An identity's right to be connected ended (sign-out, deactivation, deletion)."""
         fields = _body_fields(body)
         before_ms = fields.get("before_ms") if fields is not None else None
         if not _is_millis(before_ms):
             return error_response(
                 request, 400, "bad_request", "before_ms must be Unix time in milliseconds."
             )
-        if verb == "deleted":
-            closed = self._hub.delete_room(key, before_ms)
-            log.info("room {room} deleted: closed {closed}", room=key, closed=closed)
-            return json_response(request, 200, {"closed": closed})
-        if verb == "revoked":
-            revocation = Revocation(USER, key, before_ms)
-        else:
-            scope = fields.get("scope")
-            if scope not in ("guests", "all"):
-                return error_response(request, 400, "bad_request", 'scope is "guests" or "all".')
-            revocation = Revocation(ROOM_GUESTS if scope == "guests" else ROOM, key, before_ms)
-        closed = self._hub.revoke(revocation)
-        log.info("access revoked ({scope}): closed {closed}", scope=revocation.scope, closed=closed)
+        closed = self._revoke(Revocation(USER, uid, before_ms))
         return json_response(request, 200, {"closed": closed})
+
+
+def _check_event(event: object) -> None:
+    """Raise `BadEvent` unless `event` is a room event this API applies (see the module)."""
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise BadEvent("An event is an object with a string type.")
+    kind = event["type"]
+    if kind in ("room_deleted", "access") and not _is_millis(event.get("before_ms")):
+        raise BadEvent("before_ms must be Unix time in milliseconds.")
+    if kind == "access" and event.get("scope") not in ("guests", "all"):
+        raise BadEvent('scope is "guests" or "all".')
+    if kind in ROOM_ALIASES.values():
+        return
+    row = KINDS.get(kind)
+    if row is None or not row.control:
+        raise BadEvent(f"Unknown event type {kind!r}.")
+    message_id = event.get("id")
+    if refers_to_message(row) and (type(message_id) is not int or not 0 <= message_id <= MAX_ID):
+        raise BadEvent("id must be a message id.")
 
 
 def _body_fields(body: bytes) -> dict | None:

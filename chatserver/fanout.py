@@ -1,9 +1,14 @@
-"""Delivering to a room: one encoded frame per broadcast, handed to every member.
+"""Delivering to a room: the two fan-out operations and one encoded frame per broadcast.
+
+`Fanout` (a `typing.Protocol`) is what the hub publishes through: `publish` is the ordered,
+de-duplicated path for new messages (id order, exactly once; across instances
+chatserver/ordering.py fills gaps), `publish_event` the generic path for every other room event
+(a frame `{"type": ...}`), whose per-kind behaviour comes from the table in chatserver/events.py.
+Presence and typing are thin helpers over the generic path. `LocalFanout` is the single-process
+implementation; with `CHAT_REDIS_URL`, `chatserver.redisfanout.RedisFanout` wraps it.
 
 `Broadcast` encodes lazily and once: the WebSocket frame (prepared by Autobahn) for sockets, the
-long-poll JSON answer for held polls. Members implement `deliver(broadcast)`. `LocalFanout` is the
-single-process implementation of "publish a stored message to a room"; with `CHAT_REDIS_URL`,
-`chatserver.redisfanout.RedisFanout` wraps it behind the same interface.
+long-poll answer for held polls. Members implement `deliver(broadcast)`.
 
 Presence is coalesced per room (`Coalescer`): a change is sent at once when the room sent none
 in the last `presence_interval` seconds, otherwise once when the interval ends, with the state
@@ -14,38 +19,62 @@ interval, and the last state always goes out.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from chatserver.events import KINDS, Kind, kind_of, referred_id
 from chatserver.rooms import RoomRegistry
 
 
+class Fanout(Protocol):
+    """What the hub publishes through (`LocalFanout`, `RedisFanout`)."""
+
+    def publish(self, room: str, message: dict, prev_id: int | None = None) -> Any:
+        """A message Django stored: to the room in id order, exactly once."""
+
+    def publish_event(self, room: str, event: dict, sender: object = None) -> int:
+        """Any other room event (a frame): to the room, never back to `sender`."""
+
+    def publish_state(self, event: dict) -> None:
+        """A process-wide state change this process already applied (revoked, archived,
+        unarchived, room_deleted, renamed): to the other instances."""
+
+    def publish_presence(self, room: str) -> None:
+        """The room's presence changed here (coalesced)."""
+
+    def buffer_trusted(self, room: str) -> bool:
+        """May the recent buffer answer `since` for the room?"""
+
+
 class Broadcast:
-    """One event for a room, encoded at most once per transport."""
+    """One room event, encoded at most once per transport.
 
-    __slots__ = ("kind", "frame", "message", "deleted_id", "_prepare", "_prepared", "_poll_body")
+    `sender` is the connection (socket) or the uid (long poll) the event came from: it never
+    goes back there (`sent_by`).
+    """
 
-    def __init__(
-        self,
-        kind: str,
-        frame: dict,
-        prepare: Callable[[bytes], Any],
-        message: dict | None = None,
-        deleted_id: int | None = None,
-    ) -> None:
-        self.kind = kind
+    __slots__ = ("kind", "frame", "sender", "_prepare", "_prepared", "_cached")
+
+    def __init__(self, frame: dict, prepare: Callable[[bytes], Any], sender: object = None) -> None:
+        self.kind: Kind = KINDS[frame["type"]]
         self.frame = frame
-        self.message = message
-        self.deleted_id = deleted_id
+        self.sender = sender
         self._prepare = prepare
         self._prepared = None
-        self._poll_body: dict[str, bytes] = {}
+        self._cached: dict[str, Any] = {}
 
     @property
     def message_id(self) -> int | None:
         """Id of the carried message (None for other events)."""
-        return self.message["id"] if self.message is not None else None
+        return self.frame["id"] if self.kind.ordered else None
+
+    def sent_by(self, member: object) -> bool:
+        """True when `member` (a connection, or a held poll of the same uid) sent the event."""
+        sender = self.sender
+        return sender is not None and (
+            member is sender or (isinstance(sender, str) and getattr(member, "uid", None) == sender)
+        )
 
     def prepared(self) -> Any:
         """The WebSocket frame, framed once for every socket."""
@@ -53,21 +82,11 @@ class Broadcast:
             self._prepared = self._prepare(orjson.dumps(self.frame))
         return self._prepared
 
-    def poll_body(
-        self, online: Callable[[], list[str]], people: Callable[[], list[dict]] = list
-    ) -> bytes:
-        """The long-poll answer for a held poll (encoded once for all held polls)."""
-        body = self._poll_body.get("body")
-        if body is None:
-            answer = {
-                "messages": [self.message] if self.message is not None else [],
-                "has_more": False,
-                "online": online(),
-                "people": people(),
-                "deleted": [self.deleted_id] if self.deleted_id is not None else [],
-            }
-            body = self._poll_body["body"] = orjson.dumps(answer)
-        return body
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """`build()` once per broadcast (e.g. the long-poll answer shared by all held polls)."""
+        if key not in self._cached:
+            self._cached[key] = build()
+        return self._cached[key]
 
 
 class Coalescer:
@@ -123,11 +142,11 @@ class LocalFanout:
         self._metrics = metrics
         self._presence = Coalescer(clock, presence_interval, self._send_presence)
 
-    def _deliver(self, room: str, broadcast: Broadcast, exclude: object = None) -> int:
+    def _deliver(self, room: str, broadcast: Broadcast) -> int:
         # Copy: a delivery may close a member (slow reader) and so change the set.
         members = list(self._registry.members(room))
         for member in members:
-            if member is not exclude:
+            if not broadcast.sent_by(member):
                 member.deliver(broadcast)
         return len(members)
 
@@ -140,43 +159,53 @@ class LocalFanout:
         if not self._registry.remember(room, message):
             return 0  # already delivered (a retried batch or a resent nonce)
         frame = {"type": "message", **message}
-        count = self._deliver(room, Broadcast("message", frame, self._prepare, message=message))
+        count = self._deliver(room, Broadcast(frame, self._prepare))
         if self._metrics is not None and count:
             self._metrics.messages_out.inc(count)
         return count
 
-    def publish_deleted(self, room: str, message_id: int) -> int:
-        """Tell the room a message was deleted; returns members reached."""
-        self._registry.forget(room, message_id)
-        frame = {"type": "deleted", "id": message_id}
-        return self._deliver(
-            room, Broadcast("deleted", frame, self._prepare, deleted_id=message_id)
-        )
+    def publish_event(self, room: str, event: dict, sender: object = None) -> int:
+        """Send a room event to its members (never back to `sender`); returns members reached.
 
-    def publish_archived(self, room: str) -> None:
-        """Nothing to do: the hub has closed this process's listeners already."""
+        What the registry keeps about it follows its row in `chatserver.events.KINDS`: a
+        retracted message leaves the recent buffer, a remembered event is kept for returning
+        polls, a versioned event older than one already seen is dropped (returns 0).
+        """
+        kind = kind_of(event)
+        message_id = referred_id(event)
+        if kind.versioned:
+            version = event.get("version")
+            if message_id is None or not isinstance(version, int):
+                return 0
+            if not self._registry.newest_version(room, kind.name, message_id, version):
+                return 0
+        if kind.retracts and message_id is not None:
+            self._registry.retract(room, message_id)
+        if kind.remembered:
+            self._registry.remember_event(room, event)
+        return self._deliver(room, Broadcast(event, self._prepare, sender))
 
-    def publish_event(self, envelope: dict) -> None:
-        """A state event (revoked, unarchived, room_deleted, renamed) the hub already applied here:
-        nothing to do in one process (`RedisFanout` relays it to the other instances)."""
+    def publish_state(self, event: dict) -> None:
+        """Nothing to do in one process: the hub applied it already (`RedisFanout` relays it
+        to the other instances)."""
 
     def buffer_trusted(self, room: str) -> bool:
         """Every stored message passes through this process: the recent buffer is complete."""
         return True
 
     def publish_presence(self, room: str) -> None:
-        """Tell the room's sockets who is online (coalesced: see `Coalescer`)."""
+        """Tell the room's members who is online (coalesced: see `Coalescer`)."""
         self._presence.request(room)
 
     def _send_presence(self, room: str) -> int:
-        frame = {
-            "type": "presence",
-            "online": self._registry.online(room),
-            "people": self._registry.people(room),
-        }
-        return self._deliver(room, Broadcast("presence", frame, self._prepare))
+        return self.publish_event(room, presence_frame(self._registry, room))
 
-    def publish_typing(self, room: str, name: str, sender: object) -> int:
-        """Relay a typing notice to everyone in the room but its sender."""
-        frame = {"type": "typing", "user": name}
-        return self._deliver(room, Broadcast("typing", frame, self._prepare), exclude=sender)
+
+def presence_frame(registry: RoomRegistry, room: str) -> dict:
+    """`{"type": "presence", "online": [...], "people": [...]}` for a room, as of now."""
+    return {"type": "presence", "online": registry.online(room), "people": registry.people(room)}
+
+
+def typing_frame(name: str) -> dict:
+    """`{"type": "typing", "user": name}`: someone is typing (never stored)."""
+    return {"type": "typing", "user": name}

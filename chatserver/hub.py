@@ -1,34 +1,41 @@
-"""What both transports share: tickets, rooms, history, sending, moderation.
+"""What both transports share: tickets, rooms, history, sending, room events, moderation.
 
-`ChatHub` holds the process-wide state (registry, fan-out, persistence queue, Django client,
-metrics); the WebSocket factory and the long-poll resources call into it, so a message sent on
-one transport reaches the other in the same order. With a Redis bus (`CHAT_REDIS_URL`) the
-fan-out also reaches the other instances (`chatserver.redisfanout`).
+`ChatHub` is the one object the transports (chatserver/protocol.py, chatserver/longpoll.py) talk
+to, through verbs: `verify`, `connect`/`disconnect`/`spend` (limits), `join`/`leave`,
+`present`/`absent` (presence of pollers), `history`, `submit`, `typing`, `presence`,
+`remembered`, `refuse` (count a refusal) and `log_refusal`. They never reach its collaborators:
+the registry, the fan-out (`chatserver.fanout.Fanout`), the persistence queue, the limits and
+the metrics are built by `chatserver.service.build_hub` (the composition root) and injected.
+Django's control calls arrive as verbs too: `announce` (any room event of
+chatserver/events.py), `archive`, `unarchive`, `revoke`, `delete_room`, `rename`; process-wide
+state reaches the other instances through `Fanout.publish_state` and comes back in
+`apply_state`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from chatserver.config import ChatServerConfig
 from chatserver.djangoclient import UnknownRoom
-from chatserver.fanout import LocalFanout
-from chatserver.frames import ClientFrame, encode
+from chatserver.events import kind_of
+from chatserver.fanout import Fanout, presence_frame, typing_frame
+from chatserver.frames import ClientFrame
+from chatserver.history import HistoryReader
 from chatserver.limits import ClientLimits
 from chatserver.logthrottle import LogThrottle
 from chatserver.metrics import ChatMetrics
 from chatserver.persistence import PersistenceQueue, QueueFull
 from chatserver.revocations import ROOM, SCOPES, USER, Revocation, RevocationList
 from chatserver.rooms import RoomRegistry
-from chatserver.signing import WINDOW_SECONDS
 from chatserver.tickets import Identity, TicketError, verify_ticket
 
 log = Logger()
@@ -93,95 +100,43 @@ def repeat_result(result: dict, nonce: str) -> dict:
     return answer
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    """One bounded page of a room's messages, oldest first (see `ChatHub.history`).
-
-    `has_more`: more messages follow the page (ask again after its last id); always false for a
-    page of the newest messages.
-    """
-
-    messages: list[dict]
-    has_more: bool
-
-    @property
-    def last_id(self) -> int | None:
-        """Id of the page's newest message, None for an empty page."""
-        return self.messages[-1]["id"] if self.messages else None
-
-
 class ChatHub:
-    """Process-wide chat state and the operations both transports use."""
+    """Process-wide chat state and the verbs both transports and the control API use."""
 
     def __init__(
         self,
         config: ChatServerConfig,
         clock: IReactorTime,
-        django: Any,
-        metrics: ChatMetrics | None = None,
-        bus: Any = None,
+        *,
+        registry: RoomRegistry,
+        fanout: Fanout,
+        persistence: PersistenceQueue,
+        history: HistoryReader,
+        limits: ClientLimits,
+        log_throttle: LogThrottle,
+        revocations: RevocationList,
+        metrics: ChatMetrics,
     ) -> None:
         self.config = config
         self.clock = clock
-        self.django = django
-        self.metrics = metrics if metrics is not None else ChatMetrics()
-        self.registry = RoomRegistry(config.recent_buffer)
-        # Callers waiting for a history read of the same (room, since) that is under way.
-        self._history_waiting: dict[tuple[str, int | None], list[Deferred]] = {}
+        self.registry = registry
+        self.fanout = fanout
+        self.persistence = persistence
+        self.metrics = metrics
+        self.revocations = revocations
+        self._history = history
+        self._limits = limits
+        self._log_throttle = log_throttle
         # Called with the slug after a room's listeners were closed (the long-poll resource).
         self.archive_listeners: list[Callable[[str], Any]] = []
         # Called with a `Revocation` / a deleted room's slug after its listeners were closed.
         self.revoke_listeners: list[Callable[[Revocation], Any]] = []
         self.forget_listeners: list[Callable[[str], Any]] = []
-        # Kept past the longest ticket lifetime, plus the clock skew tolerated between hosts.
-        self.revocations = RevocationList(config.max_ticket_ttl + WINDOW_SECONDS)
-        # Budgets and connection caps per identity and per address, shared by both transports.
-        self.limits = ClientLimits.from_config(config, clock)
-        # Log lines unauthenticated clients can cause are throttled per kind.
-        self.log_throttle = LogThrottle(clock, config.log_burst, config.log_interval)
-        local = LocalFanout(
-            self.registry,
-            prepare_frame,
-            self.metrics,
-            clock=clock,
-            presence_interval=config.presence_interval,
-        )
-        self.fanout: Any = local
-        self.bus = bus
-        if bus is not None:
-            from chatserver.redisfanout import RedisFanout
-
-            self.metrics.enable_redis()
-            self.fanout = RedisFanout(
-                local,
-                self.registry,
-                bus,
-                django,
-                clock,
-                on_archived=self.archive_local,
-                on_event=self.apply_event,
-                on_room_gone=self.room_gone,
-                gap_wait=config.redis_gap_wait_ms / 1000.0,
-                presence_interval=config.redis_presence_interval,
-                announce_interval=config.presence_interval,
-                metrics=self.metrics,
-            )
-        self.persistence = PersistenceQueue(
-            django,
-            clock,
-            on_stored=self._stored,
-            batch_size=config.batch_size,
-            batch_delay=config.batch_delay_ms / 1000.0,
-            max_in_flight=config.max_in_flight,
-            queue_limit=config.queue_limit,
-            room_queue_limit=config.room_queue_limit,
-            metrics=self.metrics,
-        )
         self.shutting_down = False
         # uid -> (new name, when): renames Django announced, applied to older tickets.
         self._renamed: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    # identity and rooms --------------------------------------------------------------------
+    # admission -----------------------------------------------------------------------------
 
     def verify(self, ticket: str, room: str) -> Identity:
         """Check a ticket for a room (raises `TicketError`; `revoked` when Django revoked it)."""
@@ -205,144 +160,82 @@ class ChatHub:
             identity = replace(identity, name=renamed[0])
         return identity
 
-    def rename(self, uid: str, name: str) -> int:
-        """Django says `uid` is now called `name` (a guest renamed itself).
+    def connect(self, uid: str, address: str) -> bool:
+        """Count one more connection (socket or held poll) of an identity and an address;
+        False when either is at its cap (nothing counted then)."""
+        return self._limits.connect(uid, address)
 
-        Every open socket of `uid` here and on the other instances takes the new name at once,
-        presence is republished in every room it is in, and tickets minted before the rename
-        (for `RENAME_MEMORY` seconds) speak under the new name. Returns this process's sockets
-        renamed.
-        """
-        self.rename_local(uid, name)
-        self.fanout.publish_event({"type": "renamed", "uid": uid, "name": name})
-        return sum(
-            1
-            for room in self.registry.rooms()
-            for member in self.registry.members(room)
-            if getattr(member, "identity", None) is not None and member.identity.uid == uid
-        )
+    def disconnect(self, uid: str, address: str) -> None:
+        """A connection counted by `connect` ended."""
+        self._limits.disconnect(uid, address)
 
-    def rename_local(self, uid: str, name: str) -> None:
-        """Apply a rename to this process: sockets, presence, and later checks of old tickets."""
-        now = self.clock.seconds()
-        self._renamed.pop(uid, None)
-        self._renamed[uid] = (name, now)
-        while self._renamed and (
-            len(self._renamed) > RENAME_MEMORY_MAX
-            or next(iter(self._renamed.values()))[1] < now - RENAME_MEMORY
-        ):
-            self._renamed.popitem(last=False)
-        for room in self.registry.rooms():
-            for member in list(self.registry.members(room)):
-                identity = getattr(member, "identity", None)
-                if identity is not None and identity.uid == uid and identity.name != name:
-                    member.identity = replace(identity, name=name)
-        for room in self.registry.rename(uid, name):
-            self.fanout.publish_presence(room)
+    def spend(self, uid: str, address: str) -> float | None:
+        """Spend one frame (or request) of the budgets; seconds to wait when over them."""
+        return self._limits.spend(uid, address)
+
+    def refuse(self, kind: str) -> None:
+        """Count a refusal (`chat_errors_total{kind}`)."""
+        self.metrics.errors.labels(kind=kind).inc()
+
+    def log_refusal(
+        self, logger: Logger, key: str, text: str, level: LogLevel = LogLevel.info, **kw: Any
+    ) -> None:
+        """Log a line an unauthenticated client can cause, throttled per `key`."""
+        self._log_throttle.emit(logger, key, text, level, **kw)
 
     def is_archived(self, room: str) -> bool:
         """True once Django told us the room was archived."""
         return room in self.registry.archived
 
-    def join(self, room: str, member: object, identity: Identity) -> None:
-        """Add a listener and count its person online; tell the room when that changed."""
+    # rooms and presence --------------------------------------------------------------------
+
+    def join(self, room: str, member: object, identity: Identity | None = None) -> None:
+        """Start delivering the room's events to `member`; with `identity` (a socket) its
+        person also counts as online (the room is told when that changed)."""
         self.registry.add_member(room, member)
+        if identity is not None:
+            self.present(room, identity)
+
+    def leave(self, room: str, member: object, identity: Identity | None = None) -> None:
+        """Stop delivering to `member`; with `identity`, its person counts once less."""
+        self.registry.remove_member(room, member)
+        if identity is not None:
+            self.absent(room, identity.uid)
+
+    def present(self, room: str, identity: Identity) -> None:
+        """One more holder of `identity`'s presence (a socket, a poller's lease); a holder under
+        a newer name renames the person at once."""
         if self.registry.add_presence(room, identity.uid, identity.name):
             self.fanout.publish_presence(room)
 
-    def leave(self, room: str, member: object, identity: Identity) -> None:
-        """Remove a listener; tell the room when its person went offline."""
-        self.registry.remove_member(room, member)
-        if self.registry.remove_presence(room, identity.uid):
+    def renamed_here(self, room: str, identity: Identity) -> None:
+        """A holder already counted now speaks under `identity.name` (the newest name wins)."""
+        if self.registry.rename(identity.uid, identity.name, room):
             self.fanout.publish_presence(room)
+
+    def absent(self, room: str, uid: str) -> None:
+        """One holder of `uid`'s presence less; the room is told when its person left."""
+        if self.registry.remove_presence(room, uid):
+            self.fanout.publish_presence(room)
+
+    def presence(self, room: str) -> dict:
+        """The room's presence frame as of now (hello and long-poll answers carry it)."""
+        return presence_frame(self.registry, room)
+
+    def remembered(self, room: str) -> list[dict]:
+        """The room's remembered events (chatserver/events.py), for long-poll answers."""
+        return self.registry.remembered(room)
+
+    def typing(self, room: str, identity: Identity, sender: object) -> int:
+        """`identity` is typing: tell everyone in the room but `sender` (a connection or a
+        poller's uid). Returns members reached here."""
+        return self.fanout.publish_event(room, typing_frame(identity.name), sender)
 
     # history -------------------------------------------------------------------------------
 
     def history(self, room: str, since: int | None) -> Deferred:
-        """Fires with one bounded `HistoryPage` for `hello`, a history request or a long poll.
-
-        Without `since`: the newest `history_size` messages (never more than a page),
-        `has_more` false (older ones are Django's public `before` pages). With `since`: the
-        oldest page after that id, `has_more` true when the room holds more after the page.
-        A page is at most `catchup_page` messages and about `catchup_bytes` encoded (always
-        at least one message), so one request never holds a room's whole history.
-
-        Answered from the recent buffer when it provably holds the page, else with one Django
-        read; a read that reaches the room's end seeds the buffer for the next caller.
-        """
-        page = self.config.catchup_page
-        cached = None
-        if self.fanout.buffer_trusted(room):
-            limit = min(self.config.history_size, page)
-            cached = self.registry.history(room, since, limit)
-        if cached is not None:
-            if since is None:
-                return succeed(self._bounded(cached, newest=True, has_more=False))
-            return succeed(self._bounded(cached[:page], newest=False, has_more=len(cached) > page))
-        return self._coalesced_fetch(room, since)
-
-    def _bounded(self, messages: list[dict], newest: bool, has_more: bool) -> HistoryPage:
-        """Cut a page to `catchup_bytes` (keeping the newest or the oldest end, at least one)."""
-        budget = self.config.catchup_bytes
-        ordered = reversed(messages) if newest else iter(messages)
-        kept = 0
-        size = 0
-        for message in ordered:
-            size += len(encode(message))
-            if kept and size > budget:
-                break
-            kept += 1
-        if kept == len(messages):
-            return HistoryPage(messages, has_more)
-        if newest:
-            return HistoryPage(messages[len(messages) - kept :], has_more)
-        return HistoryPage(messages[:kept], True)
-
-    def _coalesced_fetch(self, room: str, since: int | None) -> Deferred:
-        """One Django read per (room, since) at a time.
-
-        After a restart every client of a room reconnects at once with the same `since`; without
-        this each would read the same history from Django. A page that does not reach the room's
-        end is final (a room's ids commit in order), so callers that arrived during the read
-        share it. Otherwise they ask again when it ends: the read has seeded the recent buffer,
-        merged with what was broadcast meanwhile (they were already members, buffering), so they
-        are usually answered from memory, never from a read that started before they joined.
-        """
-        key = (room, since)
-        waiting = self._history_waiting.get(key)
-        if waiting is not None:
-            d: Deferred = Deferred()
-            waiting.append(d)
-            return d
-        self._history_waiting[key] = []
-
-        def settle(result: Any) -> Any:
-            for d in self._history_waiting.pop(key):
-                if isinstance(result, HistoryPage) and result.has_more:
-                    d.callback(result)
-                else:
-                    self.history(room, since).chainDeferred(d)
-            return result
-
-        return self._fetch_history(room, since).addBoth(settle)
-
-    @inlineCallbacks
-    def _fetch_history(self, room: str, since: int | None):
-        page = self.config.catchup_page
-        if since is None:
-            limit = min(self.config.history_size, page)
-            messages, older = yield self.django.latest_messages(room, limit)
-            # The newest page is every message from its first id on; a short page is the room.
-            complete_after = messages[0]["id"] - 1 if (messages and older) else 0
-            self.registry.seed(room, messages, complete_after)
-            return self._bounded(messages, newest=True, has_more=False)
-        # One page, never the whole room: Django's `has_more` says whether more follow.
-        messages, has_more = yield self.django.messages_after(room, since, page)
-        if not has_more:
-            # The page reaches the room's end: with what was broadcast meanwhile the buffer
-            # holds everything after `since`. A page with more after it proves nothing there.
-            self.registry.seed(room, messages, since)
-        return self._bounded(messages, newest=False, has_more=has_more)
+        """Fires with one bounded `HistoryPage` (`chatserver.history.HistoryReader.page`)."""
+        return self._history.page(room, since)
 
     # sending -------------------------------------------------------------------------------
 
@@ -369,7 +262,7 @@ class ChatHub:
         try:
             d = self.persistence.enqueue(item)
         except QueueFull:
-            self.metrics.errors.labels(kind="busy").inc()
+            self.refuse("busy")
             return succeed(error_result("busy", frame.nonce, retry_after=BUSY_RETRY_AFTER))
         self.metrics.messages_in.inc()
         return d.addCallback(self._room_state_from_result, room).addCallback(
@@ -393,13 +286,13 @@ class ChatHub:
             return repeat_result(result, nonce)
         return result
 
-    def _stored(self, message: dict, prev_id: int | None = None) -> None:
-        """A message Django created (never a repeat): publish it to the room, in id order."""
-        room = message.get("room")
-        if isinstance(room, str):
-            self.fanout.publish(room, message, prev_id)
+    # room events and moderation ------------------------------------------------------------
 
-    # moderation ----------------------------------------------------------------------------
+    def announce(self, room: str, event: dict) -> int:
+        """Django raised a room event (`{"type": ..., ...}`, a kind of chatserver/events.py):
+        to the room here and on every instance. Returns members reached here."""
+        kind_of(event)  # UnknownKind for anything the table does not list
+        return self.fanout.publish_event(room, event)
 
     def archive(self, room: str) -> int:
         """Django archived a room: close it here and on every other instance.
@@ -407,7 +300,7 @@ class ChatHub:
         Returns the sockets closed by this process.
         """
         closed = self.archive_local(room)
-        self.fanout.publish_archived(room)
+        self.fanout.publish_state({"type": "archived", "room": room})
         return closed
 
     def archive_local(self, room: str) -> int:
@@ -423,11 +316,46 @@ class ChatHub:
     def unarchive(self, room: str) -> None:
         """Django un-archived a room: accept its sockets again, here and on every instance."""
         self.unarchive_local(room)
-        self.fanout.publish_event({"type": "unarchived", "room": room})
+        self.fanout.publish_state({"type": "unarchived", "room": room})
 
     def unarchive_local(self, room: str) -> None:
         """Forget the room's archived flag."""
         self.registry.archived.discard(room)
+
+    def rename(self, uid: str, name: str) -> int:
+        """Django says `uid` is now called `name` (a guest renamed itself).
+
+        Every open socket of `uid` here and on the other instances takes the new name at once,
+        presence is republished in every room it is in, and tickets minted before the rename
+        (for `RENAME_MEMORY` seconds) speak under the new name. Returns this process's sockets
+        renamed.
+        """
+        self.rename_local(uid, name)
+        self.fanout.publish_state({"type": "renamed", "uid": uid, "name": name})
+        return sum(
+            1
+            for room in self.registry.rooms()
+            for member in self.registry.members(room)
+            if getattr(member, "identity", None) is not None and member.identity.uid == uid
+        )
+
+    def rename_local(self, uid: str, name: str) -> None:
+        """Apply a rename to this process: sockets, presence, and later checks of old tickets."""
+        now = self.clock.seconds()
+        self._renamed.pop(uid, None)
+        self._renamed[uid] = (name, now)
+        while self._renamed and (
+            len(self._renamed) > RENAME_MEMORY_MAX
+            or next(iter(self._renamed.values()))[1] < now - RENAME_MEMORY
+        ):
+            self._renamed.popitem(last=False)
+        for room in self.registry.rooms():
+            for member in list(self.registry.members(room)):
+                identity = getattr(member, "identity", None)
+                if identity is not None and identity.uid == uid and identity.name != name:
+                    member.identity = replace(identity, name=name)
+        for room in self.registry.rename(uid, name):
+            self.fanout.publish_presence(room)
 
     # access --------------------------------------------------------------------------------
 
@@ -435,7 +363,7 @@ class ChatHub:
         """Django revoked a right: refuse older tickets and close what they admitted, here and
         on every other instance. Returns the sockets closed by this process."""
         closed = self.revoke_local(revocation)
-        self.fanout.publish_event(
+        self.fanout.publish_state(
             {
                 "type": "revoked",
                 "scope": revocation.scope,
@@ -466,7 +394,7 @@ class ChatHub:
         """Django deleted a room: refuse its older tickets, close it (4005) and forget it, here
         and on every other instance. Returns the sockets closed by this process."""
         closed = self.delete_room_local(room, before_ms)
-        self.fanout.publish_event({"type": "room_deleted", "room": room, "before_ms": before_ms})
+        self.fanout.publish_state({"type": "room_deleted", "room": room, "before_ms": before_ms})
         return closed
 
     def delete_room_local(self, room: str, before_ms: int) -> int:
@@ -487,19 +415,24 @@ class ChatHub:
         log.info("room {room} is gone: closed {closed}", room=room, closed=closed)
         return closed
 
-    def apply_event(self, envelope: dict) -> None:
-        """A room-state event relayed by another instance (chatserver/redisfanout.py)."""
-        kind = envelope.get("type")
+    def apply_state(self, event: dict) -> None:
+        """A process-wide state event relayed by another instance, or found out after a Redis
+        outage (chatserver/redisfanout.py): apply it here only."""
+        kind = event.get("type")
         if kind == "revoked":
-            scope, key, before_ms = envelope["scope"], envelope["key"], envelope["before_ms"]
+            scope, key, before_ms = event["scope"], event["key"], event["before_ms"]
             if scope in SCOPES and isinstance(key, str):
                 self.revoke_local(Revocation(scope, key, int(before_ms)))
+        elif kind == "archived":
+            self.archive_local(str(event["room"]))
         elif kind == "unarchived":
-            self.unarchive_local(str(envelope["room"]))
+            self.unarchive_local(str(event["room"]))
         elif kind == "room_deleted":
-            self.delete_room_local(str(envelope["room"]), int(envelope["before_ms"]))
+            self.delete_room_local(str(event["room"]), int(event["before_ms"]))
+        elif kind == "room_gone":
+            self.room_gone(str(event["room"]))
         elif kind == "renamed":
-            uid, name = envelope.get("uid"), envelope.get("name")
+            uid, name = event.get("uid"), event.get("name")
             if isinstance(uid, str) and isinstance(name, str) and 1 <= len(name) <= 64:
                 self.rename_local(uid, name)
 
@@ -520,7 +453,3 @@ class ChatHub:
             total += sockets
             rooms[room] = {"online": self.registry.online(room), "connections": sockets}
         return {"connections": total, "rooms": rooms}
-
-    def delete(self, room: str, message_id: int) -> int:
-        """Tell the room a message was deleted; returns listeners notified."""
-        return self.fanout.publish_deleted(room, message_id)

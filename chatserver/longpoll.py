@@ -1,42 +1,44 @@
 """The long-polling transport (docs/protocol.md, "Long polling").
 
     GET  /poll/<slug>?ticket=&since=   one page of messages after `since` at once (`has_more` when
-                                       more follow: poll again at once), else held until one
-                                       arrives or `poll_timeout`; without `since`, the newest now
-    POST /poll/<slug>?ticket=          {"body", "nonce"} -> {"message": ...} once stored
+                                       more follow: poll again at once), else held until an event
+                                       that wakes polls arrives or `poll_timeout`; without
+                                       `since`, the newest now
+    POST /poll/<slug>?ticket=          {"body", "nonce"} -> {"events": [message or ack frame]}
+                                       once stored; {"type": "typing"} -> {"events": []}
+
+Every answer carries `events`: the frames a socket would have received (messages, the room's
+remembered events, anything that woke the poll, and a presence frame last), plus `cursor`, the
+`since` of the next poll, and `has_more`; the fields of the previous release (`messages`,
+`online`, `people`, `deleted`) are kept for pages loaded before an upgrade. Which kinds wake a
+held poll or wait behind its history read comes from chatserver/events.py.
 
 Held polls are room members like sockets: a broadcast answers them all with one encoded body.
 Presence: a poller is online while it polls and for `poll_grace` after; one sweep (`sweep`, every
-second) expires leases and times out held polls, instead of a timer per client.
+second) expires leases and times out held polls, instead of a timer per client. The resource
+talks only to the hub's verbs; its settings and clock are injected (chatserver/service.py).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 
-from chatserver.admission import origin_allowed, parse_since
+from chatserver.admission import cors_allowed, parse_since
+from chatserver.config import ChatServerConfig
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, parse_json_object, validate_message
-from chatserver.hub import HistoryPage
+from chatserver.history import HistoryPage
 from chatserver.limits import client_address, retry_after_header, retry_after_value
 from chatserver.methods import MethodsResource, allow_header
+from chatserver.pollanswers import poll_answer, post_answer
 from chatserver.tickets import Identity, TicketError
 from chatserver.web import error_response, json_response, read_body
 
 log = Logger()
-
-RESULT_STATUS = {
-    "room_archived": 410,
-    "unknown_room": 404,
-    "busy": 503,
-    "store_failed": 503,
-    "rate_limited": 429,
-}
 
 
 _ACCESS_REVOKED = orjson.dumps(
@@ -84,19 +86,15 @@ class _HeldPoll:
         self.identity: Identity | None = None  # the ticket's identity (revocations match it)
 
     def deliver(self, broadcast: Broadcast) -> None:
-        if self.done or broadcast.kind not in ("message", "deleted"):
+        kind = broadcast.kind
+        if self.done or not kind.wakes_polls or broadcast.sent_by(self):
             return
         if self.pending is not None:
-            self.pending.append(broadcast)
+            if kind.hello_buffer:
+                self.pending.append(broadcast)
             return
-        registry = self.owner.hub.registry
-        self.owner.finish(
-            self,
-            200,
-            broadcast.poll_body(
-                lambda: registry.online(self.room), lambda: registry.people(self.room)
-            ),
-        )
+        body = broadcast.cached("poll", lambda: self.owner.answer(self.room, [broadcast.frame]))
+        self.owner.finish(self, 200, body)
 
     def room_archived(self) -> bool:
         self.owner.finish(self, 410, orjson.dumps({"error": "room_archived"}))
@@ -119,11 +117,15 @@ class LongPollResource(MethodsResource):
     subpaths = True  # the room slug
     methods = (b"GET", b"POST", b"OPTIONS")
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, config: ChatServerConfig, clock: Any) -> None:
         super().__init__()
         self.hub = hub
+        self._config = config
+        self._clock = clock
         self._held: set[_HeldPoll] = set()
         self._leases: dict[tuple[str, str], _Lease] = {}
+        # (room, uid) -> when its last typing notice went out (one per `typing_interval`).
+        self._typed: dict[tuple[str, str], float] = {}
 
     # bookkeeping ---------------------------------------------------------------------------
 
@@ -136,13 +138,11 @@ class LongPollResource(MethodsResource):
         lease = self._leases.get(key)
         if lease is None:
             lease = self._leases[key] = _Lease(identity.name)
-            if self.hub.registry.add_presence(room, identity.uid, identity.name):
-                self.hub.fanout.publish_presence(room)
+            self.hub.present(room, identity)
         elif lease.name != identity.name:
             # The guest renamed itself: the newest ticket's name wins, at once.
             lease.name = identity.name
-            if self.hub.registry.rename(identity.uid, identity.name, room):
-                self.hub.fanout.publish_presence(room)
+            self.hub.renamed_here(room, identity)
         lease.active += 1
 
     def _lease_end(self, room: str, uid: str) -> None:
@@ -151,23 +151,25 @@ class LongPollResource(MethodsResource):
             lease.active -= 1
             if lease.active <= 0:
                 lease.active = 0
-                lease.expires = self.hub.clock.seconds() + self.hub.config.poll_grace
+                lease.expires = self._clock.seconds() + self._config.poll_grace
 
     def sweep(self) -> None:
         """Time out held polls and expire presence of pollers past their grace period."""
-        now = self.hub.clock.seconds()
+        now = self._clock.seconds()
         for held in [h for h in self._held if h.deadline <= now]:
-            self.finish(held, 200, self._answer(held.room, []))
+            self.finish(held, 200, self.answer(held.room, [], since=held.since))
         for key, lease in list(self._leases.items()):
             if lease.active == 0 and lease.expires <= now:
                 del self._leases[key]
-                if self.hub.registry.remove_presence(*key):
-                    self.hub.fanout.publish_presence(key[0])
+                self.hub.absent(*key)
+        interval = self._config.typing_interval
+        for key in [k for k, when in self._typed.items() if when <= now - interval]:
+            del self._typed[key]
 
     def release_all(self) -> None:
         """Shutdown: answer every held poll with an empty list."""
         for held in list(self._held):
-            self.finish(held, 200, self._answer(held.room, []))
+            self.finish(held, 200, self.answer(held.room, [], since=held.since))
 
     def room_archived(self, room: str) -> None:
         """Held polls of an archived room answer 410 (they are members: the hub reached them)."""
@@ -177,7 +179,7 @@ class LongPollResource(MethodsResource):
     def revoked(self, revocation: Any) -> None:
         """A revocation (the hub closed the held polls): its pollers leave presence now instead
         of after the grace period; their next poll is refused."""
-        now = self.hub.clock.seconds()
+        now = self._clock.seconds()
         for (room, uid), lease in list(self._leases.items()):
             if lease.active == 0 and revocation.covers(room, uid, uid.startswith("g:")):
                 lease.expires = now
@@ -195,9 +197,9 @@ class LongPollResource(MethodsResource):
             return
         held.done = True
         self._held.discard(held)
-        self.hub.registry.remove_member(held.room, held)
+        self.hub.leave(held.room, held)
         self._lease_end(held.room, held.uid)
-        self.hub.limits.disconnect(held.uid, held.address)
+        self.hub.disconnect(held.uid, held.address)
         request = held.request
         request.setResponseCode(status)
         request.setHeader(b"Content-Type", b"application/json")
@@ -205,29 +207,18 @@ class LongPollResource(MethodsResource):
         request.write(body)
         request.finish()
 
-    def _answer(self, room: str, messages: list[dict], has_more: bool = False) -> bytes:
-        return orjson.dumps(
-            {
-                "messages": messages,
-                "has_more": has_more,
-                "online": self.hub.registry.online(room),
-                "people": self.hub.registry.people(room),
-                "deleted": self.hub.registry.deleted(room),
-            }
+    def answer(
+        self, room: str, frames: list[dict], has_more: bool = False, since: int | None = None
+    ) -> bytes:
+        """A GET answer for `room` with `frames` (see `chatserver.pollanswers.poll_answer`)."""
+        return poll_answer(
+            frames, self.hub.remembered(room), self.hub.presence(room), has_more, since
         )
 
     # HTTP ----------------------------------------------------------------------------------
 
     def _cors(self, request: Any) -> bool:
-        """Set CORS headers; False when a browser Origin is not allowed."""
-        request.setHeader(b"Vary", b"Origin")
-        origin = request.getHeader(b"origin")
-        origin_text = origin.decode("ascii", "replace") if origin else None
-        if not origin_allowed(origin_text, self.hub.config.allowed_origins):
-            return False
-        if origin_text:
-            request.setHeader(b"Access-Control-Allow-Origin", origin)
-        return True
+        return cors_allowed(request, self._config.allowed_origins)
 
     def _admit(self, request: Any) -> tuple[str, Identity] | bytes:
         """The checks GET and POST share: origin (CORS), room path, ticket, archived room.
@@ -241,7 +232,7 @@ class LongPollResource(MethodsResource):
         try:
             identity = self.hub.verify(ticket, room)
         except TicketError:
-            self.hub.metrics.errors.labels(kind="bad_ticket").inc()
+            self.hub.refuse("bad_ticket")
             return error_response(request, 403, "bad_ticket", "Fetch a new ticket.")
         if self.hub.is_archived(room):
             return error_response(request, 404, "room_archived", "This room is archived.")
@@ -253,7 +244,7 @@ class LongPollResource(MethodsResource):
         return client_address(
             getattr(request.getClientAddress(), "host", None),
             forwarded.decode("latin-1") if forwarded else None,
-            self.hub.config.behind_proxy,
+            self._config.behind_proxy,
         )
 
     def render_OPTIONS(self, request: Any) -> bytes:  # noqa: N802 (twisted API)
@@ -276,14 +267,15 @@ class LongPollResource(MethodsResource):
         except ValueError:
             return error_response(request, 400, "bad_since", "since must be a message id.")
         if self.hub.shutting_down:
-            return json_response(
-                request,
-                200,
-                {"messages": [], "has_more": False, "online": [], "people": [], "deleted": []},
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"application/json")
+            request.setHeader(b"Cache-Control", b"no-store")
+            return poll_answer(
+                [], [], {"type": "presence", "online": [], "people": []}, since=since
             )
         address = self._address(request)
-        if not self.hub.limits.connect(identity.uid, address):
-            self.hub.metrics.errors.labels(kind="too_many_connections").inc()
+        if not self.hub.connect(identity.uid, address):
+            self.hub.refuse("too_many_connections")
             return error_response(
                 request, 429, "too_many_connections", "Too many open connections."
             )
@@ -293,7 +285,7 @@ class LongPollResource(MethodsResource):
         self._lease_start(room, identity)
         # Join before reading history, buffering events, so nothing falls between the two.
         self._held.add(held)
-        self.hub.registry.add_member(room, held)
+        self.hub.join(room, held)
         request.notifyFinish().addErrback(lambda _f: self._gone(held))
         d = self.hub.history(room, since)
         d.addCallbacks(
@@ -306,37 +298,38 @@ class LongPollResource(MethodsResource):
         if not held.done:
             held.done = True
             self._held.discard(held)
-            self.hub.registry.remove_member(held.room, held)
+            self.hub.leave(held.room, held)
             self._lease_end(held.room, held.uid)
-            self.hub.limits.disconnect(held.uid, held.address)
+            self.hub.disconnect(held.uid, held.address)
 
     def _history(self, page: HistoryPage, held: _HeldPoll) -> None:
         if held.done:
             return
         pending, held.pending = held.pending or [], None
+        frames = [{"type": "message", **message} for message in page.messages]
         if page.has_more:
             # One page of catch-up: the client polls again at once after its last id. Live
-            # messages stored meanwhile come after the rest of the catch-up, never before it.
-            self.finish(held, 200, self._answer(held.room, page.messages, has_more=True))
+            # events meanwhile come after the rest of the catch-up, never before it.
+            self.finish(held, 200, self.answer(held.room, frames, True, held.since))
             return
         newest = page.last_id if page.messages else (held.since or -1)
-        messages = list(page.messages)
-        deleted_seen = False
         for broadcast in pending:
-            if broadcast.kind == "deleted":
-                deleted_seen = True
-            elif broadcast.message_id is not None and broadcast.message_id > newest:
-                messages.append(broadcast.message)
-                newest = broadcast.message_id
-        if messages or held.since is None or deleted_seen:
-            self.finish(held, 200, self._answer(held.room, messages))
+            message_id = broadcast.message_id
+            if message_id is None:
+                frames.append(broadcast.frame)  # a kind that wakes polls (see `deliver`)
+            elif message_id > newest:
+                # A message stored while the history was read can be in both: skip the copy.
+                frames.append(broadcast.frame)
+                newest = message_id
+        if frames or held.since is None:
+            self.finish(held, 200, self.answer(held.room, frames, since=held.since))
             return
-        held.deadline = self.hub.clock.seconds() + self.hub.config.poll_timeout
+        held.deadline = self._clock.seconds() + self._config.poll_timeout
 
     def _history_failed(self, failure: Any, held: _HeldPoll) -> None:
         if self.hub.history_failed(held.room, failure):
             return  # Django does not know the room: answered 410 room_deleted, final
-        self.hub.metrics.errors.labels(kind="history_failed").inc()
+        self.hub.refuse("history_failed")
         log.warn("history for a poll failed: {error}", error=failure.getErrorMessage())
         self.finish(
             held,
@@ -349,9 +342,9 @@ class LongPollResource(MethodsResource):
         if isinstance(found, bytes):
             return found
         room, identity = found
-        wait = self.hub.limits.spend(identity.uid, self._address(request))
+        wait = self.hub.spend(identity.uid, self._address(request))
         if wait is not None:
-            self.hub.metrics.errors.labels(kind="rate_limited").inc()
+            self.hub.refuse("rate_limited")
             request.setHeader(b"Retry-After", retry_after_header(wait))
             return json_response(
                 request,
@@ -362,13 +355,16 @@ class LongPollResource(MethodsResource):
                     "retry_after": retry_after_value(wait),
                 },
             )
-        raw = read_body(request, self.hub.config.max_payload)
+        raw = read_body(request, self._config.max_payload)
         if raw is None:
             return error_response(request, 413, "too_large", "The body is over the limit.")
         try:
-            frame = validate_message(parse_json_object(raw), self.hub.config.max_body)
+            obj = parse_json_object(raw)
+            if obj.get("type") == "typing":
+                return self._typing(request, room, identity)
+            frame = validate_message(obj, self._config.max_body)
         except FrameError as exc:
-            self.hub.metrics.errors.labels(kind=exc.code).inc()
+            self.hub.refuse(exc.code)
             return error_response(request, 400, exc.code, exc.message)
         self._lease_start(room, identity)
         finished: list = []
@@ -378,25 +374,18 @@ class LongPollResource(MethodsResource):
             self._lease_end(room, identity.uid)
             if finished:
                 return  # the client went away; the message is stored and broadcast anyway
-            if result.get("repeat"):
-                # A nonce Django had stored: answered to this sender only, never published.
-                if result["deleted"]:
-                    repeat = {"deleted": True, "id": result["id"], "repeat": True}
-                else:
-                    repeat = {"message": result["message"], "repeat": True}
-                body = json_response(request, 200, repeat)
-            elif result.get("ok"):
-                body = json_response(request, 200, {"message": result["message"]})
-            else:
-                code = str(result.get("error") or "store_failed")
-                payload = {"error": code, "message": str(result.get("message") or code)}
-                retry_after = result.get("retry_after")
-                if isinstance(retry_after, int | float):
-                    payload["retry_after"] = retry_after
-                    request.setHeader(b"Retry-After", str(math.ceil(retry_after)).encode())
-                body = json_response(request, RESULT_STATUS.get(code, 400), payload)
-            request.write(body)
+            request.write(post_answer(request, result))
             request.finish()
 
         self.hub.submit(room, identity, frame).addCallback(answer)
         return NOT_DONE_YET
+
+    def _typing(self, request: Any, room: str, identity: Identity) -> bytes:
+        """`{"type": "typing"}`: the socket's typing frame, for pollers (at most one notice per
+        `typing_interval` per person and room; others' held polls wake, the sender's do not)."""
+        now = self._clock.seconds()
+        key = (room, identity.uid)
+        if now - self._typed.get(key, float("-inf")) >= self._config.typing_interval:
+            self._typed[key] = now
+            self.hub.typing(room, identity, identity.uid)
+        return json_response(request, 200, {"events": []})

@@ -30,10 +30,10 @@ RETRY_CAP = 5.0
 
 
 class _RoomOrder:
-    __slots__ = ("token", "last", "waiting", "timer", "filling", "again", "failures")
+    __slots__ = ("generation", "last", "waiting", "timer", "filling", "again", "failures")
 
-    def __init__(self, token: object, last: int | None) -> None:
-        self.token = token
+    def __init__(self, generation: object, last: int | None) -> None:
+        self.generation = generation
         # Every message of the room with an id <= last has been delivered (or was deleted).
         self.last = last
         self.waiting: dict[int, tuple[dict, int | None]] = {}
@@ -103,6 +103,14 @@ class RoomSequencer:
         state = self._rooms.get(room)
         return state is None or (not state.waiting and not state.filling)
 
+    def pending(self, room: str, message_id: int) -> bool:
+        """True while `message_id` is held here for a gap (or a fill that may deliver it is
+        under way): an event about it must wait (chatserver/events.py, `after_message`)."""
+        state = self._rooms.get(room)
+        if state is None or state.last is None or message_id <= state.last:
+            return False
+        return message_id in state.waiting or state.filling
+
     def resync(self) -> None:
         """Fill every room with listeners from Django now (Redis came back after an outage)."""
         for room in self._registry.rooms():
@@ -122,7 +130,7 @@ class RoomSequencer:
     def sweep(self) -> None:
         """Drop the state of rooms this process no longer has listeners in."""
         for room, state in list(self._rooms.items()):
-            if self._registry.token(room) is not state.token:
+            if self._registry.generation(room) is not state.generation:
                 self._cancel(state)
                 del self._rooms[room]
 
@@ -133,19 +141,19 @@ class RoomSequencer:
     # internals -----------------------------------------------------------------------------
 
     def _state(self, room: str) -> _RoomOrder | None:
-        token = self._registry.token(room)
+        generation = self._registry.generation(room)
         state = self._rooms.get(room)
-        if token is None:
+        if generation is None:
             if state is not None:
                 self._cancel(state)
                 del self._rooms[room]
             return None
-        if state is None or state.token is not token:
+        if state is None or state.generation is not generation:
             if state is not None:
                 self._cancel(state)
             # The recent buffer holds real ids only (never a client's `since`), and what it
             # holds was read from Django or delivered in order: a safe starting point.
-            state = self._rooms[room] = _RoomOrder(token, self._registry.known_last(room))
+            state = self._rooms[room] = _RoomOrder(generation, self._registry.known_last(room))
         return state
 
     def _send(self, room: str, state: _RoomOrder, message: dict) -> None:
@@ -190,7 +198,7 @@ class RoomSequencer:
         if state is None:
             return
         state.timer = None
-        if self._registry.token(room) is not state.token:
+        if self._registry.generation(room) is not state.generation:
             self.sweep()
             return
         state.filling = True

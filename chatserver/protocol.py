@@ -24,9 +24,11 @@ from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from chatserver.admission import origin_allowed, parse_since
+from chatserver.config import ChatServerConfig
 from chatserver.fanout import Broadcast
 from chatserver.frames import FrameError, encode, error_frame, parse_client_frame
-from chatserver.hub import ChatHub, HistoryPage, prepare_frame
+from chatserver.history import HistoryPage
+from chatserver.hub import ChatHub, prepare_frame
 from chatserver.limits import client_address, retry_after_value
 from chatserver.ratelimit import FloodCounter
 from chatserver.tickets import TicketError
@@ -116,10 +118,10 @@ class ChatServerProtocol(WebSocketServerProtocol):
 
     def _account(self, size: int) -> bool:
         self._paused_bytes += size
-        if self._paused_bytes <= self.factory.hub.config.max_outgoing_buffer:
+        if self._paused_bytes <= self.factory.config.max_outgoing_buffer:
             return True
         if self.state != self.STATE_CLOSED:
-            self.factory.hub.metrics.errors.labels(kind="slow_consumer").inc()
+            self.factory.hub.refuse("slow_consumer")
             log.info("closing a socket whose reader stopped reading (4008)")
             self._paused = False  # let the close frame through the accounting
             self.sendCloseFrame(code=CLOSE_SLOW, reasonUtf8=b"outgoing buffer full")
@@ -137,7 +139,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
         whatever the Origin's shape (docs/protocol.md, "WebSocket").
         """
         if code == 400 and "Origin header" in reason:
-            self.factory.hub.metrics.errors.labels(kind="bad_origin").inc()
+            self.factory.hub.refuse("bad_origin")
             code = 403
             reason = "Origin not allowed"
         self._refuse_handshake(reason, code, responseHeaders)
@@ -149,15 +151,15 @@ class ChatServerProtocol(WebSocketServerProtocol):
         if match is None:
             raise ConnectionDeny(404, "Not Found")
         room = match.group(1)
-        if not origin_allowed(request.origin, hub.config.allowed_origins):
-            hub.metrics.errors.labels(kind="bad_origin").inc()
+        if not origin_allowed(request.origin, self.factory.config.allowed_origins):
+            hub.refuse("bad_origin")
             raise ConnectionDeny(403, "Origin not allowed")
         ticket = (request.params.get("ticket") or [""])[0]
         try:
             identity = hub.verify(ticket, room)
         except TicketError as exc:
-            hub.metrics.errors.labels(kind="bad_ticket").inc()
-            hub.log_throttle.emit(
+            hub.refuse("bad_ticket")
+            hub.log_refusal(
                 log, "bad_ticket", "refused a ticket: {reason}", LogLevel.debug, reason=exc.reason
             )
             raise ConnectionDeny(403, "Ticket refused") from None
@@ -170,10 +172,10 @@ class ChatServerProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(400, "Bad since") from None
         peer = getattr(self.transport.getPeer(), "host", None)
         self.address = client_address(
-            peer, request.headers.get("x-forwarded-for"), hub.config.behind_proxy
+            peer, request.headers.get("x-forwarded-for"), self.factory.config.behind_proxy
         )
-        if not hub.limits.connect(identity.uid, self.address):
-            hub.metrics.errors.labels(kind="too_many_connections").inc()
+        if not hub.connect(identity.uid, self.address):
+            hub.refuse("too_many_connections")
             raise ConnectionDeny(429, "Too many connections")
         self._counted = True
         self.room = room
@@ -183,7 +185,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         """Join the room (buffering live events), then send `hello` with history and presence."""
         hub: ChatHub = self.factory.hub
-        self._flood = FloodCounter(hub.clock)
+        self._flood = FloodCounter(self.factory.reactor)
         self._pending = []
         self.factory.connections.add(self)
         self._joined = True
@@ -198,23 +200,23 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._reading_history = False
         if self.state != self.STATE_OPEN:
             return
-        hub: ChatHub = self.factory.hub
+        presence = self.factory.hub.presence(self.room)
         hello = {
             "type": "hello",
             "room": self.room,
             "user": self.identity.public(),
             "history": page.messages,
             "has_more": page.has_more,
-            "online": hub.registry.online(self.room),
-            "people": hub.registry.people(self.room),
+            "online": presence["online"],
+            "people": presence["people"],
         }
         # Prepared frames skip Autobahn's outgoing payload limit: a page (bounded by
         # `catchup_bytes`, at least one message) may exceed it.
         self.sendPreparedMessage(prepare_frame(encode(hello)))
         newest = page.last_id if page.messages else (self.since or -1)
         for broadcast in pending or ():
-            if broadcast.kind in ("presence", "typing"):
-                continue  # hello already carries who is online now; typing is stale
+            if not broadcast.kind.hello_buffer:
+                continue  # e.g. hello already carries who is online now; typing is stale
             message_id = broadcast.message_id
             # A message stored while the history was read can be in both: skip the copy.
             if message_id is not None and message_id <= newest:
@@ -248,7 +250,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._reading_history = False
         if self.factory.hub.history_failed(self.room, failure):
             return  # Django does not know the room: closed with 4005, final
-        self.factory.hub.metrics.errors.labels(kind="history_failed").inc()
+        self.factory.hub.refuse("history_failed")
         log.warn("history for a new socket failed: {error}", error=failure.getErrorMessage())
         self._fail_connection(CLOSE_INTERNAL, "history unavailable, reconnect")
 
@@ -257,7 +259,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
         refused handshake (bad ticket, foreign origin, over a cap) is an unauthenticated
         client's doing, and Autobahn logs each one."""
         self.wasNotCleanReason = reason
-        self.factory.hub.log_throttle.emit(
+        self.factory.hub.log_refusal(
             log,
             "handshake_refused",
             "refused a WebSocket handshake ({code} {reason})",
@@ -293,7 +295,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Rate-limit, validate and queue a client frame.
 
-        Every text frame spends from the identity's and the address's budget (`hub.limits`),
+        Every text frame spends from the identity's and the address's budget (`hub.spend`),
         whatever it holds: messages, typing, pings and refused frames alike. Over budget the
         frame gets `rate_limited` with `retry_after`; `flood_close` refusals within the flood
         window close the socket with 1008.
@@ -302,17 +304,17 @@ class ChatServerProtocol(WebSocketServerProtocol):
         if self.state != self.STATE_OPEN:
             return  # closing (revoked, archived, deleted): nothing more is accepted
         if isBinary:
-            hub.metrics.errors.labels(kind="binary_frame").inc()
+            hub.refuse("binary_frame")
             self._fail_connection(CLOSE_UNSUPPORTED, "binary frames are not accepted")
             return
         try:
-            frame = parse_client_frame(payload, hub.config.max_body)
+            frame = parse_client_frame(payload, self.factory.config.max_body)
         except FrameError as exc:
             frame, refused = None, exc
-        wait = hub.limits.spend(self.identity.uid, self.address)
+        wait = hub.spend(self.identity.uid, self.address)
         if wait is not None:
-            hub.metrics.errors.labels(kind="rate_limited").inc()
-            if self._flood.count() >= hub.config.flood_close:
+            hub.refuse("rate_limited")
+            if self._flood.count() >= self.factory.config.flood_close:
                 log.info("closing a socket that flooded past the rate limit (1008)")
                 self._fail_connection(CLOSE_POLICY, "rate limit exceeded")
                 return
@@ -327,7 +329,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
             )
             return
         if frame is None:
-            hub.metrics.errors.labels(kind=refused.code).inc()
+            hub.refuse(refused.code)
             self._send_json(error_frame(refused.code, refused.message, refused.nonce))
             return
         if frame.type == "ping":
@@ -335,10 +337,10 @@ class ChatServerProtocol(WebSocketServerProtocol):
         elif frame.type == "history":
             self._history_request(frame.after)
         elif frame.type == "typing":
-            now = hub.clock.seconds()
-            if now - self._last_typing >= hub.config.typing_interval:
+            now = self.factory.reactor.seconds()
+            if now - self._last_typing >= self.factory.config.typing_interval:
                 self._last_typing = now
-                hub.fanout.publish_typing(self.room, self.identity.name, self)
+                hub.typing(self.room, self.identity, self)
         else:
             d = hub.submit(self.room, self.identity, frame)
             d.addCallback(self._message_result)
@@ -377,7 +379,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
             self._ping_sent = now
             self.sendPing()
         elif now - self._ping_sent >= timeout:
-            self.factory.hub.metrics.errors.labels(kind="ping_timeout").inc()
+            self.factory.hub.refuse("ping_timeout")
             self.wasClean = False
             self.wasNotCleanReason = "ping timeout"
             self.dropConnection(abort=True)
@@ -416,7 +418,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._pending = None
         if self._counted:
             self._counted = False
-            self.factory.hub.limits.disconnect(self.identity.uid, self.address)
+            self.factory.hub.disconnect(self.identity.uid, self.address)
         if self._joined:
             self._joined = False
             self.factory.connections.discard(self)
@@ -440,16 +442,16 @@ class ChatServerFactory(WebSocketServerFactory):
 
     protocol = ChatServerProtocol
 
-    def __init__(self, hub: ChatHub, reactor: Any) -> None:
+    def __init__(self, hub: ChatHub, reactor: Any, config: ChatServerConfig) -> None:
         super().__init__(reactor=reactor)
         self.hub = hub
+        self.config = config
         self.connections: set[ChatServerProtocol] = set()
         self._closing: set[ChatServerProtocol] = set()
         self._all_closed: list = []
         # Autobahn schedules handshake/close timeouts through txaio's global loop; route them
         # to our reactor so tests with a Clock see them and nothing touches the global reactor.
         self._batched_timer = _ReactorTimer(reactor)
-        config = hub.config
         self.setProtocolOptions(
             maxFramePayloadSize=config.max_payload,
             maxMessagePayloadSize=config.max_payload,
@@ -466,12 +468,11 @@ class ChatServerFactory(WebSocketServerFactory):
             allowNullOrigin=True,
             tcpNoDelay=True,
         )
-        hub.metrics.watch(lambda: len(self.connections), lambda: len(hub.registry.rooms()))
 
     def sweep(self) -> None:
         """Ping every open connection; drop those that did not answer the previous ping."""
         now = self.reactor.seconds()
-        timeout = self.hub.config.ping_timeout
+        timeout = self.config.ping_timeout
         for connection in list(self.connections):
             connection.check_alive(now, timeout)
 

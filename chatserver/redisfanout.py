@@ -5,17 +5,16 @@ process's members by the `LocalFanout` (so local delivery never waits on Redis) 
 a JSON envelope on one channel, `<CHAT_REDIS_PREFIX>events`, that every instance subscribes to.
 Envelopes (docs/protocol.md, "Between chat server instances"):
 
-    {"type": "message",  "origin": i, "message": {...}, "prev_id": 811}
-    {"type": "deleted",  "origin": i, "room": r, "id": 812}
-    {"type": "archived", "origin": i, "room": r}
-    {"type": "unarchived", "origin": i, "room": r}
-    {"type": "room_deleted", "origin": i, "room": r, "before_ms": t}
-    {"type": "revoked",  "origin": i, "scope": s, "key": k, "before_ms": t}
+    {"type": "message",  "origin": i, "message": {...}, "prev_id": 811}   (the ordered path)
+    {"type": "event",    "origin": i, "room": r, "event": {"type": ..., ...}}  (the generic path)
     {"type": "presence", "origin": i, "room": r, "online": {uid: name}, "ttl": 15.0}
-    {"type": "typing",   "origin": i, "room": r, "user": name}
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
-    {"type": "renamed",  "origin": i, "uid": u, "name": n}   (a guest renamed itself)
+    {"type": "archived" | "unarchived" | "room_deleted" | "revoked" | "renamed", "origin": i, ...}
+                                               (process-wide state, applied by the hub)
 
+Room events (every kind of chatserver/events.py marked `relayed`) share the one `event` envelope
+and the one handler; an event marked `after_message` waits while the message it refers to is
+held here for a gap. Envelopes `deleted` and `typing` of the previous release are still read.
 Messages go through `RoomSequencer` (id order, exactly once, gaps filled from Django). Presence:
 each instance publishes its own people per room on change and on a timer (`tick`); reports
 expire after `ttl`, so a dead instance's people vanish; the registry counts each uid once. The
@@ -34,6 +33,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from chatserver.djangoclient import UnknownRoom
+from chatserver.events import UnknownKind, kind_of, referred_id
 from chatserver.fanout import Coalescer, LocalFanout
 from chatserver.ordering import RoomSequencer
 from chatserver.rooms import RoomRegistry
@@ -54,9 +54,7 @@ class RedisFanout:
         django: Any,
         clock: IReactorTime,
         *,
-        on_archived: Callable[[str], Any],
-        on_event: Callable[[dict], Any] | None = None,
-        on_room_gone: Callable[[str], Any] | None = None,
+        on_state: Callable[[dict], Any] | None = None,
         gap_wait: float = 0.2,
         presence_interval: float = 5.0,
         announce_interval: float = 0.0,
@@ -68,10 +66,11 @@ class RedisFanout:
         self._registry = registry
         self._bus = bus
         self._clock = clock
-        self._on_archived = on_archived
-        # Room-state events (revoked, unarchived, room_deleted) go to the hub as they came.
-        self._on_event = on_event or (lambda envelope: None)
-        self._on_room_gone = on_room_gone or (lambda room: None)
+        # Process-wide state events (archived, revoked, renamed, ...) go to the hub as they
+        # came; the hub sets this once it exists (chatserver/service.py composes both).
+        self.on_state: Callable[[dict], Any] = on_state or (lambda event: None)
+        # room -> [(message id, event)]: events waiting for a message held for a gap.
+        self._waiting: dict[str, list[tuple[int, dict]]] = {}
         self._django = django
         self._ttl = presence_interval * TTL_FACTOR
         self._metrics = metrics
@@ -80,7 +79,7 @@ class RedisFanout:
         self._announcements = Coalescer(clock, announce_interval, self._announce)
         self.sequencer = RoomSequencer(
             registry,
-            local.publish,
+            self._deliver_message,
             django,
             clock,
             gap_wait=gap_wait,
@@ -89,22 +88,28 @@ class RedisFanout:
         )
         self._handlers = {
             "message": self._remote_message,
-            "deleted": self._remote_deleted,
-            "archived": self._remote_archived,
-            "unarchived": self._remote_event,
-            "room_deleted": self._remote_event,
-            "revoked": self._remote_event,
+            "event": self._remote_room_event,
             "presence": self._remote_presence,
-            "typing": self._remote_typing,
             "sync": self._remote_sync,
-            "renamed": self._remote_event,
+            "archived": self._remote_state,
+            "unarchived": self._remote_state,
+            "room_deleted": self._remote_state,
+            "revoked": self._remote_state,
+            "renamed": self._remote_state,
+            # The envelopes of the previous release (a rolling upgrade has both).
+            "deleted": lambda e: self._remote_room_event(
+                {"room": e["room"], "event": {"type": "deleted", "id": e["id"]}}
+            ),
+            "typing": lambda e: self._remote_room_event(
+                {"room": e["room"], "event": {"type": "typing", "user": e["user"]}}
+            ),
         }
         bus.on_message = self.received
         bus.on_state = self.bus_state
         if metrics is not None:
             metrics.redis_up.set(1 if bus.up else 0)
 
-    # the LocalFanout interface ---------------------------------------------------------------
+    # the Fanout interface ---------------------------------------------------------------------
 
     def publish(self, room: str, message: dict, prev_id: int | None = None) -> None:
         """A message this process stored: in order to local members, and to the others."""
@@ -112,30 +117,21 @@ class RedisFanout:
         self.sequencer.accept(room, message, prev_id)
         self._send({"type": "message", "message": message, "prev_id": prev_id})
 
-    def publish_deleted(self, room: str, message_id: int) -> int:
-        """A deletion Django told this process about: local members, then the others."""
-        self._send({"type": "deleted", "room": room, "id": message_id})
-        return self.local.publish_deleted(room, message_id)
+    def publish_event(self, room: str, event: dict, sender: object = None) -> int:
+        """A room event raised here: local members, then (if its kind is relayed) the others."""
+        if kind_of(event).relayed:
+            self._send({"type": "event", "room": room, "event": event})
+        return self.local.publish_event(room, event, sender)
 
-    def publish_archived(self, room: str) -> None:
-        """An archive Django told this process about (already applied here): the others."""
-        self._send({"type": "archived", "room": room})
-
-    def publish_event(self, envelope: dict) -> None:
-        """A state event already applied here (revoked, unarchived, room_deleted, renamed): the
-        others."""
-        self._send(dict(envelope))
+    def publish_state(self, event: dict) -> None:
+        """A state event already applied here (archived, revoked, renamed, ...): the others."""
+        self._send(dict(event))
 
     def publish_presence(self, room: str) -> None:
         """Local presence changed: tell local sockets the union, and the others our part
         (both coalesced per room)."""
         self._announcements.request(room)
         self.local.publish_presence(room)
-
-    def publish_typing(self, room: str, name: str, sender: object) -> int:
-        """A local typing notice, relayed everywhere but to its sender."""
-        self._send({"type": "typing", "room": room, "user": name})
-        return self.local.publish_typing(room, name, sender)
 
     def buffer_trusted(self, room: str) -> bool:
         """May the recent buffer answer `since`? Only while Redis is up and nothing is missing."""
@@ -152,6 +148,8 @@ class RedisFanout:
         for room in self._registry.expire_remote(self._clock.seconds()):
             self.local.publish_presence(room)
         self.sequencer.sweep()
+        for room in list(self._waiting):
+            self._release(room)
 
     def bus_state(self, up: bool) -> None:
         """Redis connected (subscribed) or lost."""
@@ -202,15 +200,15 @@ class RedisFanout:
             archived = detail.get("is_archived")
             if archived is True and not self._registry.is_archived(room):
                 log.info("room {room} was archived while Redis was down", room=room)
-                self._on_archived(room)
+                self.on_state({"type": "archived", "room": room})
             elif archived is False and self._registry.is_archived(room):
                 log.info("room {room} was un-archived while Redis was down", room=room)
-                self._on_event({"type": "unarchived", "room": room})
+                self.on_state({"type": "unarchived", "room": room})
 
         def failed(failure: Any) -> None:
             if failure.check(UnknownRoom) is not None:
                 log.info("room {room} was deleted while Redis was down", room=room)
-                self._on_room_gone(room)
+                self.on_state({"type": "room_gone", "room": room})
             # unreachable: keep going; the next reconnect asks again
 
         d = self._django.room_detail(room)
@@ -235,14 +233,45 @@ class RedisFanout:
         )
         self.sequencer.accept(room, message, prev_id if isinstance(prev_id, int) else None)
 
-    def _remote_deleted(self, envelope: dict) -> None:
-        self.local.publish_deleted(envelope["room"], int(envelope["id"]))
+    def _remote_room_event(self, envelope: dict) -> None:
+        room, event = envelope["room"], envelope["event"]
+        try:
+            kind = kind_of(event)
+        except UnknownKind:
+            # A kind of a newer release (a rolling upgrade): this one cannot deliver it.
+            log.debug("ignoring a room event of unknown kind {kind!r}", kind=event.get("type"))
+            return
+        if not kind.relayed:
+            return
+        message_id = referred_id(event)
+        if kind.after_message and message_id is not None:
+            if self.sequencer.pending(room, message_id):
+                self._waiting.setdefault(room, []).append((message_id, event))
+                return
+        self.local.publish_event(room, event)
 
-    def _remote_archived(self, envelope: dict) -> None:
-        self._on_archived(envelope["room"])
+    def _deliver_message(self, room: str, message: dict) -> None:
+        """The sequencer's delivery: the message, then the events that waited for it."""
+        self.local.publish(room, message)
+        if room in self._waiting:
+            self._release(room)
 
-    def _remote_event(self, envelope: dict) -> None:
-        self._on_event(envelope)
+    def _release(self, room: str) -> None:
+        """Deliver the waiting events whose message is no longer held (delivered, or gone)."""
+        still: list[tuple[int, dict]] = []
+        ready: list[dict] = []
+        for message_id, event in self._waiting.pop(room, []):
+            if self.sequencer.pending(room, message_id):
+                still.append((message_id, event))
+            else:
+                ready.append(event)
+        if still:
+            self._waiting[room] = still
+        for event in ready:
+            self.local.publish_event(room, event)
+
+    def _remote_state(self, envelope: dict) -> None:
+        self.on_state(envelope)
 
     def _remote_presence(self, envelope: dict) -> None:
         room = envelope["room"]
@@ -253,9 +282,6 @@ class RedisFanout:
         )
         if changed:
             self.local.publish_presence(room)
-
-    def _remote_typing(self, envelope: dict) -> None:
-        self.local.publish_typing(envelope["room"], str(envelope["user"]), None)
 
     def _remote_sync(self, envelope: dict) -> None:
         for room in self._registry.rooms():

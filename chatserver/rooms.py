@@ -3,7 +3,9 @@
 `RoomRegistry` keeps, per room: the members that receive broadcasts (socket connections and held
 long-polls), presence as display names counted by uid (a person with two tabs is online once), a
 buffer of recent messages complete back to a known id (to answer `since` without asking Django),
-recently deleted ids, and the set of archived rooms. Per-connection cost is one set entry.
+the newest remembered events (chatserver/events.py: `remembered` kinds, e.g. deletions) and
+the newest version seen per message of versioned kinds, and the set of archived rooms.
+Per-connection cost is one set entry.
 With Redis, it also holds the people other instances reported per room (`set_remote_presence`):
 `online` is the union, each uid counted once.
 """
@@ -13,9 +15,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from chatserver.events import REMEMBERED
+
 
 class _Room:
-    __slots__ = ("members", "presence", "recent", "recent_ids", "complete_after", "deleted")
+    __slots__ = (
+        "members",
+        "presence",
+        "recent",
+        "recent_ids",
+        "complete_after",
+        "remembered",
+        "versions",
+    )
 
     def __init__(self, recent_size: int) -> None:
         self.members: set = set()
@@ -25,7 +37,9 @@ class _Room:
         self.recent_ids: set[int] = set()
         # Every message of the room with id > complete_after is in `recent`; None: unknown yet.
         self.complete_after: int | None = None
-        self.deleted: deque[int] = deque(maxlen=50)
+        self.remembered: deque[dict] = deque(maxlen=REMEMBERED)
+        # (kind, message id) -> newest version seen (versioned kinds only)
+        self.versions: dict[tuple[str, int], int] = {}
 
 
 class RoomRegistry:
@@ -75,7 +89,7 @@ class RoomRegistry:
 
     def forget_room(self, slug: str) -> None:
         """The room was deleted: drop everything kept about it (members, presence, recent
-        buffer, deleted ids, archived flag, other instances' presence reports)."""
+        buffer, remembered events, archived flag, other instances' presence reports)."""
         self._rooms.pop(slug, None)
         self.archived.discard(slug)
         self._remote.pop(slug, None)
@@ -84,10 +98,10 @@ class RoomRegistry:
         """True once the room was archived."""
         return slug in self.archived
 
-    def token(self, slug: str) -> object | None:
+    def generation(self, slug: str) -> object | None:
         """An object that stays the same while the room is continuously known here.
 
-        A room dropped and created again gets a new token, so per-room state kept elsewhere
+        A room dropped and created again is a new generation, so per-room state kept elsewhere
         (the Redis ordering) can tell it must start afresh.
         """
         return self._rooms.get(slug)
@@ -263,22 +277,37 @@ class RoomRegistry:
             return None
         return [m for m in room.recent if m["id"] > since]
 
-    def forget(self, slug: str, message_id: int) -> None:
-        """Drop a deleted message from the buffer and remember the deletion for polls."""
+    def retract(self, slug: str, message_id: int) -> None:
+        """Drop a message from the recent buffer (it was deleted)."""
         room = self._rooms.get(slug)
-        if room is None:
-            return
-        room.deleted.append(message_id)
-        if message_id in room.recent_ids:
+        if room is not None and message_id in room.recent_ids:
             room.recent_ids.discard(message_id)
             room.recent = deque(
                 (m for m in room.recent if m["id"] != message_id), maxlen=self._recent_size
             )
 
-    def deleted(self, slug: str) -> list[int]:
-        """Recently deleted ids of a room (long-poll answers carry them)."""
+    def remember_event(self, slug: str, event: dict) -> None:
+        """Keep an event for long polls that come back later (the newest `REMEMBERED`)."""
         room = self._rooms.get(slug)
-        return list(room.deleted) if room is not None else []
+        if room is not None:
+            room.remembered.append(event)
+
+    def remembered(self, slug: str) -> list[dict]:
+        """A room's remembered events, oldest first (long-poll answers repeat them)."""
+        room = self._rooms.get(slug)
+        return list(room.remembered) if room is not None else []
+
+    def newest_version(self, slug: str, kind: str, message_id: int, version: int) -> bool:
+        """Record `version` for (kind, message); False when a newer or equal one was seen."""
+        room = self._rooms.get(slug)
+        if room is None:
+            return True  # nobody here to deliver to: nothing to compare
+        key = (kind, message_id)
+        seen = room.versions.get(key)
+        if seen is not None and seen >= version:
+            return False
+        room.versions[key] = version
+        return True
 
     def known_last(self, slug: str) -> int | None:
         """The newest id every message up to which is known here, or None.
@@ -292,10 +321,3 @@ class RoomRegistry:
         if room.recent:
             return room.recent[-1]["id"]
         return 0 if room.complete_after == 0 else None
-
-    def last_id(self, slug: str) -> int | None:
-        """Newest buffered message id of a room."""
-        room = self._rooms.get(slug)
-        if room is None or not room.recent:
-            return None
-        return room.recent[-1]["id"]

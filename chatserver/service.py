@@ -1,10 +1,15 @@
 """`makeService(config, reactor=None)`: the chat server as a twistd service tree.
 
-Nothing listens at import time and the global reactor is imported only inside `makeService` when
-none is passed. Stopping (SIGTERM under twistd) is graceful: stop accepting, flush the
-persistence queue within `shutdown_timeout` and deliver what it stored, then close every socket
-with 1001 and release held polls, and last disconnect from Redis (when `CHAT_REDIS_URL` is set),
-so the other instances hear that this one's people left.
+The composition root: `build_hub` builds the hub's parts (registry, fan-out, persistence queue,
+history reader, limits) and injects them; `makeService` builds the transports around the hub and
+hands each the settings and clock it needs. Nothing listens at import time and the global
+reactor is imported only inside `makeService` when none is passed.
+
+Stopping (SIGTERM under twistd) is graceful: stop accepting, flush the persistence queue within
+`shutdown_timeout` and deliver what it stored, then close every socket with 1001 and release held
+polls; then `MultiService.stopService` stops every child in reverse order of addition (timers,
+the Redis bus, so the other instances hear that this one's people left, and last the internal
+listener, so a drain can be watched), a child added later included.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService, TimerService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.logger import Logger
 
 from chatserver.config import ChatServerConfig
 from chatserver.control import ControlResource
 from chatserver.djangoclient import DjangoClient, make_http_client
+from chatserver.fanout import LocalFanout
 from chatserver.frontdoor import FrontDoorFactory
 from chatserver.health import (
     DjangoHealthCheck,
@@ -28,9 +35,17 @@ from chatserver.health import (
     LivenessResource,
     MetricsResource,
 )
-from chatserver.hub import ChatHub
+from chatserver.history import HistoryReader
+from chatserver.hub import ChatHub, prepare_frame
+from chatserver.limits import ClientLimits
+from chatserver.logthrottle import LogThrottle
 from chatserver.longpoll import LongPollResource
+from chatserver.metrics import ChatMetrics
+from chatserver.persistence import PersistenceQueue
 from chatserver.protocol import ChatServerFactory
+from chatserver.revocations import RevocationList
+from chatserver.rooms import RoomRegistry
+from chatserver.signing import WINDOW_SECONDS
 from chatserver.web import build_internal_site, build_site
 
 log = Logger()
@@ -38,8 +53,83 @@ log = Logger()
 CLOSE_WAIT_SECONDS = 6.0
 
 
+def build_hub(
+    config: ChatServerConfig,
+    clock: Any,
+    django: Any,
+    *,
+    bus: Any = None,
+    metrics: ChatMetrics | None = None,
+    log_throttle: LogThrottle | None = None,
+) -> ChatHub:
+    """The hub with its parts, in dependency order: registry, fan-out (local, wrapped for Redis
+    when a bus is given), persistence queue (whose stored messages take the ordered fan-out
+    path), history reader, limits; the Redis fan-out then reports state events to the hub."""
+    metrics = metrics if metrics is not None else ChatMetrics()
+    registry = RoomRegistry(config.recent_buffer)
+    local = LocalFanout(
+        registry,
+        prepare_frame,
+        metrics,
+        clock=clock,
+        presence_interval=config.presence_interval,
+    )
+    fanout: Any = local
+    if bus is not None:
+        from chatserver.redisfanout import RedisFanout
+
+        metrics.enable_redis()
+        fanout = RedisFanout(
+            local,
+            registry,
+            bus,
+            django,
+            clock,
+            gap_wait=config.redis_gap_wait_ms / 1000.0,
+            presence_interval=config.redis_presence_interval,
+            announce_interval=config.presence_interval,
+            metrics=metrics,
+        )
+
+    def stored(message: dict, prev_id: int | None = None) -> None:
+        # A message Django created (never a repeat): to the room, in id order.
+        room = message.get("room")
+        if isinstance(room, str):
+            fanout.publish(room, message, prev_id)
+
+    persistence = PersistenceQueue(
+        django,
+        clock,
+        on_stored=stored,
+        batch_size=config.batch_size,
+        batch_delay=config.batch_delay_ms / 1000.0,
+        max_in_flight=config.max_in_flight,
+        queue_limit=config.queue_limit,
+        room_queue_limit=config.room_queue_limit,
+        metrics=metrics,
+    )
+    hub = ChatHub(
+        config,
+        clock,
+        registry=registry,
+        fanout=fanout,
+        persistence=persistence,
+        history=HistoryReader(config, registry, django, fanout.buffer_trusted),
+        # Budgets and connection caps per identity and per address, shared by both transports.
+        limits=ClientLimits.from_config(config, clock),
+        # Log lines unauthenticated clients can cause are throttled per kind.
+        log_throttle=log_throttle or LogThrottle(clock, config.log_burst, config.log_interval),
+        # Kept past the longest ticket lifetime, plus the clock skew tolerated between hosts.
+        revocations=RevocationList(config.max_ticket_ttl + WINDOW_SECONDS),
+        metrics=metrics,
+    )
+    if bus is not None:
+        fanout.on_state = hub.apply_state
+    return hub
+
+
 class ChatService(MultiService):
-    """The listening port, the timers, and the graceful shutdown sequence."""
+    """The chat server's service tree; its stop runs the graceful shutdown sequence first."""
 
     def __init__(
         self,
@@ -48,6 +138,7 @@ class ChatService(MultiService):
         hub: ChatHub,
         factory: ChatServerFactory,
         poll: LongPollResource,
+        bus: Any = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -55,17 +146,18 @@ class ChatService(MultiService):
         self.hub = hub
         self.factory = factory
         self.poll = poll
+        self.bus = bus
         self.listener: Service | None = None
         self.internal_listener: Service | None = None
-        self.timers: list[TimerService] = []
 
     def add_listener(self, listener: Service) -> None:
-        """The port service (stopped first at shutdown)."""
+        """The public port (stopped first at shutdown, before the drain)."""
         self.listener = listener
         listener.setServiceParent(self)
 
     def add_internal_listener(self, listener: Service) -> None:
-        """The internal listener (health, metrics), stopped last so a drain can be watched."""
+        """The internal listener (health, metrics): the first child after the public port, so
+        it stops last and a drain can be watched."""
         self.internal_listener = listener
         listener.setServiceParent(self)
 
@@ -74,22 +166,21 @@ class ChatService(MultiService):
         timer = TimerService(interval, call)
         timer.clock = self.reactor
         timer.setServiceParent(self)
-        self.timers.append(timer)
 
     def stopService(self) -> Deferred:  # noqa: N802 (twisted API)
         """Graceful stop; the Deferred fires when every step is done (or timed out)."""
-        return self._stop()
+        return defer.ensureDeferred(self._stop())
 
-    @inlineCallbacks
-    def _stop(self):
+    async def _stop(self) -> None:
         log.info("chat server stopping: draining messages, then closing sockets")
         self.hub.shutting_down = True
-        if self.listener is not None and self.listener.running:
-            yield self.listener.stopService()
+        if self.listener is not None and self.listener.parent is self:
+            # Stopped now and taken out of the tree, so the final step does not stop it twice.
+            await defer.maybeDeferred(self.removeService, self.listener)
         drained = self.hub.persistence.when_idle()
         drained.addTimeout(self.config.shutdown_timeout, self.reactor)
         try:
-            yield drained
+            await drained
         except Exception:
             log.warn(
                 "persistence queue not drained within {timeout}s; refusing the rest",
@@ -100,17 +191,12 @@ class ChatService(MultiService):
         closed = self.factory.close_all()
         closed.addTimeout(CLOSE_WAIT_SECONDS, self.reactor)
         try:
-            yield closed
+            await closed
         except Exception:
             log.warn("some sockets did not finish their close handshake")
-        for timer in self.timers:
-            if timer.running:
-                yield timer.stopService()
-        if self.hub.bus is not None and self.hub.bus.running:
-            yield self.hub.bus.stopService()
-        if self.internal_listener is not None and self.internal_listener.running:
-            yield self.internal_listener.stopService()
-        Service.stopService(self)
+        # Every other child (timers, the Redis bus, the internal listener, anything added
+        # later), in reverse order of addition.
+        await MultiService.stopService(self)
         log.info("chat server stopped")
 
 
@@ -134,9 +220,11 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         from chatserver.redisbus import RedisBus
 
         bus = RedisBus(config.redis_url, config.redis_prefix + "events", reactor)
-    hub = ChatHub(config, reactor, django, bus=bus)
-    factory = ChatServerFactory(hub, reactor)
-    poll = LongPollResource(hub)
+    log_throttle = LogThrottle(reactor, config.log_burst, config.log_interval)
+    hub = build_hub(config, reactor, django, bus=bus, log_throttle=log_throttle)
+    factory = ChatServerFactory(hub, reactor, config)
+    poll = LongPollResource(hub, config, reactor)
+    hub.metrics.watch(lambda: len(factory.connections), lambda: len(hub.registry.rooms()))
     hub.archive_listeners.append(poll.room_archived)
     hub.revoke_listeners.append(poll.revoked)
     hub.forget_listeners.append(poll.room_deleted)
@@ -166,12 +254,10 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         max_payload=config.max_payload,
         max_head_bytes=config.max_head_bytes,
         max_head_lines=config.max_head_lines,
-        log_throttle=hub.log_throttle,
+        log_throttle=log_throttle,
     )
-    top = ChatService(config, reactor, hub, factory, poll)
-    if bus is not None:
-        bus.setServiceParent(top)
-        top.add_timer(config.redis_presence_interval, hub.fanout.tick)
+    # Children in dependency order; MultiService stops them in reverse (internal listener last).
+    top = ChatService(config, reactor, hub, factory, poll, bus=bus)
     endpoint = TCP4ServerEndpoint(reactor, config.port, interface=config.interface)
     # The front door routes each connection by its request line: `GET /ws/...` straight to
     # Autobahn (one handshake parse instead of two), everything else to the Site.
@@ -191,6 +277,9 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         reactor, config.internal_port, interface=config.internal_interface
     )
     top.add_internal_listener(StreamServerEndpointService(internal_endpoint, internal_site))
+    if bus is not None:
+        bus.setServiceParent(top)
+        top.add_timer(config.redis_presence_interval, hub.fanout.tick)
     if config.ping_interval > 0:
         top.add_timer(config.ping_interval, factory.sweep)
     top.add_timer(1.0, poll.sweep)

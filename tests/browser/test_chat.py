@@ -8,6 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.test_catchup import refuse_websockets
+
 pytestmark = pytest.mark.browser
 
 
@@ -50,6 +52,21 @@ def test_typing_is_shown_to_the_other_reader(open_room, live_room):
     alice.page.locator("#composer-input").press_sequentially("hel", delay=30)
     expect(bob.page.locator("#typing-indicator")).to_have_text(f"{alice.user_name} is typing…")
     expect(alice.page.locator("#typing-indicator")).to_have_text("")
+
+
+def test_typing_is_shown_both_ways_while_one_reader_long_polls(open_room, live_room):
+    """A reader whose sockets are refused (long polling) sees the other's typing notice, and
+    its own typing reaches the socket reader (a POST of the typing frame); neither page shows
+    its own notice."""
+    poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
+    expect(poller.state).to_have_text("Polling (fallback)")
+    socket = open_room(live_room)
+    socket.page.locator("#composer-input").press_sequentially("hel", delay=30)
+    expect(poller.page.locator("#typing-indicator")).to_have_text(f"{socket.user_name} is typing…")
+    poller.page.locator("#composer-input").press_sequentially("hey", delay=30)
+    expect(socket.page.locator("#typing-indicator")).to_have_text(f"{poller.user_name} is typing…")
+    expect(poller.page.locator("#typing-indicator")).not_to_contain_text(poller.user_name)
+    expect(socket.page.locator("#typing-indicator")).not_to_contain_text(socket.user_name)
 
 
 def test_hostile_message_is_shown_as_text_and_runs_nothing(open_room, live_room):
@@ -176,10 +193,10 @@ def test_moderated_message_is_marked_deleted_for_readers(open_room, live_room, l
     alice.send("fine remark")
     expect(bob.message("fine remark")).to_have_count(1)
     live.shell(
-        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        "from chat.models import Message\nfrom chat import actions\n"
         f"m = Message.objects.get(room__slug={live_room!r}, body='regrettable remark')\n"
         "m.is_deleted = True\nm.save()\n"
-        f"chatserver_client.message_deleted({live_room!r}, m.id)\n"
+        f"actions.message_deleted({live_room!r}, m.id)\n"
     )
     for page in (alice, bob):
         expect(page.message("regrettable remark")).to_have_count(0)

@@ -30,9 +30,9 @@ def delete_message(live, slug: str, body: str) -> int:
     """Staff deletes the message with `body`, as the admin action does; returns its id."""
     (message,) = [m for m in live.stored_messages(slug) if m["body"] == body]
     live.shell(
-        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        "from chat.models import Message\nfrom chat import actions\n"
         f"Message.objects.filter(pk={message['id']}).update(is_deleted=True)\n"
-        f"chatserver_client.message_deleted({slug!r}, {message['id']})\n"
+        f"actions.message_deleted({slug!r}, {message['id']})\n"
     )
     return message["id"]
 

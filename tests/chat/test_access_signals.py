@@ -44,8 +44,13 @@ def staff(client, django_user_model):
 
 
 def posts(server: FakeChatServer) -> list[str]:
-    """Paths of the control calls made (stats reads excluded)."""
-    return [r["path"] for r in server.requests if r["method"] == "POST"]
+    """Paths of the control calls made (stats reads excluded); a room event as
+    `<path> <event type>`."""
+    return [
+        r["path"] + (f" {r['body']['type']}" if r["path"].endswith("/events") else "")
+        for r in server.requests
+        if r["method"] == "POST"
+    ]
 
 
 def assert_signed_recent(server: FakeChatServer, started_ms: int) -> None:
@@ -113,14 +118,15 @@ def test_admin_deactivation_and_delete_button(
 
 
 def test_room_stops_allowing_guests(lobby, control, django_capture_on_commit_callbacks):
-    """allow_guests true -> false: POST .../access with scope guests; widening calls nothing."""
+    """allow_guests true -> false: an `access` room event with scope guests; widening calls
+    nothing."""
     started = time.time_ns() // 1_000_000
     with django_capture_on_commit_callbacks(execute=True):
         lobby.allow_guests = False
         lobby.save()
         lobby.allow_guests = True
         lobby.save()
-    assert posts(control) == ["/internal/rooms/lobby/access"]
+    assert posts(control) == ["/internal/rooms/lobby/events access"]
     assert control.requests[0]["body"]["scope"] == "guests"
     assert_signed_recent(control, started)
 
@@ -128,22 +134,25 @@ def test_room_stops_allowing_guests(lobby, control, django_capture_on_commit_cal
 def test_archive_and_unarchive_on_the_change_form(
     staff, lobby, control, django_capture_on_commit_callbacks
 ):
-    """Ticking and unticking Archived in the admin: .../archived, then .../unarchived."""
+    """Ticking and unticking Archived in the admin: `archived`, then `unarchived` events."""
     form = {"name": "Lobby", "slug": "lobby", "description": "", "allow_guests": "on"}
     with django_capture_on_commit_callbacks(execute=True):
         staff.post(f"/admin/chat/room/{lobby.pk}/change/", form | {"is_archived": "on"})
     with django_capture_on_commit_callbacks(execute=True):
         staff.post(f"/admin/chat/room/{lobby.pk}/change/", form)
-    assert posts(control) == ["/internal/rooms/lobby/archived", "/internal/rooms/lobby/unarchived"]
+    assert posts(control) == [
+        "/internal/rooms/lobby/events archived",
+        "/internal/rooms/lobby/events unarchived",
+    ]
 
 
 def test_admin_delete_button(staff, lobby, control, django_capture_on_commit_callbacks):
-    """The admin's stock Delete button: POST .../deleted with a cut-off."""
+    """The admin's stock Delete button: a `room_deleted` event with a cut-off."""
     started = time.time_ns() // 1_000_000
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.post(f"/admin/chat/room/{lobby.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not Room.objects.filter(slug="lobby").exists()
-    assert posts(control) == ["/internal/rooms/lobby/deleted"]
+    assert posts(control) == ["/internal/rooms/lobby/events room_deleted"]
     assert_signed_recent(control, started)
 
 
@@ -157,8 +166,8 @@ def test_admin_bulk_delete_action(staff, lobby, control, django_capture_on_commi
         )
     assert response.status_code == 302 and Room.objects.count() == 0
     assert sorted(posts(control)) == [
-        "/internal/rooms/lobby/deleted",
-        "/internal/rooms/other/deleted",
+        "/internal/rooms/lobby/events room_deleted",
+        "/internal/rooms/other/events room_deleted",
     ]
 
 
@@ -166,7 +175,7 @@ def test_queryset_delete_in_the_shell(lobby, control, django_capture_on_commit_c
     """``Room.objects.filter(...).delete()`` (the shell, a management command) is covered."""
     with django_capture_on_commit_callbacks(execute=True):
         Room.objects.filter(slug="lobby").delete()
-    assert posts(control) == ["/internal/rooms/lobby/deleted"]
+    assert posts(control) == ["/internal/rooms/lobby/events room_deleted"]
 
 
 def test_queryset_update_in_the_shell(lobby, control, django_capture_on_commit_callbacks):
@@ -177,10 +186,10 @@ def test_queryset_update_in_the_shell(lobby, control, django_capture_on_commit_c
         Room.objects.filter(slug="lobby").update(is_archived=False, allow_guests=False)
         Room.objects.filter(slug="lobby").update(description="no access change")
     assert posts(control) == [
-        "/internal/rooms/lobby/archived",
-        "/internal/rooms/second/archived",
-        "/internal/rooms/lobby/unarchived",
-        "/internal/rooms/lobby/access",
+        "/internal/rooms/lobby/events archived",
+        "/internal/rooms/second/events archived",
+        "/internal/rooms/lobby/events unarchived",
+        "/internal/rooms/lobby/events access",
     ]
 
 
@@ -195,7 +204,7 @@ def test_slug_change_closes_the_old_address(lobby, control, django_capture_on_co
     with django_capture_on_commit_callbacks(execute=True):
         lobby.slug = "hall"
         lobby.save()
-    assert posts(control) == ["/internal/rooms/lobby/deleted"]
+    assert posts(control) == ["/internal/rooms/lobby/events room_deleted"]
 
 
 def test_a_rolled_back_change_calls_nothing(db, control, django_capture_on_commit_callbacks):
@@ -208,7 +217,7 @@ def test_a_rolled_back_change_calls_nothing(db, control, django_capture_on_commi
     assert posts(control) == [] and Room.objects.filter(slug="rb").exists()
     with django_capture_on_commit_callbacks(execute=True):
         Room.objects.filter(slug="rb").delete()
-    assert posts(control) == ["/internal/rooms/rb/deleted"]
+    assert posts(control) == ["/internal/rooms/rb/events room_deleted"]
 
 
 def test_one_unanswered_call_skips_the_rest_of_its_transaction(

@@ -57,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if self.path == "/internal/stats":
             answer = self.server.stats
-        elif self.path.endswith("/archived"):
+        elif self.path.endswith("/events") and json.loads(body)["type"] == "archived":
             answer = {"closed": 1}
         else:
             answer = {"notified": 1}
@@ -151,7 +151,7 @@ def test_message_changelist_and_search(staff_client, lobby):
 def test_archive_action_notifies_chat_server(
     staff_client, lobby, chat_server, django_capture_on_commit_callbacks
 ):
-    """The archive action archives the room and makes a signed POST .../archived call."""
+    """The archive action archives the room and sends a signed `archived` room event."""
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
             "/admin/chat/room/",
@@ -160,7 +160,8 @@ def test_archive_action_notifies_chat_server(
     assert response.status_code == 302
     assert Room.objects.get(pk=lobby.pk).is_archived
     calls = [r for r in chat_server.requests if r["method"] == "POST"]
-    assert [c["path"] for c in calls] == ["/internal/rooms/lobby/archived"]
+    assert [c["path"] for c in calls] == ["/internal/rooms/lobby/events"]
+    assert calls[0]["body"] == {"type": "archived"}
     assert calls[0]["signature_ok"] and calls[0]["fresh"]
 
 
@@ -187,8 +188,8 @@ def test_saving_room_as_archived_notifies(
         )
         assert response.status_code == 302
         staff_client.post(f"/admin/chat/room/{lobby.pk}/change/", form | {"is_archived": "on"})
-    posts = [r["path"] for r in chat_server.requests if r["method"] == "POST"]
-    assert posts == ["/internal/rooms/lobby/archived"]
+    posts = [(r["path"], r["body"]) for r in chat_server.requests if r["method"] == "POST"]
+    assert posts == [("/internal/rooms/lobby/events", {"type": "archived"})]
 
 
 def test_moderate_action_soft_deletes_and_notifies(
@@ -205,7 +206,8 @@ def test_moderate_action_soft_deletes_and_notifies(
     msg.refresh_from_db()
     assert msg.is_deleted and msg.deleted_at is not None and msg.deleted_by.username == "boss"
     calls = [r for r in chat_server.requests if r["method"] == "POST"]
-    assert [c["path"] for c in calls] == [f"/internal/rooms/lobby/messages/{msg.pk}/deleted"]
+    assert [c["path"] for c in calls] == ["/internal/rooms/lobby/events"]
+    assert calls[0]["body"] == {"type": "deleted", "id": msg.pk}
     assert calls[0]["signature_ok"]
 
 
@@ -226,8 +228,8 @@ def test_moderate_action_succeeds_with_chat_server_down(
 def test_client_returns_none_when_down(no_chat_server):
     """The control client never raises; it answers None when nothing listens."""
     assert chatserver_client.stats() is None
-    assert chatserver_client.room_archived("lobby") is None
-    assert chatserver_client.message_deleted("lobby", 1) is None
+    assert chatserver_client.room_event("lobby", {"type": "archived"}) is None
+    assert chatserver_client.room_event("lobby", {"type": "deleted", "id": 1}) is None
 
 
 def test_client_signs_under_a_path_prefix(chat_server):

@@ -19,6 +19,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from chatserver.config import ChatServerConfig
 from chatserver.djangoclient import DjangoError, UnknownRoom
 from chatserver.hub import ChatHub
+from chatserver.service import build_hub
 from chatserver.tickets import mint_ticket
 
 SECRET = "test-secret"
@@ -244,7 +245,7 @@ def make_hub(**overrides: Any) -> tuple[ChatHub, MemoryReactorClock, FakeDjango]
     reactor = MemoryReactorClock()
     reactor.advance(1_795_000_000)
     django = FakeDjango()
-    return ChatHub(make_config(**overrides), reactor, django), reactor, django
+    return build_hub(make_config(**overrides), reactor, django), reactor, django
 
 
 # WebSocket framing -------------------------------------------------------------------------
@@ -465,7 +466,7 @@ def make_cluster(
     django = FakeDjango()
     redis = FakeRedis()
     hubs = [
-        ChatHub(
+        build_hub(
             make_config(redis_url="redis://fake", **overrides), reactor, django, bus=redis.bus()
         )
         for _ in range(count)

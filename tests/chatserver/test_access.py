@@ -36,8 +36,8 @@ class Env:
 
     def __init__(self, **overrides) -> None:
         self.hub, self.reactor, self.django = make_hub(**overrides)
-        self.factory = ChatServerFactory(self.hub, self.reactor)
-        self.poll = LongPollResource(self.hub)
+        self.factory = ChatServerFactory(self.hub, self.reactor, self.hub.config)
+        self.poll = LongPollResource(self.hub, self.hub.config, self.hub.clock)
         self.hub.archive_listeners.append(self.poll.room_archived)
         self.hub.revoke_listeners.append(self.poll.revoked)
         self.hub.forget_listeners.append(self.poll.room_deleted)
@@ -174,7 +174,7 @@ def test_room_deletion_closes_with_4005_and_forgets_the_room(env):
     old = env.django.add("lobby", "secret history")
     alice = env.socket(uid="u:1")
     poll = env.held_poll(uid="u:2", since=old["id"])
-    env.hub.registry.forget("lobby", 999)
+    env.hub.registry.remember_event("lobby", {"type": "deleted", "id": 999})
     pre_delete = env.ticket(uid="u:3", name="carol")
     env.django.gone_rooms.add("lobby")
     answer = env.call("/internal/rooms/lobby/deleted", {"before_ms": NOW_MS})
@@ -182,7 +182,7 @@ def test_room_deletion_closes_with_4005_and_forgets_the_room(env):
     assert alice.close_frame() == (4005, "room deleted")
     assert poll.responseCode == 410 and body_json(poll)["error"] == "room_deleted"
     registry = env.hub.registry
-    assert "lobby" not in registry.rooms() and registry.deleted("lobby") == []
+    assert "lobby" not in registry.rooms() and registry.remembered("lobby") == []
     assert registry.history("lobby", None, 50) is None and registry.online("lobby") == []
     refused = WsClient(env.factory, f"/ws/lobby?ticket={pre_delete}", ORIGIN)
     assert refused.status == 403
@@ -251,7 +251,7 @@ class Instance:
 
     def __init__(self, hub, reactor) -> None:
         self.hub, self.reactor = hub, reactor
-        self.factory = ChatServerFactory(hub, reactor)
+        self.factory = ChatServerFactory(hub, reactor, hub.config)
 
     def connect(self, uid="u:1", name="alice", room="lobby", **kw) -> WsClient:
         t = ticket(self.reactor, room=room, uid=uid, name=name, **kw)

@@ -61,7 +61,7 @@ def test_socket_catch_up_is_paged_and_ends_with_every_message_once():
     `{"type": "history"}` answers the next page in order with one bounded Django read, and with a
     live message stored between every two pages the client ends with every id exactly once."""
     hub, reactor, django = make_hub(catchup_page=PAGE, burst=1000)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", ROOM_SIZE)
     reader = socket(factory, reactor, extra="&since=0")
     writer = socket(factory, reactor, uid="u:2", name="bob")
@@ -102,7 +102,7 @@ def test_hello_and_pages_are_bounded_by_bytes_but_always_progress():
     """Large bodies: a page stops at `catchup_bytes` (keeping at least one message, so a
     message bigger than the budget still gets through), and says `has_more`."""
     hub, reactor, django = make_hub(catchup_page=PAGE, catchup_bytes=10_000)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", 5, body="x" * 3000)
     django.fill("lobby", 1, body="y" * 12_000)
     django.fill("lobby", 2, body="z" * 3000)
@@ -122,14 +122,14 @@ def test_hello_without_since_is_the_newest_page_at_most():
     """Without `since`, hello holds the newest `history_size` messages but never more than a
     page (nor more bytes than the budget), and `has_more` is false (older pages are Django's)."""
     hub, reactor, django = make_hub(history_size=500, catchup_page=PAGE)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", ROOM_SIZE)
     hello = socket(factory, reactor).json_frames()[0]
     assert ids(hello["history"]) == list(range(ROOM_SIZE - PAGE + 1, ROOM_SIZE + 1))
     assert hello["has_more"] is False
 
     hub, reactor, django = make_hub(catchup_bytes=10_000)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", 20, body="x" * 3000)
     hello = socket(factory, reactor).json_frames()[0]
     assert ids(hello["history"]) == [18, 19, 20] and hello["has_more"] is False
@@ -152,7 +152,7 @@ def test_a_bad_after_is_refused_with_bad_frame_and_reads_nothing(frame):
     """`after` must be a JSON integer from 0 to 2**53 - 1: anything else gets a `bad_frame`
     error frame, no Django read, and the socket stays open."""
     hub, reactor, django = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     client = socket(factory, reactor)
     client.json_frames()
     reads = len(django.history_reads)
@@ -169,7 +169,7 @@ def test_one_history_read_at_a_time_per_socket():
     """A second request while a page is being read is refused with `busy` (no second read);
     the first is answered, and a request after it is served again."""
     hub, reactor, django = make_hub(catchup_page=PAGE)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", 3 * PAGE)
     client = socket(factory, reactor, extra=f"&since={2 * PAGE}")
     client.json_frames()
@@ -192,7 +192,7 @@ def test_a_failed_page_read_closes_with_1011_to_resume_from_the_last_page():
     """Django failing for a history request closes the socket with 1011: the client reconnects
     with `since` set to the last page it holds."""
     hub, reactor, django = make_hub(catchup_page=PAGE)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", 3 * PAGE)
     client = socket(factory, reactor, extra="&since=0")
     client.json_frames()
@@ -205,7 +205,7 @@ def test_sockets_catching_up_from_the_same_id_share_one_read_of_one_page():
     """Ten sockets opening with the same `since` while the read runs: one Django read of one
     page, every hello holds that page."""
     hub, reactor, django = make_hub(catchup_page=PAGE)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     django.fill("lobby", ROOM_SIZE)
     held = HeldReads(django)
     clients = [
@@ -225,7 +225,7 @@ def test_sockets_catching_up_from_the_same_id_share_one_read_of_one_page():
 @pytest.fixture
 def poll_env():
     hub, reactor, django = make_hub(catchup_page=PAGE, burst=1000)
-    return hub, reactor, django, LongPollResource(hub)
+    return hub, reactor, django, LongPollResource(hub, hub.config, hub.clock)
 
 
 def poll_get(env, since):
@@ -293,7 +293,7 @@ def test_poll_page_with_more_to_come_carries_no_live_message(poll_env):
 def test_poll_without_since_is_the_newest_page_at_most():
     """Without `since` a poll answers at most one page of the newest messages."""
     hub, reactor, django = make_hub(history_size=500, catchup_page=PAGE)
-    env = (hub, reactor, django, LongPollResource(hub))
+    env = (hub, reactor, django, LongPollResource(hub, hub.config, hub.clock))
     django.fill("lobby", ROOM_SIZE)
     hub_, reactor_, _, poll = env
     request = render(

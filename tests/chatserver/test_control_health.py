@@ -24,7 +24,7 @@ def _signed(hub, method, uri, body=b"", secret=SECRET, skew=0):
 def test_archive_closes_sockets_with_4004_and_refuses_new_ones():
     """A signed archive call closes the room's sockets (4004) and answers how many."""
     hub, reactor, _ = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     client = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     client.frames()
     request = render(ControlResource(hub), _signed(hub, "POST", "/internal/rooms/lobby/archived"))
@@ -36,7 +36,7 @@ def test_archive_closes_sockets_with_4004_and_refuses_new_ones():
 def test_deleted_notifies_room_and_stats_lists_rooms():
     """A signed delete reaches the room; stats counts sockets and online names."""
     hub, reactor, _ = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     client = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     client.frames()
     resource = ControlResource(hub, stats=hub.stats)
@@ -98,7 +98,7 @@ def test_healthz_reflects_django():
 def test_metrics_exposes_the_documented_names():
     """/metrics serves every documented metric name in Prometheus text format."""
     hub, _, _ = make_hub()
-    ChatServerFactory(hub, hub.clock)
+    ChatServerFactory(hub, hub.clock, hub.config)
     hub.metrics.errors.labels(kind="bad_json").inc()
     text = b"".join(
         render(MetricsResource(hub.metrics.registry), _leaf_request("/metrics")).written

@@ -16,6 +16,7 @@ from chatserver.frames import ClientFrame
 from chatserver.hub import BUSY_RETRY_AFTER, ChatHub
 from chatserver.longpoll import LongPollResource
 from chatserver.protocol import ChatServerFactory
+from chatserver.service import build_hub
 from tests.chatserver.support import (
     ORIGIN,
     WsClient,
@@ -35,12 +36,14 @@ class Room:
 
     def __init__(self, hub: ChatHub, reactor, django) -> None:
         self.hub, self.reactor, self.django = hub, reactor, django
-        self.factory = ChatServerFactory(hub, reactor)
-        self.poll = LongPollResource(hub)
+        self.factory = ChatServerFactory(hub, reactor, hub.config)
+        self.poll = LongPollResource(hub, hub.config, hub.clock)
 
     def restarted(self) -> Room:
         """A fresh chat server (empty buffer, no members) over the same Django."""
-        return Room(ChatHub(self.hub.config, self.reactor, self.django), self.reactor, self.django)
+        return Room(
+            build_hub(self.hub.config, self.reactor, self.django), self.reactor, self.django
+        )
 
     def socket(self, uid: str, name: str, since: int | None = None) -> WsClient:
         t = ticket(self.reactor, uid=uid, name=name)
@@ -144,7 +147,7 @@ def test_repeat_of_a_deleted_message_never_comes_back(room, resent_body):
     bob = room.socket("u:2", "bob")
     original = first_message(room, alice, bob, body="regrettable")
     room.django.delete(original["id"])
-    room.hub.delete("lobby", original["id"])
+    room.hub.announce("lobby", {"type": "deleted", "id": original["id"]})
     bob.json_frames()
     alice.json_frames()
     held = room.held_poll(since=original["id"])
@@ -185,18 +188,30 @@ def test_repeat_after_a_restart_is_not_broadcast(room, deleted):
 
 
 def test_long_poll_repeat_answers_the_sender_and_releases_no_poll(room):
-    """On the long-poll POST a repeat answers `{"message", "repeat": true}`, or
-    `{"deleted": true, "id", "repeat": true}` once deleted; held polls stay held."""
+    """On the long-poll POST a repeat answers the socket's `ack` frame in `events` (beside
+    the previous release's `{"message", "repeat": true}`), or an `ack` with `deleted` (beside
+    `{"deleted": true, "id", "repeat": true}`) once deleted; held polls stay held."""
     first = body_json(room.post("first", "p-1"))["message"]
     room.newer(NEWER)
     held = room.held_poll(since=first["id"] + NEWER)
-    assert body_json(room.post("again", "p-1")) == {"message": first, "repeat": True}
+    ack = {"type": "ack", "nonce": "p-1", "id": first["id"], "deleted": False, "message": first}
+    assert body_json(room.post("again", "p-1")) == {
+        "events": [ack],
+        "message": first,
+        "repeat": True,
+    }
     room.django.delete(first["id"])
-    room.hub.delete("lobby", first["id"])
+    room.hub.announce("lobby", {"type": "deleted", "id": first["id"]})
     held = room.held_poll(since=first["id"] + NEWER)
     answer = room.post("again", "p-1")
     assert answer.responseCode == 200
-    assert body_json(answer) == {"deleted": True, "id": first["id"], "repeat": True}
+    ack = {"type": "ack", "nonce": "p-1", "id": first["id"], "deleted": True}
+    assert body_json(answer) == {
+        "events": [ack],
+        "deleted": True,
+        "id": first["id"],
+        "repeat": True,
+    }
     assert not held.finished
 
 

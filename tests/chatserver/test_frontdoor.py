@@ -24,10 +24,10 @@ class Door:
     def __init__(self, timeout: float = 10.0) -> None:
         self.hub, self.reactor, self.django = make_hub()
         self.timeouts: list[int] = []
-        ws_factory = ChatServerFactory(self.hub, self.reactor)
+        ws_factory = ChatServerFactory(self.hub, self.reactor, self.hub.config)
         site = build_site(
             ws_factory,
-            poll=LongPollResource(self.hub),
+            poll=LongPollResource(self.hub, self.hub.config, self.hub.clock),
             control=Resource(),
             health=HealthResource(self.django, lambda: {"connections": 0}),
             metrics=MetricsResource(self.hub.metrics.registry),

@@ -91,7 +91,7 @@ def env():
     hub, reactor, django = make_hub(
         address_rate=1e9, address_burst=10**9, max_address_connections=10**9
     )
-    return hub, reactor, django, ChatServerFactory(hub, reactor)
+    return hub, reactor, django, ChatServerFactory(hub, reactor, hub.config)
 
 
 def open_client(env, name: str = "alice", uid: str = "u:1") -> WsClient:
@@ -545,17 +545,17 @@ def test_old_secret_is_accepted_during_rotation_and_refused_after():
     """A ticket signed with the previous secret opens while it is configured, not after."""
     hub, reactor, _ = make_hub(previous_shared_secret="old-secret")
     old = mint_ticket("old-secret", room="lobby", uid="u:9", name="zoe", now=int(reactor.seconds()))
-    rotating = ChatServerFactory(hub, reactor)
+    rotating = ChatServerFactory(hub, reactor, hub.config)
     assert WsClient(rotating, f"/ws/lobby?ticket={old}", ORIGIN).status == 101
     hub_after, reactor_after, _ = make_hub()
-    rotated = ChatServerFactory(hub_after, reactor_after)
+    rotated = ChatServerFactory(hub_after, reactor_after, hub_after.config)
     assert WsClient(rotated, f"/ws/lobby?ticket={old}", ORIGIN).status == 403
 
 
 def test_stalled_reader_is_cut_when_twisted_pauses_on_every_write():
     """Twisted's FileDescriptor calls pauseProducing on each write while full: still cut 4008."""
     hub, reactor, _ = make_hub(max_outgoing_buffer=10_000)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     slow = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     slow.frames()
     for i in range(20):  # 20 x 1 KB after the pause: twice the bound

@@ -31,8 +31,8 @@ class Stack:
 
     def __init__(self) -> None:
         self.hub, self.reactor, self.django = make_hub()
-        self.ws = ChatServerFactory(self.hub, self.reactor)
-        self.poll = LongPollResource(self.hub)
+        self.ws = ChatServerFactory(self.hub, self.reactor, self.hub.config)
+        self.poll = LongPollResource(self.hub, self.hub.config, self.hub.clock)
         site = build_site(
             self.ws,
             poll=self.poll,

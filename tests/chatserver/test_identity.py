@@ -61,7 +61,7 @@ def _people(frame: dict) -> list[tuple[str, str, bool]]:
 def test_batch_items_carry_the_tickets_uid_and_messages_the_author_id():
     """The hub puts the ticket's uid into the batch item; the stored message's `user.id` is it."""
     hub, reactor, django = make_hub(presence_interval=0.0)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     guest = _connect(factory, reactor, uid=GUEST, name="admin")
     guest.frames()
     guest.send({"type": "message", "body": "hi", "nonce": "n1"})
@@ -74,7 +74,7 @@ def test_batch_items_carry_the_tickets_uid_and_messages_the_author_id():
 def test_hello_and_presence_carry_people_with_ids_and_guest_flags():
     """Presence lists each person once by id, guests flagged, beside the `online` names."""
     hub, reactor, _ = make_hub(presence_interval=0.0)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     admin = _connect(factory, reactor, uid="u:1", name="admin")
     hello = admin.json_frames()[0]
     assert hello["user"] == {"id": "u:1", "name": "admin", "guest": False}
@@ -88,7 +88,7 @@ def test_newest_name_wins_when_a_guest_opens_a_tab_under_a_new_name():
     """A second tab of the same guest with a newer ticket name renames the guest in presence at
     once (the original kept the first tab's name until every tab closed)."""
     hub, reactor, _ = make_hub(presence_interval=0.0)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     watcher = _connect(factory, reactor)
     _connect(factory, reactor, uid=GUEST, name="old-name")
     watcher.json_frames()
@@ -102,8 +102,8 @@ def test_a_polling_guest_appears_under_its_new_name_at_once():
     """A long-polling guest's lease takes the name of its newest ticket (the original kept the
     first name for as long as the guest kept polling)."""
     hub, reactor, _ = make_hub(presence_interval=0.0)
-    poll = LongPollResource(hub)
-    factory = ChatServerFactory(hub, reactor)
+    poll = LongPollResource(hub, hub.config, hub.clock)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     watcher = _connect(factory, reactor)
     _poll(poll, reactor, GUEST, "old-name")
     watcher.json_frames()
@@ -117,8 +117,8 @@ def test_rename_control_switches_open_sockets_presence_and_old_tickets():
     """Django's rename call: the guest's open socket sends under the new name, others see the
     new name in presence, and a poll with a ticket minted before the rename uses it too."""
     hub, reactor, django = make_hub(presence_interval=0.0)
-    factory = ChatServerFactory(hub, reactor)
-    poll = LongPollResource(hub)
+    factory = ChatServerFactory(hub, reactor, hub.config)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     watcher = _connect(factory, reactor)
     guest = _connect(factory, reactor, uid=GUEST, name="old-name")
     old_ticket_poll = ticket(reactor, uid=GUEST, name="old-name")
@@ -153,8 +153,8 @@ def test_a_rename_reaches_the_other_instances_over_redis():
     """A rename applied on one instance renames the guest's sockets on the other one too."""
     hubs, reactor, django, redis = make_cluster(2, presence_interval=0.0)
     a, b = hubs
-    watcher = _connect(ChatServerFactory(a, reactor), reactor)
-    guest = _connect(ChatServerFactory(b, reactor), reactor, uid=GUEST, name="old-name")
+    watcher = _connect(ChatServerFactory(a, reactor, a.config), reactor)
+    guest = _connect(ChatServerFactory(b, reactor, b.config), reactor, uid=GUEST, name="old-name")
     redis.flush()
     guest.json_frames()
     watcher.json_frames()
@@ -185,7 +185,7 @@ def test_registry_counts_holders_by_uid_and_keeps_the_newest_name():
 def test_a_renamed_guest_leaving_clears_presence():
     """After a rename, closing the guest's last socket removes it from presence."""
     hub, reactor, _ = make_hub(presence_interval=0.0)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     watcher = _connect(factory, reactor)
     guest = _connect(factory, reactor, uid=GUEST, name="old-name")
     _rename(hub, GUEST, "new-name")

@@ -26,7 +26,7 @@ from tests.chatserver.support import (
 
 def _env(**overrides):
     hub, reactor, django = make_hub(**overrides)
-    return hub, reactor, django, ChatServerFactory(hub, reactor)
+    return hub, reactor, django, ChatServerFactory(hub, reactor, hub.config)
 
 
 def _socket(env, uid="u:1", name="alice", peer=None, room="lobby") -> WsClient:
@@ -183,7 +183,7 @@ def _get(hub, reactor, poll, query="&since=0", uid="u:1"):
 def test_long_poll_429_carries_retry_after_in_body_and_header():
     """The POST refusal has `retry_after` (seconds) and `Retry-After` (whole seconds, up)."""
     hub, reactor, _ = make_hub(burst=1, rate=0.4)
-    poll = LongPollResource(hub)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     first = _post(hub, reactor, poll, {"body": "a", "nonce": "n1"})
     reactor.advance(0.01)
     assert first.responseCode == 200
@@ -201,7 +201,7 @@ def test_sockets_and_long_polls_of_one_identity_share_the_budget():
     per transport)."""
     env = _env(burst=3, rate=0.0001)
     hub, reactor, django, _ = env
-    poll = LongPollResource(hub)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     alice = _open(env)
     for i in range(3):
         alice.send({"type": "message", "body": "x", "nonce": f"s{i}"})
@@ -212,7 +212,7 @@ def test_sockets_and_long_polls_of_one_identity_share_the_budget():
 def test_bad_long_poll_posts_spend_the_budget_too():
     """Refused POST bodies count: after a burst of bad JSON the good one is rate-limited."""
     hub, reactor, _ = make_hub(burst=2, rate=0.0001)
-    poll = LongPollResource(hub)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     t = ticket(reactor)
     headers = {"Origin": ORIGIN, "Content-Type": "application/json"}
     for _ in range(2):
@@ -226,7 +226,7 @@ def test_held_polls_count_against_the_connection_cap():
     frees its slot; sockets and polls share the count."""
     env = _env(max_connections=2)
     hub, reactor, django, _ = env
-    poll = LongPollResource(hub)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     first = _get(hub, reactor, poll)
     _open(env)
     refused = _get(hub, reactor, poll)

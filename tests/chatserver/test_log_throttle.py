@@ -44,7 +44,7 @@ def test_a_loop_of_refused_handshakes_writes_a_bounded_number_of_lines():
     """300 handshakes with forged tickets and foreign origins: at most the burst of lines per
     kind plus nothing else per connection (before: Autobahn wrote one line per refusal)."""
     hub, reactor, _ = make_hub(log_burst=5)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     events, observer = _capture()
     try:
         for i in range(150):

@@ -19,7 +19,7 @@ from tests.chatserver.support import (
 @pytest.fixture
 def env():
     hub, reactor, django = make_hub()
-    return hub, reactor, django, LongPollResource(hub)
+    return hub, reactor, django, LongPollResource(hub, hub.config, hub.clock)
 
 
 def get(env, query="", origin=ORIGIN, uid="u:1", name="alice", room="lobby"):
@@ -40,12 +40,20 @@ def post(env, obj, uid="u:1", name="alice", raw=None):
 
 
 def test_without_since_answers_newest_at_once_with_cors(env):
-    """No since: the newest messages at once, with presence and CORS headers for the origin."""
+    """No since: the newest messages at once, as the frames a socket gets (`events`, presence
+    last, `cursor` the next `since`), the previous release's fields beside them, and CORS
+    headers for the origin."""
     _, _, django, _ = env
     old = django.add("lobby")
     request = get(env)
     assert request.finished
+    people = [{"id": "u:1", "name": "alice", "guest": False}]
     assert body_json(request) == {
+        "events": [
+            {"type": "message", **old},
+            {"type": "presence", "online": ["alice"], "people": people},
+        ],
+        "cursor": old["id"],
         "messages": [old],
         "has_more": False,
         "online": ["alice"],
@@ -63,7 +71,7 @@ def test_held_poll_is_answered_by_a_message_from_a_socket(env):
     hub, reactor, django, poll = env
     request = get(env, "&since=0")
     assert not request.finished and poll.active() == 1
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     sock = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor, uid='u:2', name='bob')}", ORIGIN)
     sock.json_frames()
     sock.send({"type": "message", "body": "hi", "nonce": "n1"})
@@ -120,7 +128,7 @@ def test_post_errors_use_documented_statuses(env, raw, status, code):
 def test_post_rate_limit_is_429_per_uid():
     """Past the burst for one ticket uid, POST answers 429."""
     hub, reactor, django = make_hub(burst=1, rate=0.0001)
-    env = (hub, reactor, django, LongPollResource(hub))
+    env = (hub, reactor, django, LongPollResource(hub, hub.config, hub.clock))
     post(env, {"body": "a", "nonce": "n1"})
     assert post(env, {"body": "b", "nonce": "n2"}).responseCode == 429
 

@@ -17,10 +17,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
 from chatserver.djangoclient import DjangoRefused, DjangoUnreachable
-from chatserver.hub import ChatHub
 from chatserver.longpoll import LongPollResource
 from chatserver.persistence import ALONE_ATTEMPTS, PersistenceQueue, QueueFull
 from chatserver.protocol import ChatServerFactory
+from chatserver.service import build_hub
 from tests.chatserver.support import (
     ORIGIN,
     FakeDjango,
@@ -281,8 +281,8 @@ def test_both_transports_tell_the_poison_sender_and_deliver_the_rest():
     reactor.advance(1_795_000_000)
     django = PoisonDjango()
     django.clock = reactor
-    hub = ChatHub(make_config(), reactor, django)
-    factory = ChatServerFactory(hub, reactor)
+    hub = build_hub(make_config(), reactor, django)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     sender = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     other = WsClient(
         factory, f"/ws/side?ticket={ticket(reactor, room='side', uid='u:2', name='bo')}", ORIGIN
@@ -303,7 +303,7 @@ def test_both_transports_tell_the_poison_sender_and_deliver_the_rest():
     assert "could not be stored" in refusal["message"]
     assert next(f for f in seen["other"] if f.get("nonce") == "s-1")["type"] == "message"
 
-    poll = LongPollResource(hub)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     headers = {"Origin": ORIGIN, "Content-Type": "application/json"}
     raw = b'{"body": "' + POISON.encode() + b'", "nonce": "p-2"}'
     request = render(

@@ -39,7 +39,7 @@ def test_connect_disconnect_churn_sends_a_few_presence_frames_and_the_last_state
     """A guest connecting and leaving 200 times in 2 s: the member gets at most one presence
     frame per interval (before: 400), and the last one is the room's final state."""
     hub, reactor, _ = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     bob = _connect(factory, reactor, "u:2", "bob")
     reactor.advance(1)
     bob.json_frames()
@@ -59,7 +59,7 @@ def test_connect_disconnect_churn_sends_a_few_presence_frames_and_the_last_state
 def test_the_last_change_always_goes_out():
     """A change inside a quiet period is delivered when the period ends, with the state then."""
     hub, reactor, _ = make_hub(presence_interval=1.0)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     bob = _connect(factory, reactor, "u:2", "bob")
     reactor.advance(5)
     bob.json_frames()
@@ -78,8 +78,8 @@ def test_the_last_change_always_goes_out():
 def test_long_poll_churn_is_coalesced_too():
     """Pollers joining and expiring in a loop: the sockets in the room get few frames."""
     hub, reactor, django = make_hub(poll_grace=0.0)
-    factory = ChatServerFactory(hub, reactor)
-    poll = LongPollResource(hub)
+    factory = ChatServerFactory(hub, reactor, hub.config)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     bob = _connect(factory, reactor, "u:2", "bob")
     reactor.advance(1)
     bob.json_frames()
@@ -119,8 +119,8 @@ def test_redis_presence_announcements_are_coalesced():
     (before: one per change), and the other instance converges on the final state."""
     hubs, reactor, _, redis = make_cluster(2)
     a, b = hubs
-    factory_a = ChatServerFactory(a, reactor)
-    factory_b = ChatServerFactory(b, reactor)
+    factory_a = ChatServerFactory(a, reactor, a.config)
+    factory_b = ChatServerFactory(b, reactor, b.config)
     watcher = _connect(factory_b, reactor, "u:9", "watcher")
     reactor.advance(1)
     redis.flush()

@@ -26,7 +26,7 @@ from tests.chatserver.support import (
 @pytest.fixture
 def env():
     hub, reactor, django = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     return hub, reactor, django, factory
 
 
@@ -139,7 +139,7 @@ def test_oversize_frame_closes_with_1009_close_frame(env):
 def test_rate_limit_then_flood_close_1008():
     """Past the burst, messages get rate_limited; past CHAT_FLOOD_CLOSE refusals, close 1008."""
     hub, reactor, django = make_hub(burst=2, rate=0.0001, flood_close=3)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     client = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     client.json_frames()
     for i in range(4):
@@ -224,7 +224,7 @@ def test_archive_closes_with_4004_and_delete_notifies(env):
     hub, reactor, django, _ = env
     client = connect(env)
     client.frames()
-    assert hub.delete("lobby", 7) == 1
+    assert hub.announce("lobby", {"type": "deleted", "id": 7}) == 1
     assert client.json_frames() == [{"type": "deleted", "id": 7}]
     assert hub.archive("lobby") == 1
     assert client.close_frame() == (4004, "room archived")
@@ -233,7 +233,7 @@ def test_archive_closes_with_4004_and_delete_notifies(env):
 def test_slow_reader_is_cut_with_4008_without_slowing_others():
     """A paused transport that would buffer past the bound is closed; others still get frames."""
     hub, reactor, django = make_hub(max_outgoing_buffer=300)
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     slow = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     fast = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor, uid='u:2', name='b')}", ORIGIN)
     slow.frames()
@@ -283,7 +283,7 @@ def test_site_takeover_releases_http_channel():
     from chatserver.web import build_site
 
     hub, reactor, _ = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     site = build_site(
         factory,
         poll=None,

@@ -21,10 +21,11 @@ GAP_WAIT = 0.2
 class Instance:
     """One hub with its WebSocket factory."""
 
-    def __init__(self, hub, reactor) -> None:
+    def __init__(self, hub, reactor, bus) -> None:
         self.hub = hub
         self.reactor = reactor
-        self.factory = ChatServerFactory(hub, reactor)
+        self.bus = bus
+        self.factory = ChatServerFactory(hub, reactor, hub.config)
 
     def connect(self, uid: str = "u:1", name: str = "alice", room: str = "lobby") -> WsClient:
         t = ticket(self.reactor, room=room, uid=uid, name=name)
@@ -36,7 +37,7 @@ class Instance:
 @pytest.fixture
 def cluster():
     hubs, reactor, django, redis = make_cluster(2)
-    a, b = (Instance(hub, reactor) for hub in hubs)
+    a, b = (Instance(hub, reactor, bus) for hub, bus in zip(hubs, redis.buses, strict=True))
     return a, b, reactor, django, redis
 
 
@@ -211,13 +212,13 @@ def test_a_silent_instance_people_expire_and_redis_down_forgets_them(cluster):
         b.hub.fanout.tick()
         redis.flush()
     assert a.hub.registry.online("lobby") == ["alice", "bob"]
-    redis.buses.remove(b.hub.bus)  # B dies without a word
+    redis.buses.remove(b.bus)  # B dies without a word
     for _ in range(4):
         reactor.advance(5)
         a.hub.fanout.tick()
         redis.flush()
     assert a.hub.registry.online("lobby") == ["alice"]
-    redis.buses.append(b.hub.bus)
+    redis.buses.append(b.bus)
     redis.down()
     redis.up()
     redis.flush()  # the sync request: B announces Bob again
@@ -232,7 +233,7 @@ def test_archive_and_delete_from_django_reach_every_instance(cluster):
     a.connect()
     bob = b.connect(uid="u:2", name="bob")
     bob_seen = Seen(bob)
-    assert a.hub.delete("lobby", 7) == 1
+    assert a.hub.announce("lobby", {"type": "deleted", "id": 7}) == 1
     redis.flush()
     assert bob_seen.of_type("deleted") == [{"type": "deleted", "id": 7}]
     a.hub.archive("lobby")

@@ -53,16 +53,18 @@ def test_recent_buffer_answers_since_only_when_provably_complete():
 
 
 def test_empty_room_seed_and_forget():
-    """A room with no messages at all answers from the buffer; deleted ids are dropped."""
+    """A room with no messages at all answers from the buffer; retracted (deleted) ids are
+    dropped, and remembered events are kept for returning polls."""
     reg = RoomRegistry()
     reg.add_member("r", object())
     reg.seed("r", [], complete_after=0)
     reg.remember("r", _m(1))
     reg.remember("r", _m(2))
     assert reg.history("r", None, 50) == [_m(1), _m(2)]
-    reg.forget("r", 1)
+    reg.retract("r", 1)
+    reg.remember_event("r", {"type": "deleted", "id": 1})
     assert reg.history("r", 0, 50) == [_m(2)]
-    assert reg.deleted("r") == [1]
+    assert reg.remembered("r") == [{"type": "deleted", "id": 1}]
 
 
 def test_token_bucket_burst_refill_and_refusal_count():

@@ -32,7 +32,7 @@ def test_with_redis_url_the_service_connects_to_redis_and_reports_it_down_until_
     service.startService()
     targets = [(host, port) for host, port, *_ in reactor.tcpClients]
     assert targets == [("127.0.0.9", 6390), ("127.0.0.9", 6390)]
-    assert service.hub.bus.up is False
+    assert service.bus.up is False
     assert service.hub.metrics.registry.get_sample_value("chat_redis_up") == 0
     site = service.internal_listener.factory  # detailed health is on the internal listener
     health = site.resource.getChildWithDefault(b"healthz", DummyRequest([b"healthz"]))
@@ -41,4 +41,28 @@ def test_with_redis_url_the_service_connects_to_redis_and_reports_it_down_until_
     assert health._stats() == {"connections": 0, "redis": "down"}
     d = service.stopService()
     reactor.advance(0)
-    assert d.called and not service.hub.bus.running
+    assert d.called and not service.bus.running
+
+
+def test_a_child_added_after_composition_is_stopped_after_the_drain():
+    """Shutdown ends with `MultiService.stopService`: a child service added to the tree later
+    (not known to the shutdown sequence) is stopped too, after the hub stopped taking messages
+    and every child the composition root added (timers included) is stopped."""
+    from twisted.application.service import Service
+
+    class Recorder(Service):
+        def stopService(self):  # noqa: N802 (twisted API)
+            seen.append(service.hub.shutting_down)
+            return Service.stopService(self)
+
+    seen: list[bool] = []
+    reactor = MemoryReactorClock()
+    service = makeService(make_config(), reactor=reactor)
+    late = Recorder()
+    late.setServiceParent(service)
+    service.startService()
+    assert late.running
+    d = service.stopService()
+    reactor.advance(0)
+    assert d.called and not late.running and seen == [True]
+    assert not any(child.running for child in service)

@@ -63,7 +63,7 @@ def test_malformed_json_with_escapes_is_still_bad_json():
 def test_socket_answers_bad_body_and_queues_nothing(body):
     """Over a real socket: an error frame `bad_body` with the nonce; Django sees no batch."""
     hub, reactor, django = make_hub()
-    factory = ChatServerFactory(hub, reactor)
+    factory = ChatServerFactory(hub, reactor, hub.config)
     client = WsClient(factory, f"/ws/lobby?ticket={ticket(reactor)}", ORIGIN)
     client.json_frames()  # hello
     client.protocol.dataReceived(client_frame(_frame(body, "poison-1")))
@@ -77,7 +77,7 @@ def test_socket_answers_bad_body_and_queues_nothing(body):
 def test_long_poll_post_answers_400_bad_body_and_queues_nothing(body):
     """POST /poll with the same bodies: 400 `bad_body`; Django sees no batch."""
     hub, reactor, django = make_hub()
-    poll = LongPollResource(hub)
+    poll = LongPollResource(hub, hub.config, hub.clock)
     raw = ('{"body":"' + body + '","nonce":"poison-2"}').encode()
     headers = {"Origin": ORIGIN, "Content-Type": "application/json"}
     request = render(

@@ -98,9 +98,9 @@ def test_repeat_of_a_deleted_message_stays_deleted_across_a_restart(system, room
     alice.say("regrettable", gone)
     message_id = bob.wait_for_messages(1)[0]["id"]
     system.shell(
-        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        "from chat.models import Message\nfrom chat import actions\n"
         f"Message.objects.filter(pk={message_id}).update(is_deleted=True)\n"
-        f"chatserver_client.message_deleted({room!r}, {message_id})\n"
+        f"actions.message_deleted({room!r}, {message_id})\n"
     )
     bob.wait_for(lambda f: f["type"] == "deleted" and f["id"] == message_id)
 
@@ -122,7 +122,8 @@ def test_repeat_of_a_deleted_message_stays_deleted_across_a_restart(system, room
     poll_url = system.ticket(alice.session, room)["poll_url"]
     answer = requests.post(poll_url, json={"body": "by poll", "nonce": gone}, timeout=10)
     assert answer.status_code == 200
-    assert answer.json() == {"deleted": True, "id": message_id, "repeat": True}
+    ack = {"type": "ack", "nonce": gone, "id": message_id, "deleted": True}
+    assert answer.json() == {"events": [ack], "deleted": True, "id": message_id, "repeat": True}
     marker_after(alice, [bob])
     history = join(system, room).hello["history"]
     assert message_id not in [m["id"] for m in history]
@@ -132,8 +133,8 @@ def test_repeat_of_a_deleted_message_stays_deleted_across_a_restart(system, room
 
 
 def test_long_poll_repeat_is_answered_to_the_sender_only(system, room):
-    """A long-poll POST of a stored nonce answers `{"message": <original>, "repeat": true}`
-    and the socket member receives nothing."""
+    """A long-poll POST of a stored nonce answers the socket's `ack` frame in `events` (and
+    `{"message": <original>, "repeat": true}`) and the socket member receives nothing."""
     session = system.guest_session(room)
     bob = join(system, room)
     poll_url = system.ticket(session, room)["poll_url"]
@@ -142,7 +143,12 @@ def test_long_poll_repeat_is_answered_to_the_sender_only(system, room):
     assert bob.wait_for_messages(1)[0]["id"] == stored["message"]["id"]
     again = requests.post(poll_url, json={"body": "other", "nonce": first}, timeout=10)
     assert again.status_code == 200
-    assert again.json() == {"message": stored["message"], "repeat": True}
+    ack = {"type": "ack", "nonce": first, "id": stored["message"]["id"], "deleted": False}
+    assert again.json() == {
+        "events": [{**ack, "message": stored["message"]}],
+        "message": stored["message"],
+        "repeat": True,
+    }
     marker = nonce()
     requests.post(poll_url, json={"body": "marker", "nonce": marker}, timeout=10)
     next_message_is(bob, marker)

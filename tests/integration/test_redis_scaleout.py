@@ -235,9 +235,9 @@ def test_archive_and_delete_called_on_one_instance_reach_clients_on_both(cluster
     on_a.say("to be deleted", nonce())
     message_id = on_b.wait_for_messages(1)[0]["id"]
     cluster.shell(
-        "from chat.models import Message\nfrom chat import chatserver_client\n"
+        "from chat.models import Message\nfrom chat import actions\n"
         f"Message.objects.filter(pk={message_id}).update(is_deleted=True)\n"
-        f"chatserver_client.message_deleted({slug!r}, {message_id})\n"
+        f"actions.message_deleted({slug!r}, {message_id})\n"
     )
     for client in (on_a, on_b):
         client.wait_for(lambda f: f == {"type": "deleted", "id": message_id})

@@ -1,8 +1,9 @@
 /**
  * Unit tests for static/chat/client/sender.js (run by `node --test tests/js/`, from `make test`).
  *
- * The sender is driven with a fake connection, fake timers and a recording timeline; the outbox
- * is the real one, in memory. What they pin: a room's outbox leaves strictly in typed order, one
+ * The sender is driven with a fake connection (only `send`: the sender never knows which
+ * transport is live), fake timers and a recording timeline; the outbox is the real one, in
+ * memory. What they pin: a room's outbox leaves strictly in typed order, one
  * message in flight at a time, a refused head holds back everything after it for exactly the
  * server's `retry_after` (or a jittered backoff without it), a final refusal lets the next go,
  * and an `ack` for a stored or deleted nonce acknowledges the head.
@@ -71,30 +72,26 @@ class FakeTimeline {
   }
 }
 
-/** A connection whose socket records frames and whose POSTs wait for the test to answer. */
+/** A connection that records the frames sent; `live` false: no transport can take them. */
 class FakeConnection {
-  constructor(mode = "ws") {
-    this.mode = mode;
+  constructor(live = true) {
+    this.live = live;
     this.frames = [];
-    this.posts = [];
   }
-  sendFrame(frame) {
-    if (this.mode !== "ws") return false;
+  send(frame) {
+    if (!this.live) return false;
     this.frames.push(frame);
     return true;
-  }
-  postMessage(body, nonce) {
-    return new Promise((resolve) => this.posts.push({ body, nonce, resolve }));
   }
   bodies() {
     return this.frames.map((f) => f.body);
   }
 }
 
-function setup(mode = "ws") {
+function setup(live = true) {
   const outbox = new Outbox("room", null);
   const timeline = new FakeTimeline();
-  const connection = new FakeConnection(mode);
+  const connection = new FakeConnection(live);
   const timers = new FakeTimers();
   const shown = [];
   const sender = new Sender({
@@ -194,11 +191,11 @@ test("refusals for a message that is not in flight are ignored", () => {
 });
 
 test("offline: nothing is sent until a transport is ready, then the head first", () => {
-  const { connection, sender } = setup(null);
+  const { connection, sender } = setup(false);
   sender.submit("first");
   sender.submit("second");
   assert.deepEqual(connection.bodies(), []);
-  connection.mode = "ws";
+  connection.live = true;
   sender.flush();
   assert.deepEqual(connection.bodies(), ["first"]);
 });
@@ -248,53 +245,22 @@ test("an ack for a deleted original removes the pending copy and never shows its
   assert.deepEqual(connection.bodies(), ["deleted by staff", "next"]);
 });
 
-test("long polling: the same order, one POST at a time, retry_after and repeats", async () => {
-  const { connection, sender, timers, shown, timeline } = setup("poll");
+test("answers arrive as frames whatever the transport: error, ack for a deleted original", () => {
+  const { connection, sender, timers, shown, timeline, store } = setup();
   for (const body of ["p1", "p2", "p3"]) sender.submit(body);
-  assert.deepEqual(
-    connection.posts.map((p) => p.body),
-    ["p1"],
-  );
-  connection.posts[0].resolve({ ok: false, code: "rate_limited", status: 429, retryAfter: 1 });
-  await tick();
-  assert.equal(connection.posts.length, 1);
+  // A refused POST comes back as the socket's error frame would.
+  sender.refused(connection.frames[0].nonce, "rate_limited", 1);
   timers.fire(1000);
-  assert.deepEqual(
-    connection.posts.map((p) => p.body),
-    ["p1", "p1"],
-  );
-  const first = connection.posts[1];
-  first.resolve({ ok: true, message: { id: 5, body: "p1", nonce: first.nonce } });
-  await tick();
-  assert.deepEqual(
-    connection.posts.map((p) => p.body),
-    ["p1", "p1", "p2"],
-  );
-  // p2 was stored before and deleted since: the POST answers the repeat without its text.
-  connection.posts[2].resolve({ ok: true, deleted: true, id: 6 });
-  await tick();
-  assert.equal(timeline.states.has(connection.posts[2].nonce), false);
-  connection.posts[3].resolve({ ok: true, message: { id: 7, body: "p3", nonce: connection.posts[3].nonce } });
-  await tick();
+  assert.deepEqual(connection.bodies(), ["p1", "p1"]);
+  store(connection.frames[1], 5);
+  // p2 was stored before and deleted since: an ack without its text.
+  const p2 = connection.frames[2];
+  sender.onAck({ type: "ack", nonce: p2.nonce, id: 6, deleted: true });
+  assert.equal(timeline.states.has(p2.nonce), false);
+  store(connection.frames[3], 7);
   assert.deepEqual(
     shown.map((m) => m.id),
     [5, 7],
   );
-  assert.deepEqual(
-    connection.posts.map((p) => p.body),
-    ["p1", "p1", "p2", "p3"],
-  );
-});
-
-test("a late answer to a superseded POST is ignored", async () => {
-  const { connection, sender } = setup("poll");
-  sender.submit("late");
-  sender.submit("after");
-  sender.flush(); // switched transports: the head is posted again
-  connection.posts[0].resolve({ ok: false, code: "body_too_long", status: 400 });
-  await tick();
-  assert.deepEqual(
-    connection.posts.map((p) => p.body),
-    ["late", "late"],
-  );
+  assert.deepEqual(connection.bodies(), ["p1", "p1", "p2", "p3"]);
 });

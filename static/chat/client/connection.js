@@ -10,6 +10,11 @@
  *   close 4003 (access revoked or the room's rules changed) ──> reconnecting with a fresh
  *        ticket: Django decides (403 ──> denied, 404 ──> archived/deleted, a ticket ──> live)
  *
+ * Both transports deliver the same frames (docs/protocol.md, "WebSocket"): a socket's frames and
+ * a long-poll answer's `events` (and the answers to what was sent) all go to one handler,
+ * `onFrame`; `send(frame)` takes a frame for whichever transport is live, so the sender never
+ * knows which one it is.
+ *
  * Catching up (docs/protocol.md, "Catching up"): hello and long-poll answers carry one bounded
  * page of missed messages and `has_more`. While more follow, the connection asks for the next
  * page (a `history` frame on a socket; the poll loop polls again at once), and it resumes from
@@ -47,10 +52,8 @@ export function backoffDelay(attempt, random = Math.random) {
 /**
  * @typedef {object} ConnectionHandlers
  * @property {(state: string, detail?: object) => void} onState
- * @property {(frame: object) => void} onHello a socket said hello (first or after a reconnect).
- * @property {(frame: object) => void} onFrame any later socket frame.
- * @property {(batch: object) => void} onBatch a long-poll answer, or a page of catch-up
- *   (`{messages}`) from a socket's `history` frame.
+ * @property {(frame: object) => void} onFrame every frame, from either transport: `hello`
+ *   (a socket opened), `history`, `message`, `presence`, `typing`, `deleted`, `ack`, `error`.
  * @property {() => void} onReady a transport can take messages now: flush the outbox.
  * @property {(user: {name: string, guest: boolean}) => void} onUser the ticket's identity.
  */
@@ -184,7 +187,7 @@ export class Connection {
     }
     if (frame.type === "history") {
       if (!Array.isArray(frame.messages)) return;
-      this.handlers.onBatch({ messages: frame.messages });
+      this.handlers.onFrame(frame);
       this.caughtUpTo(frame.messages, frame.has_more === true, ws);
       return;
     }
@@ -224,7 +227,6 @@ export class Connection {
     // Django did not answer: same treatment as a socket that did not open.
     const ticket = await this.ticketOr(() => this.scheduleReconnect());
     if (!ticket || this.finished) return;
-    this.lastTicket = ticket;
     const ws = new WsTransport(this.socketUrl(ticket), {
       onHello: (frame) => this.onSocketHello(ws, frame),
       onFrame: (frame) => this.onSocketFrame(ws, frame),
@@ -239,7 +241,7 @@ export class Connection {
     this.earlyFailures = 0;
     this.mode = "ws";
     this.setState("live");
-    this.handlers.onHello(frame);
+    this.handlers.onFrame(frame);
     this.caughtUpTo(frame.history, frame.has_more === true, ws);
     this.handlers.onReady();
   }
@@ -308,10 +310,10 @@ export class Connection {
         if (!fresh) throw new Error("no ticket");
         return fresh;
       },
-      onBatch: (batch) => {
-        this.handlers.onBatch(batch);
+      onFrame: (frame) => this.handlers.onFrame(frame),
+      onAnswer: (messages, hasMore) => {
         // The poll loop itself polls again at once after a page with more to come.
-        this.caughtUpTo(batch.messages, batch.has_more === true, null);
+        this.caughtUpTo(messages, hasMore, null);
       },
       onGone: (state) => {
         if (!this.finished) this.finish(state);
@@ -391,22 +393,18 @@ export class Connection {
   }
 
   /**
-   * Sends a frame over the socket.
+   * Sends a frame (`message`, `typing`) over whichever transport is live: a socket frame, or a
+   * long-poll POST whose answer comes back through `onFrame` (the stored `message`, an `ack`,
+   * or an `error` with the nonce) like a socket's.
    * @param {object} frame
-   * @returns {boolean} false when no socket is live.
+   * @returns {boolean} false when no transport can take it now (nothing was sent).
    */
-  sendFrame(frame) {
-    return this.mode === "ws" && this.ws ? this.ws.send(frame) : false;
-  }
-
-  /**
-   * Sends a message over long polling.
-   * @returns {Promise<{ok: boolean, message?: object, code?: string, status?: number}>}
-   */
-  postMessage(body, nonce) {
-    if (this.mode !== "poll" || !this.poll) {
-      return Promise.resolve({ ok: false, code: "not_connected", status: 0 });
+  send(frame) {
+    if (this.mode === "ws" && this.ws) return this.ws.send(frame);
+    if (this.mode === "poll" && this.poll) {
+      this.poll.send(frame);
+      return true;
     }
-    return this.poll.send(body, nonce);
+    return false;
   }
 }

@@ -68,7 +68,7 @@ export function startRoom(root) {
     if (scroll && (own || atBottom)) timeline.scrollToBottom();
   };
 
-  /** Presence from a hello, presence frame or poll answer (`people`: id, name, guest). */
+  /** Presence from a hello or a presence frame (`people`: id, name, guest). */
   const showPresence = (event) => {
     // A server without `people` (older chat server during an upgrade): names only, as before.
     const people = Array.isArray(event.people)
@@ -107,13 +107,18 @@ export function startRoom(root) {
       onUser: (user) => {
         if (user?.name) me = user.name;
       },
-      onHello: (frame) => {
-        if (frame.user?.name) me = frame.user.name;
-        showMany(frame.history);
-        showPresence(frame);
-      },
+      // The one ingestion path: every frame of both transports (docs/protocol.md, "WebSocket";
+      // a long poll answers the same frames in `events`).
       onFrame: (frame) => {
         switch (frame.type) {
+          case "hello":
+            if (frame.user?.name) me = frame.user.name;
+            showMany(frame.history);
+            showPresence(frame);
+            break;
+          case "history":
+            showMany(frame.messages);
+            break;
           case "message":
             showMessage(frame);
             break;
@@ -137,11 +142,6 @@ export function startRoom(root) {
             break;
         }
       },
-      onBatch: (batch) => {
-        showMany(batch.messages);
-        if (Array.isArray(batch.people) || Array.isArray(batch.online)) showPresence(batch);
-        for (const id of batch.deleted || []) timeline.markDeleted(id);
-      },
       onReady: () => sender.flush(),
     },
   });
@@ -162,14 +162,14 @@ export function startRoom(root) {
   sender.restore();
   timeline.scrollToBottom();
 
-  wireComposer({ form, input, sender, connection });
+  wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   connection.start();
   return { connection, timeline, sender };
 }
 
-/** Enter sends, Shift+Enter adds a line, typing notices are throttled. */
-function wireComposer({ form, input, sender, connection }) {
+/** Enter sends, Shift+Enter adds a line, typing notices are throttled (on either transport). */
+function wireComposer({ form, input, sender, send }) {
   let lastTyping = 0;
   const submit = () => {
     const body = input.value.trim();
@@ -193,7 +193,7 @@ function wireComposer({ form, input, sender, connection }) {
   input.addEventListener("input", () => {
     const now = Date.now();
     if (!input.value.trim() || now - lastTyping < TYPING_EVERY_MS) return;
-    if (connection.sendFrame({ type: "typing" })) lastTyping = now;
+    if (send({ type: "typing" })) lastTyping = now;
   });
 }
 

@@ -1,6 +1,8 @@
 /**
  * Sending messages, strictly in the order they were typed (typed order = stored order = shown
- * order), on the socket and on the long-poll POST alike.
+ * order), on the socket and on the long-poll POST alike: the sender hands a frame to
+ * `connection.send` and learns the outcome from frames (`message`, `ack`, `error`) whichever
+ * transport carried it; it never knows which one that was.
  *
  * Stop-and-wait on the head of the room's outbox: one message is in flight at a time, and the
  * next one leaves only once the head is acknowledged (its stored message came back: socket frame,
@@ -39,11 +41,11 @@ export class Sender {
    * @param {object} options
    * @param {import("./outbox.js").Outbox} options.outbox
    * @param {import("./timeline.js").Timeline} options.timeline
-   * @param {import("./connection.js").Connection} options.connection `mode`, `sendFrame`,
-   *   `postMessage`.
+   * @param {{send: (frame: object) => boolean}} options.connection the connection
+   *   (connection.js): `send` is false when no transport can take the frame now.
    * @param {() => string} options.me the reader's display name.
-   * @param {(msg: object) => void} options.onStored a stored message came back for us (POST
-   *   answer or `ack`): show it like any other (which acknowledges it here).
+   * @param {(msg: object) => void} options.onStored the original message of an `ack`: show it
+   *   like any other (which acknowledges it here).
    * @param {{setTimeout: Function, clearTimeout: Function}} [options.timers] defaults to the
    *   window's (tests pass fake ones).
    * @param {() => number} [options.random]
@@ -58,8 +60,6 @@ export class Sender {
     this.random = random || Math.random;
     /** Nonce of the head that was sent and has no answer yet, or null. */
     this.inFlight = null;
-    /** Counts sends, so a late answer to an earlier attempt is recognised and ignored. */
-    this.attempt = 0;
     /** Timer of the wait before resending a refused head, or of the in-flight timeout. */
     this.waitTimer = null;
     /** Nonce of the refused head the wait timer is for. */
@@ -108,26 +108,11 @@ export class Sender {
     if (this.inFlight !== null || this.waitTimer !== null) return;
     const entry = this.head();
     if (!entry) return;
-    const attempt = ++this.attempt;
-    if (this.connection.mode === "ws") {
-      if (!this.connection.sendFrame({ type: "message", body: entry.body, nonce: entry.nonce })) {
-        return; // not sent: it goes out on the next "ready"
-      }
-      this.takeOff(entry.nonce);
-    } else if (this.connection.mode === "poll") {
-      this.takeOff(entry.nonce);
-      this.connection.postMessage(entry.body, entry.nonce).then((result) => {
-        if (attempt !== this.attempt || this.inFlight !== entry.nonce) return; // superseded
-        if (result.ok && result.deleted) {
-          this.onAck({ nonce: entry.nonce, id: result.id, deleted: true });
-        } else if (result.ok) {
-          this.onStored(result.message);
-          this.settled(entry.nonce);
-        } else {
-          this.refused(entry.nonce, result.code, result.retryAfter);
-        }
-      });
+    if (!this.connection.send({ type: "message", body: entry.body, nonce: entry.nonce })) {
+      return; // not sent: it goes out on the next "ready"
     }
+    // Answers always come later (a socket frame, a POST's answer): never inside `send`.
+    this.takeOff(entry.nonce);
   }
 
   takeOff(nonce) {

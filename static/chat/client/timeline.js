@@ -55,11 +55,11 @@ export class Timeline {
     if (time) {
       setTime(time, time.getAttribute("datetime"));
     }
-    // The server renders line breaks as <br>; rebuild the body the same way live messages are
-    // built so every message gets the same clickable links.
+    // The server renders the body as plain text (line breaks kept as characters); rebuild it
+    // the same way live messages are built so every message gets the same clickable links.
     const body = li.querySelector(".body");
     if (body) {
-      renderBody(body, plainText(body));
+      renderBody(body, body.textContent);
     }
   }
 
@@ -265,17 +265,6 @@ export class Timeline {
     if (button.dataset.action === "retry") this.actions.onRetry(li.dataset.nonce);
     if (button.dataset.action === "discard") this.actions.onDiscard(li.dataset.nonce);
   }
-}
-
-/** The text of a server-rendered body, with <br> turned back into newlines. */
-function plainText(element) {
-  let text = "";
-  for (const node of element.childNodes) {
-    if (node.nodeType === Node.TEXT_NODE) text += node.data;
-    else if (node.nodeName === "BR") text += "\n";
-    else text += node.textContent;
-  }
-  return text;
 }
 
 function actionButton(action, text, label) {

@@ -1,15 +1,19 @@
 /**
  * The long-polling fallback (docs/protocol.md, "Long polling"): a loop of GET requests that the
- * chat server holds until something happens, and a POST per message sent.
+ * chat server holds until something happens, and a POST per frame sent (a message, a typing
+ * notice). Every answer comes out as the frames a socket would have delivered: a GET's `events`,
+ * a POST's `events` (the stored `message` or an `ack`), and a refused POST as an `error` frame
+ * with the nonce and `retry_after`.
  *
  * Requests are cross-origin (Django's page, the chat server's port) and carry the ticket in the
  * URL, not cookies. A 403 means the ticket expired or was revoked (`bad_ticket`,
  * `access_revoked`): a fresh one is fetched and the loop goes on, unless Django refuses it. A 404
  * or 410 means the room is gone: `room_archived`, or `room_deleted`.
  *
- * `since` moves only with this loop's own answers: each answer is every message after `since`
- * up to its last one (a page of catch-up when `has_more`, then the loop polls again at once), so
- * a message that arrived another way (the answer to a POST) must not move it past a gap.
+ * `since` moves only with this loop's own answers (their `cursor`): each answer is every message
+ * after `since` up to its last one (a page of catch-up when `has_more`, then the loop polls again
+ * at once), so a message that arrived another way (the answer to a POST) must not move it past a
+ * gap.
  */
 
 import { withParam } from "./api.js";
@@ -42,6 +46,22 @@ export function retryAfterSeconds(data, response) {
   return Number.isFinite(header) && header >= 0 ? header : undefined;
 }
 
+/**
+ * The frames of a GET answer: its `events`; for a chat server of the previous release (during an
+ * upgrade) the same frames rebuilt from `messages`, `deleted` and the presence fields.
+ * @param {object} answer
+ * @returns {object[]}
+ */
+export function answerFrames(answer) {
+  if (Array.isArray(answer?.events)) return answer.events;
+  const frames = (answer?.messages || []).map((msg) => ({ type: "message", ...msg }));
+  for (const id of answer?.deleted || []) frames.push({ type: "deleted", id });
+  if (Array.isArray(answer?.online)) {
+    frames.push({ type: "presence", online: answer.online, people: answer.people });
+  }
+  return frames;
+}
+
 /** Raised inside the loop when the room is gone for good; `state` is "archived" or "deleted". */
 class RoomGone extends Error {
   /** @param {string} state */
@@ -72,7 +92,9 @@ export class PollTransport {
    * @param {string} options.pollUrl the ticket's `poll_url`.
    * @param {number|null} options.since the highest id already shown.
    * @param {() => Promise<{poll_url: string}>} options.renewTicket fetches a fresh ticket.
-   * @param {(batch: {messages: object[], has_more?: boolean, online?: string[], deleted?: number[]}) => void} options.onBatch
+   * @param {(frame: object) => void} options.onFrame every frame of every answer, in order.
+   * @param {(messages: object[], hasMore: boolean) => void} options.onAnswer after a GET
+   *   answer's frames: its messages (a page of catch-up when `hasMore`).
    * @param {(state: string) => void} options.onGone the room was archived or deleted (404/410):
    *   "archived" or "deleted".
    * @param {(failures: number) => void} options.onTrouble requests keep failing.
@@ -84,6 +106,9 @@ export class PollTransport {
     this.since = options.since;
     this.stopped = false;
     this.controller = new AbortController();
+    /** nonce -> the number of its latest POST: an answer to an earlier one is stale. */
+    this.posted = new Map();
+    this.posts = 0;
   }
 
   start() {
@@ -115,11 +140,16 @@ export class PollTransport {
         if (batch === null) continue; // the ticket was renewed; poll again at once
         failures = 0;
         this.options.onHealthy();
-        for (const msg of batch.messages || []) this.advance(msg.id);
+        const frames = answerFrames(batch);
+        const messages = frames.filter((frame) => frame.type === "message");
+        for (const msg of messages) this.advance(msg.id);
+        if (Number.isSafeInteger(batch.cursor)) this.advance(batch.cursor);
         // Without `since` the first answer is the newest page; from now on wait for newer ones.
         if (this.since == null) this.since = 0;
-        this.options.onBatch(batch);
-        const empty = !batch.messages?.length && !batch.deleted?.length;
+        for (const frame of frames) this.options.onFrame(frame);
+        this.options.onAnswer(messages, batch.has_more === true);
+        // Presence rides along with every answer: only other frames make it a real answer.
+        const empty = frames.every((frame) => frame.type === "presence");
         if (empty && Date.now() - started < MIN_EMPTY_POLL_MS) {
           await pause(MIN_EMPTY_POLL_MS, this.controller.signal);
         }
@@ -162,13 +192,34 @@ export class PollTransport {
   }
 
   /**
-   * Sends a message with a POST.
-   * @param {string} body
-   * @param {string} nonce
-   * @returns {Promise<{ok: true, message: object} | {ok: true, deleted: true, id: number}
-   *   | {ok: false, code: string, status: number, retryAfter?: number}>}
+   * Sends one frame with a POST (`{"body", "nonce"}` for a message, `{"type": "typing"}`);
+   * what it answers goes to `onFrame`: the frames of its `events`, or an `error` frame (with the
+   * nonce and `retry_after`) when it was refused. An answer to a POST of a nonce that was posted
+   * again since is dropped (the later one answers).
+   * @param {object} frame
    */
-  async send(body, nonce) {
+  async send(frame) {
+    const nonce = typeof frame.nonce === "string" ? frame.nonce : null;
+    const number = ++this.posts;
+    if (nonce) this.posted.set(nonce, number);
+    const frames = await this.post(frame);
+    if (nonce) {
+      if (this.posted.get(nonce) !== number) return;
+      this.posted.delete(nonce);
+    }
+    for (const answer of frames) this.options.onFrame(answer);
+  }
+
+  /**
+   * One POST, renewing the ticket once on 403.
+   * @param {object} frame
+   * @returns {Promise<object[]>} the frames it answers.
+   */
+  async post(frame) {
+    const nonce = frame.nonce;
+    const refused = (code, retryAfter) =>
+      nonce ? [{ type: "error", code, nonce, retry_after: retryAfter }] : [];
+    const body = frame.type === "message" ? { body: frame.body, nonce } : frame;
     for (let attempt = 0; attempt < 2; attempt += 1) {
       let response;
       try {
@@ -176,16 +227,16 @@ export class PollTransport {
           method: "POST",
           credentials: "omit",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ body, nonce }),
+          body: JSON.stringify(body),
         });
       } catch {
-        return { ok: false, code: "network", status: 0 };
+        return refused("network");
       }
       if (response.status === 403 && attempt === 0) {
         try {
           await this.renew();
         } catch {
-          return { ok: false, code: "network", status: 0 };
+          return refused("network");
         }
         continue;
       }
@@ -195,21 +246,17 @@ export class PollTransport {
       } catch {
         data = null;
       }
-      if (response.ok && data && data.message) {
-        return { ok: true, message: data.message };
+      if (response.ok && data && Array.isArray(data.events)) return data.events;
+      if (response.ok && data?.repeat) {
+        // A chat server of the previous release (during an upgrade): its repeat answer.
+        const id = data.id ?? data.message?.id;
+        return [{ type: "ack", nonce, id, deleted: data.deleted === true, message: data.message }];
       }
-      if (response.ok && data && data.repeat && data.deleted) {
-        // The nonce was stored before and staff deleted that message: done, nothing to show.
-        return { ok: true, deleted: true, id: data.id };
-      }
-      const fallback = response.status === 410 || response.status === 404 ? "room_archived" : `http_${response.status}`;
-      return {
-        ok: false,
-        code: (data && data.error) || fallback,
-        status: response.status,
-        retryAfter: retryAfterSeconds(data, response),
-      };
+      if (response.ok && data?.message) return [{ type: "message", ...data.message }];
+      const fallback =
+        response.status === 410 || response.status === 404 ? "room_archived" : `http_${response.status}`;
+      return refused((data && data.error) || fallback, retryAfterSeconds(data, response));
     }
-    return { ok: false, code: "http_403", status: 403 };
+    return refused("http_403");
   }
 }

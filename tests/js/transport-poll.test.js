@@ -1,0 +1,101 @@
+/**
+ * Unit tests for the long-poll transport's sending side (static/chat/client/transport-poll.js),
+ * with a fake `fetch`: a POST's answer comes out as the frames a socket would deliver (the
+ * stored `message`, an `ack`, an `error` with the nonce and `retry_after`), a typing notice is a
+ * POST too, and the answer to a POST of a nonce that was posted again since is dropped.
+ */
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+const { PollTransport, answerFrames } = await import("../../static/chat/client/transport-poll.js");
+
+/** A fetch whose calls wait until the test answers them. */
+function fakeFetch() {
+  const calls = [];
+  const fetch = (url, init) =>
+    new Promise((resolve) => calls.push({ url, init, body: JSON.parse(init.body), resolve }));
+  const respond = (call, status, data, headers = {}) =>
+    call.resolve({
+      status,
+      ok: status >= 200 && status < 300,
+      json: async () => data,
+      headers: { get: (name) => headers[name] ?? null },
+    });
+  return { fetch, calls, respond };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+function transport() {
+  const frames = [];
+  const poll = new PollTransport({
+    pollUrl: "http://chat.test/poll/lobby?ticket=t",
+    since: null,
+    renewTicket: async () => ({ poll_url: "http://chat.test/poll/lobby?ticket=t2" }),
+    onFrame: (frame) => frames.push(frame),
+    onAnswer: () => {},
+    onGone: () => {},
+    onTrouble: () => {},
+    onHealthy: () => {},
+  });
+  return { poll, frames };
+}
+
+test("a POST answers frames: the stored message, or an error frame with nonce and retry_after", async () => {
+  const { fetch, calls, respond } = fakeFetch();
+  globalThis.fetch = fetch;
+  const { poll, frames } = transport();
+  poll.send({ type: "message", body: "hi", nonce: "n1" });
+  await tick();
+  assert.deepEqual(calls[0].body, { body: "hi", nonce: "n1" });
+  const message = { type: "message", id: 4, body: "hi", nonce: "n1" };
+  respond(calls[0], 200, { events: [message] });
+  await tick();
+  assert.deepEqual(frames, [message]);
+  poll.send({ type: "message", body: "again", nonce: "n2" });
+  await tick();
+  respond(calls[1], 503, { error: "busy", message: "later", retry_after: 1.5 });
+  await tick();
+  assert.deepEqual(frames[1], { type: "error", code: "busy", nonce: "n2", retry_after: 1.5 });
+});
+
+test("typing is a POST of the socket's typing frame; its answer delivers nothing", async () => {
+  const { fetch, calls, respond } = fakeFetch();
+  globalThis.fetch = fetch;
+  const { poll, frames } = transport();
+  poll.send({ type: "typing" });
+  await tick();
+  assert.deepEqual(calls[0].body, { type: "typing" });
+  respond(calls[0], 200, { events: [] });
+  await tick();
+  assert.deepEqual(frames, []);
+});
+
+test("the answer to a POST superseded by a later POST of the same nonce is dropped", async () => {
+  const { fetch, calls, respond } = fakeFetch();
+  globalThis.fetch = fetch;
+  const { poll, frames } = transport();
+  poll.send({ type: "message", body: "late", nonce: "n" });
+  poll.send({ type: "message", body: "late", nonce: "n" });
+  await tick();
+  respond(calls[0], 400, { error: "body_too_long", message: "no" });
+  await tick();
+  assert.deepEqual(frames, []);
+  respond(calls[1], 200, { events: [{ type: "message", id: 1, body: "late", nonce: "n" }] });
+  await tick();
+  assert.deepEqual(
+    frames.map((f) => f.type),
+    ["message"],
+  );
+});
+
+test("a GET answer's frames are its events; a previous release's answer is rebuilt as frames", () => {
+  const presence = { type: "presence", online: ["a"], people: [] };
+  assert.deepEqual(answerFrames({ events: [presence], messages: [{ id: 9 }] }), [presence]);
+  assert.deepEqual(answerFrames({ messages: [{ id: 9 }], deleted: [3], online: ["a"], people: [] }), [
+    { type: "message", id: 9 },
+    { type: "deleted", id: 3 },
+    presence,
+  ]);
+});
