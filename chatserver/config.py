@@ -90,6 +90,9 @@ class ChatServerConfig:
     # The longest message body, characters after stripping: Django reads the same CHAT_MAX_BODY
     # with the same default (django_twisted_chat/settings.py), so both processes apply one limit.
     max_body: int = 4000
+    # Accepted clock skew of Django's signed control calls, seconds; Django reads the same
+    # CHAT_SIGNATURE_WINDOW with the same default for the calls it receives.
+    signature_window: int = 60
     # Frames per second and burst per identity (all its sockets and long polls together).
     rate: float = 5.0
     burst: int = 20
@@ -180,6 +183,9 @@ class ChatServerConfig:
             allowed_origins=origins,
             max_payload=_int(environ, "CHAT_MAX_PAYLOAD", cls.max_payload, minimum=1),
             max_body=_int(environ, "CHAT_MAX_BODY", cls.max_body, minimum=1),
+            signature_window=_int(
+                environ, "CHAT_SIGNATURE_WINDOW", cls.signature_window, minimum=1
+            ),
             rate=_float(environ, "CHAT_RATE", cls.rate),
             burst=_int(environ, "CHAT_BURST", cls.burst, minimum=1),
             address_rate=_float(environ, "CHAT_ADDRESS_RATE", cls.address_rate),

@@ -68,6 +68,7 @@ class ControlResource(Resource):
                 path_and_query=request.uri.decode("utf-8", "replace"),
                 body=body,
                 now=self._hub.clock.seconds(),
+                window=self._hub.config.signature_window,
             )
         except SignatureError as exc:
             self._hub.metrics.errors.labels(kind=exc.code).inc()

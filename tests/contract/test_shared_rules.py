@@ -50,24 +50,34 @@ def chat_server_config(name: str, raw: str | None) -> ChatServerConfig:
     return ChatServerConfig.from_environ(environ)
 
 
-@pytest.mark.parametrize("raw", [None, "", "8000", " 120 ", "1", "4000"])
-def test_both_processes_read_the_same_body_limit_from_the_same_variable(monkeypatch, raw):
-    """`CHAT_MAX_BODY` unset (the defaults), empty or set: Django and the chat server end up with
-    the same body limit."""
-    django_value = django_setting(monkeypatch, "CHAT_MAX_BODY", raw)
-    assert django_value == chat_server_config("CHAT_MAX_BODY", raw).max_body
+# Settings both processes read: variable -> (the chat server's config field, default).
+SHARED_SETTINGS = {
+    "CHAT_MAX_BODY": ("max_body", 4000),
+    "CHAT_SIGNATURE_WINDOW": ("signature_window", 60),
+}
+
+
+@pytest.mark.parametrize("name", SHARED_SETTINGS)
+@pytest.mark.parametrize("raw", [None, "", "8000", " 120 ", "1"])
+def test_both_processes_read_a_shared_setting_alike(monkeypatch, name, raw):
+    """A shared setting unset (the defaults), empty or set: Django and the chat server end up
+    with the same value."""
+    field, default = SHARED_SETTINGS[name]
+    django_value = django_setting(monkeypatch, name, raw)
+    assert django_value == getattr(chat_server_config(name, raw), field)
     if raw is None:
-        assert django_value == ChatServerConfig.max_body == 4000
+        assert django_value == getattr(ChatServerConfig, field) == default
 
 
+@pytest.mark.parametrize("name", SHARED_SETTINGS)
 @pytest.mark.parametrize("raw", ["0", "-5", "4k", "1.5"])
-def test_both_processes_refuse_the_same_bad_body_limits(monkeypatch, raw):
-    """A body limit one process would refuse at start-up is refused by the other too, and each
-    error names the variable."""
-    with pytest.raises(ImproperlyConfigured, match="CHAT_MAX_BODY"):
-        django_setting(monkeypatch, "CHAT_MAX_BODY", raw)
-    with pytest.raises(ConfigError, match="CHAT_MAX_BODY"):
-        chat_server_config("CHAT_MAX_BODY", raw)
+def test_both_processes_refuse_the_same_bad_values(monkeypatch, name, raw):
+    """A value one process would refuse at start-up is refused by the other too, and each error
+    names the variable."""
+    with pytest.raises(ImproperlyConfigured, match=name):
+        django_setting(monkeypatch, name, raw)
+    with pytest.raises(ConfigError, match=name):
+        chat_server_config(name, raw)
 
 
 def _chat_server_body_code(body: str, limit: int) -> str | None:
