@@ -12,6 +12,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from hypothesis import given, settings
@@ -19,11 +20,13 @@ from hypothesis import strategies as st
 
 from chat import internal_api as django_internal
 from chat import models as django_rules
+from chat import signing as django_signing
 from chatserver import config as chat_config
 from chatserver import control as chat_control
 from chatserver import frames as chat_frames
 from chatserver import ordering as chat_ordering
 from chatserver import tickets as chat_tickets
+from chatserver import web as chat_web
 from chatserver.config import ChatServerConfig, ConfigError
 
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "django_twisted_chat" / "settings.py"
@@ -161,3 +164,10 @@ def test_the_chat_server_never_asks_django_for_more_than_it_answers():
     for name in ("CHAT_CATCHUP_PAGE", "CHAT_BATCH_SIZE"):
         with pytest.raises(ConfigError, match=name):
             chat_server_config(name, "1001")
+
+
+def test_signed_calls_have_one_body_cap_and_tickets_live_within_the_accepted_lifetime():
+    """A signed call's body may be 1 MiB in either direction (413 past it), and a ticket Django
+    mints with its default lifetime is never refused `too_long` by a default chat server."""
+    assert django_signing.MAX_BODY_BYTES == chat_web.MAX_SIGNED_BODY == 1024 * 1024
+    assert django_settings.CHAT_TICKET_TTL <= ChatServerConfig.max_ticket_ttl
