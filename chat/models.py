@@ -12,8 +12,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 # The body limit is a setting (`CHAT_MAX_BODY`, read by both processes); the lengths below are
-# fixed by the database columns, and the chat server keeps the same numbers (chatserver/frames.py,
-# checked by tests/contract/test_shared_rules.py).
+# fixed by the database columns, and the chat server keeps the same numbers (chatserver/tickets.py,
+# chatserver/frames.py; checked by tests/contract/test_shared_rules.py).
 MAX_NAME_LENGTH = 64
 MAX_NONCE_LENGTH = 64
 MAX_UID_LENGTH = 40
