@@ -19,6 +19,7 @@ from .models import (
     Message,
     Room,
     body_error,
+    body_too_long_text,
     is_valid_nonce,
 )
 from .signing import error_response, internal_endpoint
@@ -31,7 +32,6 @@ ERROR_TEXT = {
     "unknown_room": "No such room.",
     "room_archived": "The room is archived.",
     "empty_body": "A message cannot be empty.",
-    "body_too_long": "A message has at most 4000 characters.",
     "bad_body": "A message cannot contain NUL characters or unpaired surrogates.",
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
@@ -47,7 +47,8 @@ def _item_error(item: Any, code: str) -> dict[str, Any]:
         "nonce": fields.get("nonce"),
         "room": fields.get("room"),
         "error": code,
-        "message": ERROR_TEXT[code],
+        # The limit is a setting, so its text is built when answering.
+        "message": body_too_long_text() if code == "body_too_long" else ERROR_TEXT[code],
     }
 
 

@@ -11,7 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-MAX_BODY_LENGTH = 4000
+# The body limit is a setting (`CHAT_MAX_BODY`, read by both processes); the lengths below are
+# fixed by the database columns, and the chat server keeps the same numbers (chatserver/tickets.py,
+# chatserver/frames.py; checked by tests/contract/test_shared_rules.py).
 MAX_NAME_LENGTH = 64
 MAX_NONCE_LENGTH = 64
 MAX_UID_LENGTH = 40
@@ -43,12 +45,17 @@ def body_error(body: str) -> str | None:
     stripped = body.strip()
     if not stripped:
         return "empty_body"
-    if len(stripped) > MAX_BODY_LENGTH:
+    if len(stripped) > settings.CHAT_MAX_BODY:
         return "body_too_long"
     if has_unstorable(stripped):
         # The database cannot store it: refuse the one item instead of failing the batch.
         return "bad_body"
     return None
+
+
+def body_too_long_text() -> str:
+    """The human text of ``body_too_long``, naming the configured limit."""
+    return f"A message has at most {settings.CHAT_MAX_BODY} characters."
 
 
 def iso_utc_ms(moment: datetime) -> str:
@@ -148,7 +155,9 @@ class Message(models.Model):
     # session). "Own message" is decided by it, never by the display name. Empty for old rows
     # whose author cannot be known (guests before this field existed).
     author_uid = models.CharField(max_length=MAX_UID_LENGTH, blank=True, default="")
-    body = models.TextField(max_length=MAX_BODY_LENGTH)
+    # No max_length: the limit is the CHAT_MAX_BODY setting, checked in clean() and by the
+    # internal API (a setting in a field's arguments would ask for a migration when it changes).
+    body = models.TextField()
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
     nonce = models.CharField(max_length=MAX_NONCE_LENGTH)
     is_deleted = models.BooleanField(default=False)
@@ -182,7 +191,7 @@ class Message(models.Model):
         if code == "empty_body":
             errors["body"] = "A message cannot be empty."
         elif code == "body_too_long":
-            errors["body"] = f"A message has at most {MAX_BODY_LENGTH} characters."
+            errors["body"] = body_too_long_text()
         elif code == "bad_body":
             errors["body"] = f"A message {UNSTORABLE_TEXT}."
         if not is_valid_nonce(self.nonce):

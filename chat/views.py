@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_POST
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
 from .forms import SignUpForm
 from .identity import GuestLimitReached, chat_identity, may_join, set_guest_name
-from .models import Room
+from .models import MAX_NAME_LENGTH, Room
 
 
 def room_list(request: HttpRequest) -> HttpResponse:
@@ -35,7 +36,15 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return guest_limited(request, exc.retry_after)
     latest = list(room.messages.visible().order_by("-id")[:PUBLIC_PAGE_DEFAULT])
     latest.reverse()
-    return render(request, "chat/room.html", {"room": room, "chat_messages": latest, "who": who})
+    # The rules the browser applies come from the one place Django reads them, never literals.
+    limits = {
+        "max_body": settings.CHAT_MAX_BODY,
+        "max_name": MAX_NAME_LENGTH,
+        # How many messages a page holds (rendered here, and asked for when scrolling up).
+        "page": PUBLIC_PAGE_DEFAULT,
+    }
+    context = {"room": room, "chat_messages": latest, "who": who, "limits": limits}
+    return render(request, "chat/room.html", context)
 
 
 def guest_limited(request: HttpRequest, retry_after: int) -> HttpResponse:

@@ -9,6 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# The caps of Django's internal API (docs/protocol.md): one history read returns at most this many
+# messages and one batch holds at most this many items. The chat server's own settings stay
+# within them (CHAT_CATCHUP_PAGE, CHAT_BATCH_SIZE); tests/contract/test_shared_rules.py checks
+# them against Django's constants.
+DJANGO_PAGE_MAX = 1000
+DJANGO_BATCH_MAX = 1000
+
 
 class ConfigError(ValueError):
     """The environment holds a missing or malformed setting; the message names the variable."""
@@ -80,7 +87,12 @@ class ChatServerConfig:
     django_url: str = "http://127.0.0.1:8000"
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
     max_payload: int = 65536
+    # The longest message body, characters after stripping: Django reads the same CHAT_MAX_BODY
+    # with the same default (django_twisted_chat/settings.py), so both processes apply one limit.
     max_body: int = 4000
+    # Accepted clock skew of Django's signed control calls, seconds; Django reads the same
+    # CHAT_SIGNATURE_WINDOW with the same default for the calls it receives.
+    signature_window: int = 60
     # Frames per second and burst per identity (all its sockets and long polls together).
     rate: float = 5.0
     burst: int = 20
@@ -171,6 +183,9 @@ class ChatServerConfig:
             allowed_origins=origins,
             max_payload=_int(environ, "CHAT_MAX_PAYLOAD", cls.max_payload, minimum=1),
             max_body=_int(environ, "CHAT_MAX_BODY", cls.max_body, minimum=1),
+            signature_window=_int(
+                environ, "CHAT_SIGNATURE_WINDOW", cls.signature_window, minimum=1
+            ),
             rate=_float(environ, "CHAT_RATE", cls.rate),
             burst=_int(environ, "CHAT_BURST", cls.burst, minimum=1),
             address_rate=_float(environ, "CHAT_ADDRESS_RATE", cls.address_rate),
@@ -187,7 +202,9 @@ class ChatServerConfig:
             log_burst=_int(environ, "CHAT_LOG_BURST", cls.log_burst, minimum=1),
             log_interval=_float(environ, "CHAT_LOG_INTERVAL", cls.log_interval, minimum=0.1),
             typing_interval=_float(environ, "CHAT_TYPING_INTERVAL", cls.typing_interval),
-            batch_size=_int(environ, "CHAT_BATCH_SIZE", cls.batch_size, minimum=1),
+            batch_size=_int(
+                environ, "CHAT_BATCH_SIZE", cls.batch_size, minimum=1, maximum=DJANGO_BATCH_MAX
+            ),
             batch_delay_ms=_float(environ, "CHAT_BATCH_DELAY_MS", cls.batch_delay_ms),
             max_in_flight=_int(environ, "CHAT_MAX_IN_FLIGHT", cls.max_in_flight, minimum=1),
             queue_limit=_int(environ, "CHAT_QUEUE_LIMIT", cls.queue_limit, minimum=1),
@@ -204,7 +221,7 @@ class ChatServerConfig:
             history_size=_int(environ, "CHAT_HISTORY_SIZE", cls.history_size, minimum=1),
             recent_buffer=_int(environ, "CHAT_RECENT_BUFFER", cls.recent_buffer, minimum=1),
             catchup_page=_int(
-                environ, "CHAT_CATCHUP_PAGE", cls.catchup_page, minimum=1, maximum=1000
+                environ, "CHAT_CATCHUP_PAGE", cls.catchup_page, minimum=1, maximum=DJANGO_PAGE_MAX
             ),
             catchup_bytes=_int(environ, "CHAT_CATCHUP_BYTES", cls.catchup_bytes, minimum=1),
             poll_timeout=_float(environ, "CHAT_POLL_TIMEOUT", cls.poll_timeout),

@@ -34,6 +34,7 @@ from chatserver.events import KINDS, refers_to_message
 from chatserver.methods import refuse_method
 from chatserver.revocations import ROOM, ROOM_GUESTS, USER, Revocation
 from chatserver.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify_request
+from chatserver.tickets import MAX_NAME_LENGTH
 from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_body
 
 log = Logger()
@@ -88,6 +89,7 @@ class ControlResource(Resource):
                 path_and_query=request.uri.decode("utf-8", "replace"),
                 body=body,
                 now=self._hub.clock.seconds(),
+                window=self._hub.config.signature_window,
             )
         except SignatureError as exc:
             self._hub.metrics.errors.labels(kind=exc.code).inc()
@@ -179,7 +181,11 @@ class ControlResource(Resource):
         """A guest renamed itself: its sockets, polls and presence take the new name at once."""
         fields = _body_fields(body)
         name = fields.get("name") if fields is not None else None
-        if not GUEST_UID_RE.fullmatch(uid) or not isinstance(name, str) or not 1 <= len(name) <= 64:
+        if (
+            not GUEST_UID_RE.fullmatch(uid)
+            or not isinstance(name, str)
+            or not 1 <= len(name) <= MAX_NAME_LENGTH
+        ):
             return error_response(request, 400, "bad_request", "Expected a guest uid and a name.")
         return json_response(request, 200, {"renamed": self._hub.rename(uid, name)})
 

@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from chatserver.config import DJANGO_PAGE_MAX
 from chatserver.signing import signed_headers
 
 log = Logger()
@@ -150,7 +151,7 @@ class DjangoClient:
 
         return d.addCallback(page)
 
-    def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
+    def messages_after(self, room: str, after: int, limit: int = DJANGO_PAGE_MAX) -> Deferred:
         """Fires with (messages, has_more): the oldest `limit` messages with id > `after`."""
         return self._messages(room, {"after": after, "limit": limit})
 

@@ -20,11 +20,13 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from chatserver.config import DJANGO_PAGE_MAX
 from chatserver.rooms import RoomRegistry
 
 log = Logger()
 
-FILL_PAGE = 1000
+# A gap is read from Django in pages as large as its internal API answers.
+FILL_PAGE = DJANGO_PAGE_MAX
 RETRY_BASE = 0.2
 RETRY_CAP = 5.0
 

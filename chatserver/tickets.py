@@ -18,6 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _PREFIX = "v1"
+# A display name is 1 to 64 characters (docs/protocol.md, "Names"), the width of Django's name
+# columns; tests/contract/test_shared_rules.py checks that both processes keep the same number.
+MAX_NAME_LENGTH = 64
 
 
 class TicketError(Exception):
@@ -161,7 +164,7 @@ def verify_ticket(
     user_id = payload["user_id"]
     if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
         raise TicketError("bad_key_type")
-    if not uid or not 1 <= len(name) <= 64:
+    if not uid or not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise TicketError("bad_key_type")
     if exp < now:
         raise TicketError("expired")

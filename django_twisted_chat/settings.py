@@ -23,6 +23,19 @@ def _list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env.get(name, default).split(",") if item.strip()]
 
 
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 def _required(name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -50,7 +63,14 @@ CHAT_TICKET_TTL = int(env.get("CHAT_TICKET_TTL", "60"))
 # Seconds a guest keeps its name after it was last seen (no one else may take a look-alike).
 CHAT_GUEST_NAME_HOLD = int(env.get("CHAT_GUEST_NAME_HOLD", "86400"))
 CHAT_CONTROL_TIMEOUT = float(env.get("CHAT_CONTROL_TIMEOUT", "1.0"))
-CHAT_SIGNATURE_WINDOW = int(env.get("CHAT_SIGNATURE_WINDOW", "60"))
+# Rules both processes apply read the same variable with the same default on both sides
+# (chatserver/config.py; tests/contract/test_shared_rules.py checks that they agree). The longest
+# message body, in characters after stripping surrounding white space; the room page hands it to
+# the browser (composer maxlength, data-max-body).
+CHAT_MAX_BODY = _int("CHAT_MAX_BODY", 4000, minimum=1)
+# Accepted clock skew of signed service-to-service calls, seconds (each process checks the
+# other's timestamps with it).
+CHAT_SIGNATURE_WINDOW = _int("CHAT_SIGNATURE_WINDOW", 60, minimum=1)
 # `make run` signs the demo admin in with this generated password (kept in the ignored .env).
 CHAT_DEMO_ADMIN_PASSWORD = env.get("CHAT_DEMO_ADMIN_PASSWORD", "")
 

@@ -217,7 +217,8 @@ def test_refused_message_shows_failure_with_retry_and_discard(open_room, live_ro
     reader.page.reload()
     failed = reader.page.locator("#message-list li.failed")
     expect(failed).to_have_count(1)
-    expect(failed.locator(".message-state")).to_contain_text("too long")
+    # The limit it names is the page's (CHAT_MAX_BODY via data-max-body), not a literal.
+    expect(failed.locator(".message-state")).to_contain_text("too long (4,000 characters at most)")
     expect(failed.get_by_role("button", name="Retry sending this message")).to_be_visible()
     failed.get_by_role("button", name="Discard this unsent message").click()
     expect(failed).to_have_count(0)

@@ -48,6 +48,8 @@ def test_room_page_dom_contract(client, lobby):
         'id="typing-indicator"',
         'id="composer"',
         'id="composer-input" name="body" maxlength="4000"',
+        # The shared rules come from settings (CHAT_MAX_BODY) and Django's page size.
+        'data-max-body="4000" data-page-size="50"',
         f'data-id="{msg.id}" data-nonce="z1"',
         f'<time datetime="{msg.sent_at_iso}">',
         # Newlines stay text (the stylesheet keeps them with white-space: pre-wrap).
@@ -57,6 +59,7 @@ def test_room_page_dom_contract(client, lobby):
         "chat/site.css",
     ):
         assert needle in html, needle
+    assert re.search(r'id="guest-name-input"[^>]*maxlength="64"', html)
 
 
 def test_no_inline_script_or_handlers(client, lobby):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import struct
 from typing import Any
 
@@ -16,11 +15,13 @@ import orjson
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-from chatserver.config import ChatServerConfig
+from chatserver.config import DJANGO_PAGE_MAX, ChatServerConfig
+from chatserver.control import GUEST_UID_RE
 from chatserver.djangoclient import DjangoError, UnknownRoom
+from chatserver.frames import NONCE_RE, FrameError, validate_message
 from chatserver.hub import ChatHub
 from chatserver.service import build_hub
-from chatserver.tickets import mint_ticket
+from chatserver.tickets import MAX_NAME_LENGTH, mint_ticket
 
 SECRET = "test-secret"
 ORIGIN = "http://127.0.0.1:8000"
@@ -49,20 +50,67 @@ def ticket(clock: Any, room: str = "lobby", uid: str = "u:1", name: str = "alice
     )
 
 
-def _uid_error(item: dict) -> str | None:
-    """Django's rule for a batch item's author id (docs/protocol.md, internal batch)."""
-    uid = item.get("uid")
-    if item.get("guest"):
-        ok = item.get("user_id") is None and re.fullmatch(r"g:[0-9a-f]{16}", uid or "")
+# The texts of the per-item error codes (the chat server forwards them to the sender).
+ITEM_ERROR_TEXT = {
+    "unknown_room": "No such room.",
+    "room_archived": "The room is archived.",
+    "empty_body": "A message cannot be empty.",
+    "body_too_long": "A message is too long.",
+    "bad_body": "A message cannot contain NUL characters or unpaired surrogates.",
+    "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
+    "bad_item": "The item is not a valid message.",
+}
+
+
+def _shape_error(item: object) -> str | None:
+    """Django's rule for a batch item's fields (docs/protocol.md, internal batch): `bad_item`
+    for a missing or mistyped field or an author id that does not fit, then `bad_nonce`."""
+    if not isinstance(item, dict):
+        return "bad_item"
+    name, user_id, uid = item.get("name"), item.get("user_id"), item.get("uid")
+    typed = (
+        isinstance(item.get("room"), str)
+        and isinstance(item.get("body"), str)
+        and isinstance(name, str)
+        and 1 <= len(name.strip()) <= MAX_NAME_LENGTH
+        and isinstance(item.get("guest"), bool)
+        and (user_id is None or (isinstance(user_id, int) and not isinstance(user_id, bool)))
+        and isinstance(uid, str)
+    )
+    if not typed:
+        return "bad_item"
+    if item["guest"]:
+        uid_ok = user_id is None and GUEST_UID_RE.fullmatch(uid) is not None
     else:
-        ok = item.get("user_id") is not None and uid == f"u:{item.get('user_id')}"
-    return None if ok else "bad_item"
+        uid_ok = user_id is not None and uid == f"u:{user_id}"
+    if not uid_ok:
+        return "bad_item"
+    nonce = item.get("nonce")
+    if not isinstance(nonce, str) or NONCE_RE.fullmatch(nonce) is None:
+        return "bad_nonce"
+    return None
+
+
+def _body_error(body: str, max_body: int) -> str | None:
+    """Django's body rule; the chat server's frame check is the same rule
+    (tests/contract/test_shared_rules.py), so the fake borrows it."""
+    try:
+        validate_message({"body": body, "nonce": "n"}, max_body)
+    except FrameError as refused:
+        return refused.code
+    return None
 
 
 class FakeDjango:
-    """Stores messages in memory like Django's internal API; can be told to hold or fail."""
+    """Stores messages in memory like Django's internal API; can be told to hold or fail.
 
-    def __init__(self) -> None:
+    Every room exists unless it is in `gone_rooms` (a room Django does not know: reads answer
+    404, items `unknown_room`); `archived_rooms` refuse new items `room_archived`. What it answers
+    is checked against the real internal API (tests/contract/test_internal_api_contract.py).
+    """
+
+    def __init__(self, max_body: int = 4000) -> None:
+        self.max_body = max_body
         self.messages: list[dict] = []
         self.batches: list[list[dict]] = []
         self.hold = False  # persist_batch answers only when `release()` is called
@@ -86,59 +134,69 @@ class FakeDjango:
                 self.deleted_ids.setdefault(message["room"], []).append(message_id)
                 self.deleted_nonces[(message["room"], message["nonce"])] = message_id
 
+    def _refusal(self, item: object, code: str) -> dict:
+        fields = item if isinstance(item, dict) else {}
+        return {
+            "ok": False,
+            "nonce": fields.get("nonce"),
+            "room": fields.get("room"),
+            "error": code,
+            "message": ITEM_ERROR_TEXT.get(code, "refused"),
+        }
+
+    def _repeat(self, item: dict) -> dict | None:
+        """The answer to a nonce the room already holds (a resend), or None for a new one."""
+        existing = [
+            m for m in self.messages if m["room"] == item["room"] and m["nonce"] == item["nonce"]
+        ]
+        if existing:
+            return {
+                "ok": True,
+                "created": False,
+                "id": existing[0]["id"],
+                "deleted": False,
+                "message": existing[0],
+            }
+        gone = self.deleted_nonces.get((item["room"], item["nonce"]))
+        if gone is not None:  # a repeat of a deleted message: its id, never its text
+            return {
+                "ok": True,
+                "created": False,
+                "id": gone,
+                "deleted": True,
+                "nonce": item["nonce"],
+                "room": item["room"],
+            }
+        return None
+
     def _store(self, items: list[dict]) -> list[dict]:
+        """Judge each item on its own, in Django's order: shape, room, repeat, archived, body."""
         results = []
         for item in items:
-            code = self.item_errors.get(item["nonce"]) or _uid_error(item)
-            if item["room"] in self.gone_rooms:
+            code = _shape_error(item)
+            if code is None and item["room"] in self.gone_rooms:
                 code = "unknown_room"
+            if code is None:
+                code = self.item_errors.get(item["nonce"])
+            if code is None:
+                repeat = self._repeat(item)
+                if repeat is not None:
+                    results.append(repeat)
+                    continue
+                if item["room"] in self.archived_rooms:
+                    code = "room_archived"
+                else:
+                    code = _body_error(item["body"], self.max_body)
             if code:
-                results.append(
-                    {
-                        "ok": False,
-                        "nonce": item["nonce"],
-                        "room": item["room"],
-                        "error": code,
-                        "message": "refused",
-                    }
-                )
-                continue
-            existing = [
-                m
-                for m in self.messages
-                if m["room"] == item["room"] and m["nonce"] == item["nonce"]
-            ]
-            if existing:
-                results.append(
-                    {
-                        "ok": True,
-                        "created": False,
-                        "id": existing[0]["id"],
-                        "deleted": False,
-                        "message": existing[0],
-                    }
-                )
-                continue
-            gone = self.deleted_nonces.get((item["room"], item["nonce"]))
-            if gone is not None:  # a repeat of a deleted message: its id, never its text
-                results.append(
-                    {
-                        "ok": True,
-                        "created": False,
-                        "id": gone,
-                        "deleted": True,
-                        "nonce": item["nonce"],
-                        "room": item["room"],
-                    }
-                )
+                results.append(self._refusal(item, code))
                 continue
             room_ids = [m["id"] for m in self.messages if m["room"] == item["room"]]
             room_ids += self.deleted_ids.get(item["room"], [])
             message = {
                 "id": self.next_id,
                 "room": item["room"],
-                "user": {"id": item["uid"], "name": item["name"], "guest": item["guest"]},
-                "body": item["body"],
+                "user": {"id": item["uid"], "name": item["name"].strip(), "guest": item["guest"]},
+                "body": item["body"].strip(),
                 "sent_at": "2026-11-22T09:14:03.512Z",
                 "nonce": item["nonce"],
             }
@@ -211,16 +269,18 @@ class FakeDjango:
             return fail(UnknownRoom("unknown room", status=404))
         if self.fail_history:
             return fail(DjangoError("down"))
+        limit = min(limit, DJANGO_PAGE_MAX)  # Django caps a read, it does not refuse it
         found = [m for m in self.messages if m["room"] == room]
         return succeed((found[-limit:], len(found) > limit))
 
-    def messages_after(self, room: str, after: int, limit: int = 1000) -> Deferred:
+    def messages_after(self, room: str, after: int, limit: int = DJANGO_PAGE_MAX) -> Deferred:
         self.history_calls += 1
         self.history_reads.append((room, after, limit))
         if room in self.gone_rooms:
             return fail(UnknownRoom("unknown room", status=404))
         if self.fail_history:
             return fail(DjangoError("down"))
+        limit = min(limit, DJANGO_PAGE_MAX)
         found = [m for m in self.messages if m["room"] == room and m["id"] > after]
         return succeed((found[:limit], len(found) > limit))
 
@@ -231,6 +291,8 @@ class FakeDjango:
         return succeed(
             {
                 "slug": room,
+                "name": room,
+                "allow_guests": True,
                 "is_archived": room in self.archived_rooms,
                 "last_id": max(ids + self.deleted_ids.get(room, []), default=None),
             }

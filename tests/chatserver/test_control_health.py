@@ -63,6 +63,17 @@ def test_unsigned_bad_and_stale_calls_are_403():
     assert not hub.is_archived("x")
 
 
+def test_the_signature_window_is_the_configured_one():
+    """`CHAT_SIGNATURE_WINDOW` (the config's `signature_window`) is the skew control calls may
+    have: inside it a call is applied, past it refused `stale_request`."""
+    hub, _, _ = make_hub(signature_window=300)
+    resource = ControlResource(hub)
+    late = render(resource, _signed(hub, "POST", "/internal/rooms/x/archived", skew=-240))
+    assert late.responseCode == 200 and hub.is_archived("x")
+    stale = render(resource, _signed(hub, "POST", "/internal/rooms/y/archived", skew=-301))
+    assert body_json(stale)["error"] == "stale_request" and not hub.is_archived("y")
+
+
 def test_oversize_body_is_413():
     """A control call with a body over 1 MiB answers 413."""
     hub, _, _ = make_hub()

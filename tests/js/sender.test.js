@@ -6,12 +6,15 @@
  * memory. What they pin: a room's outbox leaves strictly in typed order, one
  * message in flight at a time, a refused head holds back everything after it for exactly the
  * server's `retry_after` (or a jittered backoff without it), a final refusal lets the next go,
- * and an `ack` for a stored or deleted nonce acknowledges the head.
+ * and an `ack` for a stored or deleted nonce acknowledges the head; over a (fake) Web Storage, a
+ * reload resends what the last page left with the same nonces, in order.
  */
 
 import assert from "node:assert/strict";
 import { webcrypto } from "node:crypto";
 import { test } from "node:test";
+
+import { FakeStorage } from "./fake-storage.js";
 
 if (!globalThis.crypto) globalThis.crypto = webcrypto;
 
@@ -88,8 +91,8 @@ class FakeConnection {
   }
 }
 
-function setup(live = true) {
-  const outbox = new Outbox("room", null);
+function setup(live = true, storage = null) {
+  const outbox = new Outbox("room", storage);
   const timeline = new FakeTimeline();
   const connection = new FakeConnection(live);
   const timers = new FakeTimers();
@@ -178,6 +181,34 @@ test("a final refusal marks the head failed and lets the next one go", () => {
   assert.equal(timeline.states.get(head.nonce), "failed body_too_long");
   assert.equal(outbox.get(head.nonce).failed, "body_too_long");
   assert.deepEqual(connection.bodies(), ["too long", "fine"]);
+});
+
+test("a reload resends what the last page left: same nonces, typed order, failures kept", () => {
+  const storage = new FakeStorage();
+  const before = setup(true, storage);
+  for (const body of ["stored", "too long", "in flight", "typed last"]) before.sender.submit(body);
+  before.store(before.connection.frames[0], 1);
+  before.sender.refused(before.connection.frames[1].nonce, "body_too_long");
+  const inFlight = before.connection.frames[2];
+  assert.equal(inFlight.body, "in flight");
+  const typedLast = before.outbox.all().at(-1);
+  // The page goes away before "in flight" is answered; the next page starts offline.
+  const after = setup(false, storage);
+  after.sender.restore();
+  assert.deepEqual(
+    [...after.timeline.states.values()],
+    ["failed body_too_long", "pending", "pending"],
+  );
+  after.connection.live = true;
+  after.sender.flush();
+  assert.deepEqual(after.connection.frames, [inFlight]);
+  after.store(after.connection.frames[0], 2);
+  assert.deepEqual(after.connection.bodies(), ["in flight", "typed last"]);
+  assert.equal(after.connection.frames[1].nonce, typedLast.nonce);
+  assert.deepEqual(
+    after.outbox.all().map((e) => e.body),
+    ["too long", "typed last"],
+  );
 });
 
 test("refusals for a message that is not in flight are ignored", () => {

@@ -18,6 +18,7 @@ import { Timeline } from "./timeline.js";
 const TYPING_EVERY_MS = 2000;
 /** Scrolling this close to the top of the list loads older messages. */
 const LOAD_OLDER_AT_PX = 40;
+/** Messages per page of older history, unless the page says (`data-page-size`). */
 const OLDER_PAGE = 50;
 
 /** Links client.css unless the template already does (it is the client's own stylesheet). */
@@ -207,10 +208,11 @@ function wireOlderHistory({ list, timeline, messagesUrl }) {
   let loading = false;
   /** Unknown until the first page of older messages answers. */
   let hasMore = null;
+  const pageSize = Number(list.dataset.pageSize) || OLDER_PAGE;
 
   const refresh = () => {
     // Before asking, a list shorter than one page (server-rendered or hello) is the whole room.
-    const more = hasMore ?? timeline.byId.size >= OLDER_PAGE;
+    const more = hasMore ?? timeline.byId.size >= pageSize;
     button.hidden = timeline.lowestId() === null || !more;
     button.disabled = loading;
     button.textContent = loading ? "Loading older messages…" : "Load older messages";
@@ -223,7 +225,7 @@ function wireOlderHistory({ list, timeline, messagesUrl }) {
     loading = true;
     refresh();
     try {
-      const page = await fetchOlder(messagesUrl, lowest, OLDER_PAGE);
+      const page = await fetchOlder(messagesUrl, lowest, pageSize);
       timeline.prependOlder(page.messages || []);
       hasMore = Boolean(page.has_more) && (page.messages || []).length > 0;
     } catch {

@@ -13,7 +13,7 @@ const NEAR_BOTTOM_PX = 80;
 
 const FAILURE_TEXT = {
   empty_body: "the message is empty",
-  body_too_long: "the message is too long (4,000 characters at most)",
+  body_too_long: "the message is too long",
   room_archived: "the room is archived",
   unknown_room: "the room no longer exists",
   bad_nonce: "the client sent a bad id",
@@ -32,6 +32,8 @@ export class Timeline {
   constructor(list, actions) {
     this.list = list;
     this.actions = actions;
+    /** The body limit (`CHAT_MAX_BODY`), handed over by the page as `data-max-body`. */
+    this.maxBody = Number(list.dataset.maxBody) || null;
     /** @type {Map<number, HTMLLIElement>} */
     this.byId = new Map();
     for (const li of list.querySelectorAll(":scope > li.message")) {
@@ -195,6 +197,14 @@ export class Timeline {
     return li;
   }
 
+  /** Why a message was refused, in words (the body limit as the page configured it). */
+  failureText(code) {
+    if (code === "body_too_long" && this.maxBody) {
+      return `${FAILURE_TEXT[code]} (${this.maxBody.toLocaleString("en")} characters at most)`;
+    }
+    return FAILURE_TEXT[code] || code;
+  }
+
   /** Marks an unsent message as on its way. */
   setSending(nonce) {
     this.setState(nonce, "sending", "Sending…", false, false);
@@ -202,13 +212,13 @@ export class Timeline {
 
   /** Marks an unsent message as waiting for an automatic retry. */
   setRetrying(nonce, code, seconds) {
-    const why = FAILURE_TEXT[code] || code;
+    const why = this.failureText(code);
     this.setState(nonce, "retrying", `Not sent yet (${why}), retrying in ${seconds} s…`, false, false);
   }
 
   /** Marks an unsent message as failed; `final` failures also offer to discard it. */
   setFailed(nonce, code, final) {
-    const why = FAILURE_TEXT[code] || code;
+    const why = this.failureText(code);
     this.setState(nonce, "failed", `Failed — ${why}.`, true, final);
   }
 
