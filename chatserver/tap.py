@@ -16,6 +16,7 @@ option carrying a password is refused.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -36,6 +37,8 @@ LISTENERS = {
     "port": ("CHAT_PORT", "CHAT_INTERFACE"),
     "internal-port": ("CHAT_INTERNAL_PORT", "CHAT_INTERNAL_INTERFACE"),
 }
+# ASCII digits only (str.isdigit also accepts other scripts' digits and superscripts).
+_PORT = re.compile(r"[0-9]{1,5}")
 # Options whose value must not carry a password (it would be readable in `ps`).
 URL_OPTIONS = ("django-url", "redis-url")
 
@@ -64,15 +67,15 @@ class Options(usage.Options):
             "port",
             None,
             None,
-            "LISTEN for WebSockets, long polls, /healthz and the control API "
-            "(overrides CHAT_PORT, default 9000, and CHAT_INTERFACE).",
+            "Public listener, a LISTEN (below): WebSockets, long polls, /healthz, control API. "
+            "Overrides CHAT_PORT (default 9000) and CHAT_INTERFACE.",
         ],
         [
             "internal-port",
             None,
             None,
-            "LISTEN for detailed health and metrics (overrides CHAT_INTERNAL_PORT, "
-            "default the public port + 100, and CHAT_INTERNAL_INTERFACE).",
+            "Internal listener, a LISTEN: detailed /healthz and /metrics. Overrides "
+            "CHAT_INTERNAL_PORT (default: the public port + 100) and CHAT_INTERNAL_INTERFACE.",
         ],
         [
             "django-url",
@@ -155,7 +158,7 @@ def parse_listen(option: str, description: str) -> tuple[str, str]:
     they follow its rules (`:` separates, `\\` escapes the next character).
     """
     fields = _split(description)
-    if len(fields) == 1 and fields[0].isdigit():
+    if len(fields) == 1 and _PORT.fullmatch(fields[0]):
         fields = ["tcp", fields[0]]
     if fields[0] != "tcp":
         raise usage.UsageError(
@@ -175,7 +178,7 @@ def parse_listen(option: str, description: str) -> tuple[str, str]:
         positional.remove(key)
         values[key] = value
     port = values.get("port", "")
-    if not port.isdigit() or int(port) > 65535:
+    if not _PORT.fullmatch(port) or int(port) > 65535:
         raise usage.UsageError(f"--{option} {description!r}: the port must be 0 to 65535")
     return str(int(port)), values.get("interface", "")
 
