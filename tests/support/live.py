@@ -1,8 +1,9 @@
 """Real processes for integration, browser and benchmark runs.
 
-`LiveSystem` starts a real Django (gunicorn) and a real chat server (`twistd -n -y chatserver.tac`)
-on free ports, with generated secrets and a throw-away SQLite database (or `LIVE_DATABASE_URL`),
-and always stops them. It talks to them only over HTTP and the command line, as an operator would.
+`LiveSystem` starts a real Django (gunicorn) and a real chat server (`twistd -n -y chatserver.tac`;
+further ones also through the twistd plugin, `add_chatserver(launcher="twistd" / "twist")`) on
+free ports, with generated secrets and a throw-away SQLite database (or `LIVE_DATABASE_URL`), and
+always stops them. It talks to them only over HTTP and the command line, as an operator would.
 """
 
 from __future__ import annotations
@@ -197,16 +198,42 @@ class LiveSystem:
         self.chatserver = self._chatserver_process("chatserver", self.env)
         self.extra_chatservers: list[ChatServerInstance] = []
 
-    def _chatserver_process(self, name: str, env: Mapping[str, str]) -> ManagedProcess:
+    def _chatserver_process(
+        self, name: str, env: Mapping[str, str], argv: list[str] | None = None
+    ) -> ManagedProcess:
         return ManagedProcess(
             name,
-            [str(BIN / "twistd"), "--pidfile=", "-n", "-y", str(ROOT / "chatserver.tac")],
+            argv or [str(BIN / "twistd"), "--pidfile=", "-n", "-y", str(ROOT / "chatserver.tac")],
             env,
             self.workdir / f"{name}.log",
         )
 
-    def add_chatserver(self, extra_env: Mapping[str, str] | None = None) -> ChatServerInstance:
-        """Start one more chat server on its own free port (same Django, same secret)."""
+    def plugin_argv(self, launcher: str, port: int, internal_port: int) -> list[str]:
+        """The twistd plugin's command line under `twistd` or `twist`: the listeners and Django's
+        URL as options (they override the environment's CHAT_PORT, CHAT_DJANGO_URL...)."""
+        options = [
+            "chatserver",
+            "--port",
+            f"tcp:{port}:interface=127.0.0.1",
+            "--internal-port",
+            f"tcp:{internal_port}",
+            "--django-url",
+            self.django_url,
+        ]
+        if launcher == "twistd":
+            return [str(BIN / "twistd"), "--pidfile=", "-n", *options]
+        if launcher == "twist":
+            return [str(BIN / "twist"), *options]
+        raise ValueError(f"unknown launcher {launcher!r}")
+
+    def add_chatserver(
+        self, extra_env: Mapping[str, str] | None = None, launcher: str = "tac"
+    ) -> ChatServerInstance:
+        """Start one more chat server on its own free port (same Django, same secret).
+
+        `launcher`: "tac" (`twistd -n -y chatserver.tac`, everything from the environment) or
+        "twistd" / "twist" (the plugin, see `plugin_argv`).
+        """
         port, internal_port = free_port(), free_port()
         env = {
             **self.env,
@@ -215,7 +242,8 @@ class LiveSystem:
             **(extra_env or {}),
         }
         name = f"chatserver-{len(self.extra_chatservers) + 2}"
-        process = self._chatserver_process(name, env)
+        argv = None if launcher == "tac" else self.plugin_argv(launcher, port, internal_port)
+        process = self._chatserver_process(name, env, argv)
         instance = ChatServerInstance(self, process, port, internal_port)
         self.extra_chatservers.append(instance)
         instance.start()
