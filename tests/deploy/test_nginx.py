@@ -15,7 +15,7 @@ import requests
 
 from chatserver.config import ChatServerConfig
 from tests.deploy.conftest import HOST, Site
-from tests.support.live import wait_until
+from tests.support.live import ROOT, wait_until
 from tests.support.nginx import SHIPPED_SITE
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis]
@@ -161,3 +161,22 @@ def test_two_websockets_and_a_long_poller_chat_through_nginx(site: Site):
     assert [m["nonce"] for m in site.system.stored_messages(slug)] == sent
     alice.close()
     bob.close()
+
+
+def test_metrics_named_in_the_alerts_exist(site: Site):
+    """Every metric docs/operations.md ("Metrics to alert on") tells operators to alert on is in a
+    real chat server's /metrics (with Redis on), and every error kind it names is one the chat
+    server counts, so an alert cannot silently watch nothing."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("### Metrics to alert on", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"\b(chat_[a-z_]+)", section))
+    scrape = requests.get(f"{site.system.chat_internal_url}/metrics", timeout=10).text
+    exposed = set(re.findall(r"^(chat_[a-z_]+)", scrape, re.M))
+    assert names and names <= exposed, names - exposed
+    kinds = set(re.findall(r'kind="(\w+)"', section))
+    # Alternatives are written `a\|b` (a pipe inside a Markdown table cell is escaped).
+    for alternatives in re.findall(r'kind=~"([\w|\\]+)"', section):
+        kinds |= set(alternatives.replace("\\", "").split("|"))
+    source = "".join(p.read_text() for p in (ROOT / "chatserver").glob("*.py"))
+    counted = set(re.findall(r'labels\(kind="(\w+)"\)', source))
+    assert kinds and kinds <= counted, kinds - counted
