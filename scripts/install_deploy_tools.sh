@@ -11,7 +11,8 @@ if [ ${#packages[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
+# Another install (a second `make test`, a package manager) may hold the dpkg lock: wait for it.
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${packages[@]}" >/dev/null
 test -x /usr/sbin/nginx
 command -v systemd-analyze
