@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DJANGO_PORT ?= 8000
 export CHAT_PORT ?= 9000
 
-.PHONY: run test js-test lint format bench bench-smoke faults browser-deps js-deps clean
+.PHONY: run test js-test lint format bench bench-smoke faults browser-deps js-deps deploy-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ run: $(STAMP) .env
 # Debian's Chromium for the browser tests; nothing downloads a browser of its own.
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
+
+# Debian's nginx and systemd-analyze for the production-layout tests (tests/deploy): the shipped
+# nginx site and systemd units are run and verified, not just shipped.
+deploy-deps:
+	@{ test -x /usr/sbin/nginx || command -v nginx; } >/dev/null 2>&1 \
+		&& command -v systemd-analyze >/dev/null 2>&1 || scripts/install_deploy_tools.sh
 
 # Debian's Node.js for the client's unit tests (tests/js, `node --test`, no npm packages).
 js-deps:
@@ -45,7 +51,7 @@ format: $(STAMP)
 # The Django suite runs a second time on PostgreSQL (the local server, trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
 
-test: $(STAMP) browser-deps lint js-test
+test: $(STAMP) browser-deps deploy-deps lint js-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest tests/chat -q -p no:cacheprovider
 

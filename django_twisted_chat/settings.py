@@ -170,6 +170,10 @@ STORAGES = {
 # localhost; DJANGO_SECURE=1 is what a deployment behind TLS sets (see docs/security.md).
 SECURE = _bool("DJANGO_SECURE")
 SECURE_SSL_REDIRECT = SECURE and _bool("DJANGO_SSL_REDIRECT", default=True)
+# The chat servers call the internal API over plain http on the private network (CHAT_DJANGO_URL,
+# signed, never through the proxy): redirecting them to https would stop every history read and
+# every stored message.
+SECURE_REDIRECT_EXEMPT = [r"^internal/"]
 SECURE_HSTS_SECONDS = int(env.get("DJANGO_HSTS_SECONDS", "31536000")) if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE and _bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = SECURE and _bool("DJANGO_HSTS_PRELOAD", default=True)

@@ -273,3 +273,28 @@ def test_development_defaults_stay_on_plain_http():
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": "redis://127.0.0.1:6379/2",
     }
+
+
+def test_internal_api_is_exempt_from_the_https_redirect():
+    """With DJANGO_SECURE the pages redirect plain http to https, but not `/internal/`: the chat
+    servers call it over plain http on the private network (CHAT_DJANGO_URL), and a redirect
+    would stop every history read and stored message (found by tests/deploy/test_nginx.py)."""
+    code = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "c = Client()\n"
+        "print(c.get('/chats/').status_code, c.get('/internal/health/').status_code)\n"
+    )
+    env = production_env(DJANGO_ALLOWED_HOSTS="testserver")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    pages, internal = result.stdout.split()
+    assert pages == "301"
+    assert internal == "403"  # reached the view: refused for want of a signature, not redirected

@@ -305,7 +305,8 @@ class LiveSystem:
         def answers() -> bool:
             if not process.running():
                 raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
-            requests.get(url, timeout=2)
+            # Any answer will do, a redirect too (DJANGO_SECURE sends plain http to https).
+            requests.get(url, timeout=2, allow_redirects=False)
             return True
 
         try:

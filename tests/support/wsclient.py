@@ -6,6 +6,7 @@ Tests wait for frames with a deadline (`wait_for`), never with sleeps.
 from __future__ import annotations
 
 import json
+import ssl as ssl_module
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,11 +20,19 @@ Frame = dict[str, Any]
 class ChatClient:
     """One real WebSocket connection to the chat server, with the frames it has seen so far."""
 
-    def __init__(self, url: str, origin: str | None = None, open_timeout: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        origin: str | None = None,
+        open_timeout: float = 10.0,
+        ssl: ssl_module.SSLContext | None = None,
+    ):
         # legacy=True: a connection we hold across calls and close ourselves.
         kwargs: dict[str, Any] = {"open_timeout": open_timeout, "close_timeout": 5, "legacy": True}
         if origin is not None:
             kwargs["origin"] = origin
+        if ssl is not None:  # wss:// through a proxy whose certificate a test CA issued
+            kwargs["ssl"] = ssl
         self.conn: ClientConnection = connect(url, **kwargs)
         self.frames: list[Frame] = []
         self.hello: Frame = self.wait_for(lambda f: f.get("type") == "hello")

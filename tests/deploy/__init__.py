@@ -1,0 +1,1 @@
+"""The shipped production layout (deploy/): nginx site, systemd units, environment file."""
