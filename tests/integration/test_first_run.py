@@ -8,6 +8,7 @@ environment that holds none of the project's variables.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -141,3 +142,23 @@ def test_wsgi_without_secrets_refuses(wsgi_checkout: Path):
     result = run(["-c", WSGI_PROBE], wsgi_checkout, f"{wsgi_checkout}{os.pathsep}{ROOT}")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+LOG_PROBE = "import logging; logging.getLogger('chat.probe').warning('probe %s', 42)"
+
+
+def test_django_json_log_format(checkout: Path):
+    """DJANGO_LOG_FORMAT=json: each log record is one JSON object on one line."""
+    (checkout / ".env").write_text(dotenv_text(checkout / "db.sqlite3"))
+    result = manage(checkout, "shell", "-c", LOG_PROBE, DJANGO_LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    probe = [r for r in records if r["name"] == "chat.probe"]
+    assert probe and probe[0]["message"] == "probe 42" and probe[0]["levelname"] == "WARNING"
+    assert "asctime" in probe[0]
+
+    plain = manage(checkout, "shell", "-c", LOG_PROBE)
+    assert "WARNING chat.probe: probe 42" in plain.stderr
+
+    bad = manage(checkout, "check", DJANGO_LOG_FORMAT="xml")
+    assert bad.returncode != 0 and "DJANGO_LOG_FORMAT must be text or json" in bad.stderr
