@@ -5,8 +5,11 @@
   lines. Past a deadline, a line says which one does not answer yet (and waiting goes on).
 - A process that exits on its own is started again after a back-off (1 s, doubling up to 30 s,
   back to 1 s once it has stayed up 30 s), each time with a line saying how it exited.
+  A process that exits five times in a row without ever answering (a bad setting, a port in
+  use) stops the run instead, with a line saying so: restarting it would only repeat the error.
 - Ctrl-C (SIGINT) or SIGTERM stops both: SIGTERM to each (the chat server drains its queue),
-  SIGKILL past a deadline. A second Ctrl-C kills at once.
+  SIGKILL past a deadline. A second Ctrl-C kills at once. On Linux the children also get SIGTERM
+  if the supervisor itself dies (PR_SET_PDEATHSIG), so none is left holding its port.
 
 The children run in process groups of their own, so a Ctrl-C in the terminal reaches this
 supervisor only and it stops them in its own time; a child killed by a terminal signal would
@@ -17,6 +20,7 @@ the ports and URLs first.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -40,7 +44,9 @@ FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 STABLE_AFTER = 30.0  # a process up this long gets the first back-off again at its next exit
 STOP_DEADLINE = 20.0  # the chat server drains for up to CHAT_SHUTDOWN_TIMEOUT (10 s) first
+GIVE_UP_AFTER = 5  # exits in a row without answering in between
 TICK = 0.2
+PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger("run")
 
@@ -58,6 +64,7 @@ class Child:
     backoff: float = FIRST_BACKOFF
     answered: bool = False
     starts: int = 0
+    failures: int = 0  # exits since it last answered
     next_probe: float = field(default=0.0)
 
 
@@ -69,6 +76,12 @@ def exit_reason(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"status {returncode}"
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def answers(url: str) -> bool:
@@ -85,10 +98,20 @@ def answers(url: str) -> bool:
 class Supervisor:
     """Starts the children, restarts the ones that exit, stops them all on a signal."""
 
-    def __init__(self, children: list[Child], env: dict[str, str], banner: str):
+    def __init__(
+        self,
+        children: list[Child],
+        env: dict[str, str],
+        banner: str,
+        first_backoff: float = FIRST_BACKOFF,
+    ):
         self.children = children
         self.env = env
         self.banner = banner
+        self.first_backoff = first_backoff
+        for child in children:
+            child.backoff = first_backoff
+        self.failed = False
         self.stopping = False
         self.kill_now = False
         self.wake = threading.Event()
@@ -104,8 +127,14 @@ class Supervisor:
         child.answered = False
         child.started_at = time.monotonic()
         try:
+            # No threads here, so preexec_fn is safe.
             child.proc = subprocess.Popen(
-                child.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, process_group=0
+                child.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                process_group=0,
+                preexec_fn=die_with_parent,
             )
         except OSError as exc:
             log.error("%s could not start: %s", child.name, exc)
@@ -115,10 +144,19 @@ class Supervisor:
 
     def schedule_restart(self, child: Child) -> None:
         now = time.monotonic()
+        child.failures += 1
+        if child.failures >= GIVE_UP_AFTER:
+            log.error(
+                "%s exited %d times in a row without answering: giving up (see its lines above)",
+                child.name,
+                child.failures,
+            )
+            self.failed = self.stopping = True
+            return
         if now - child.started_at >= STABLE_AFTER:
-            child.backoff = FIRST_BACKOFF
+            child.backoff = self.first_backoff
         child.restart_at = now + child.backoff
-        log.warning("%s: restarting in %.0f s", child.name, child.backoff)
+        log.warning("%s: restarting in %g s", child.name, child.backoff)
         child.backoff = min(child.backoff * 2, MAX_BACKOFF)
 
     def check(self, child: Child) -> None:
@@ -136,13 +174,14 @@ class Supervisor:
             child.proc = None
             self.schedule_restart(child)
         if child.proc is None:
-            if now >= child.restart_at:
+            if now >= child.restart_at and not self.stopping:
                 self.start(child)
             return
         if not child.answered and now >= child.next_probe:
             child.next_probe = now + 0.5
             if answers(child.ready_url):
                 child.answered = True
+                child.failures = 0
                 if child.starts > 1:
                     log.info("%s answers again at %s", child.name, child.ready_url)
 
@@ -166,7 +205,7 @@ class Supervisor:
             self.wake.wait(TICK)
             self.wake.clear()
         self.stop_all()
-        return 0
+        return 1 if self.failed else 0
 
     def stop_all(self) -> None:
         log.info("stopping both servers...")
