@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -65,7 +65,7 @@ class Child:
     answered: bool = False
     starts: int = 0
     failures: int = 0  # exits since it last answered
-    next_probe: float = field(default=0.0)
+    next_probe: float = 0.0
 
 
 def exit_reason(returncode: int) -> str:
