@@ -4,23 +4,40 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# One stamp per set of extras: `make run` installs the package alone; `make test` and `make bench`
+# add their extras. `.installed` is everything (test and bench), for a full development venv.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export DJANGO_PORT ?= 8000
 export CHAT_PORT ?= 9000
 
 .PHONY: run test js-test lint format bench bench-smoke faults browser-deps js-deps deploy-deps clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(RUN_STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
-	touch $(STAMP)
+	$(PIP) -e .
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[test]'
+	touch $@
+
+$(BENCH_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[bench]'
+	touch $@
+
+$(STAMP): $(TEST_STAMP) $(BENCH_STAMP)
+	touch $@
 
 # Development secrets, generated once and never committed.
 .env:
 	$(PYTHON) scripts/make_dotenv.py > .env.tmp && mv .env.tmp .env
 	@echo "Wrote development secrets to .env (ignored by git)."
 
-run: $(STAMP) .env
+run: $(RUN_STAMP) .env
 	scripts/run.sh
 
 # Debian's Chromium for the browser tests; nothing downloads a browser of its own.
@@ -40,30 +57,30 @@ js-deps:
 js-test: js-deps
 	node --test tests/js/*.test.js
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 # The Django suite runs a second time on PostgreSQL (the local server, trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
 
-test: $(STAMP) browser-deps deploy-deps lint js-test
+test: $(TEST_STAMP) browser-deps deploy-deps lint js-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest tests/chat -q -p no:cacheprovider
 
 # Every fault drill, the long ones included (the quick ones also run in `make test`).
-faults: $(STAMP)
+faults: $(TEST_STAMP)
 	$(BIN)/pytest tests/faults -m "" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The benchmark with tiny numbers (< 1 minute): proves it runs, measures nothing.
-bench-smoke: $(STAMP)
+bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick
 
 clean:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 DJANGO_PAGE_MAX = 1000
 DJANGO_BATCH_MAX = 1000
 
+# twisted.logger's level names, lowest first.
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
 
 class ConfigError(ValueError):
     """The environment holds a missing or malformed setting; the message names the variable."""
@@ -44,6 +47,13 @@ def _int(
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -113,6 +123,10 @@ class ChatServerConfig:
     # Log lines caused by unauthenticated clients: this many per kind per interval (seconds).
     log_burst: int = 20
     log_interval: float = 60.0
+    # Least level written (debug adds socket open/close lines) and the line format: text, or
+    # json for one JSON object per line (Twisted's JSON observer).
+    log_level: str = "info"
+    log_format: str = "text"
     # Browsers send a typing notice every 2 s at most; the server's floor is a little lower so
     # network jitter between two notices never drops a legitimate one.
     typing_interval: float = 1.5
@@ -201,6 +215,8 @@ class ChatServerConfig:
             max_head_lines=_int(environ, "CHAT_MAX_HEAD_LINES", cls.max_head_lines, minimum=8),
             log_burst=_int(environ, "CHAT_LOG_BURST", cls.log_burst, minimum=1),
             log_interval=_float(environ, "CHAT_LOG_INTERVAL", cls.log_interval, minimum=0.1),
+            log_level=_log_level(environ, cls.log_level),
+            log_format=_choice(environ, "CHAT_LOG_FORMAT", cls.log_format, ("text", "json")),
             typing_interval=_float(environ, "CHAT_TYPING_INTERVAL", cls.typing_interval),
             batch_size=_int(
                 environ, "CHAT_BATCH_SIZE", cls.batch_size, minimum=1, maximum=DJANGO_BATCH_MAX
@@ -251,6 +267,13 @@ def _internal_port(environ: Mapping[str, str], port: int) -> int:
     if value and value == port:
         raise ConfigError("CHAT_INTERNAL_PORT must differ from CHAT_PORT")
     return value
+
+
+def _log_level(environ: Mapping[str, str], default: str) -> str:
+    """`CHAT_LOG_LEVEL`: a twisted.logger level name (`warning` too, as DJANGO_LOG_LEVEL says)."""
+    if environ.get("CHAT_LOG_LEVEL", "").strip().lower() == "warning":
+        return "warn"
+    return _choice(environ, "CHAT_LOG_LEVEL", default, LOG_LEVELS)
 
 
 def _redis_url(environ: Mapping[str, str]) -> str:

@@ -24,10 +24,19 @@ pytestmark = pytest.mark.integration
 ROOM = "redaction"
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem]:
-    """A LiveSystem whose log files this module reads."""
-    live = LiveSystem(tmp_path_factory.mktemp("redaction"))
+@pytest.fixture(scope="module", params=["text", "json"])
+def system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveSystem]:
+    """A LiveSystem whose log files this module reads: debug level, in each log format (the
+    JSON lines carry every field of an event, not only those its message shows)."""
+    log_env = {
+        "CHAT_LOG_LEVEL": "debug",
+        "CHAT_LOG_FORMAT": request.param,
+        "DJANGO_LOG_LEVEL": "DEBUG",
+        "DJANGO_LOG_FORMAT": request.param,
+    }
+    live = LiveSystem(tmp_path_factory.mktemp(f"redaction-{request.param}"), log_env)
     try:
         live.start()
         live.create_room(ROOM, guests=True)
