@@ -21,7 +21,7 @@ from chatserver.djangoclient import DjangoError, UnknownRoom
 from chatserver.hub import ChatHub
 from chatserver.tickets import mint_ticket
 
-SECRET = "test-secret"
+SECRET = "test-secret-of-32-bytes-or-more-0123"
 ORIGIN = "http://127.0.0.1:8000"
 
 
