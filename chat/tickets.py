@@ -1,34 +1,28 @@
-"""Socket tickets: short-lived, HMAC-signed proof that one identity may join one room.
+"""Socket tickets: short-lived JSON Web Tokens (RFC 7519, HS256) letting one identity join one room.
 
-The format is fixed by docs/protocol.md ("Socket tickets"); the chat server re-implements the
-verification on its own, so this module uses the standard library only.
+The claims are fixed by docs/protocol.md ("Socket tickets"). The chat server verifies tickets on
+its own, with PyJWT as well; nothing but that contract is shared with it, so any other backend
+holding the shared secret can mint tickets the same way (docs/examples/mint_ticket.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import Iterable
 from typing import Any
 
-VERSION = "v1"
+import jwt
 
-# key -> accepted types; bool is a subclass of int, so "int" fields are checked separately.
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "room": (str,),
-    "uid": (str,),
-    "user_id": (int, type(None)),
-    "name": (str,),
-    "guest": (bool,),
-    "iat": (int,),
-    "exp": (int,),
+ALGORITHMS = ["HS256"]
+REQUIRED_CLAIMS = ["aud", "sub", "iat", "exp", "name", "guest"]
+_DECODE_OPTIONS: Any = {
+    "require": REQUIRED_CLAIMS,
+    "strict_aud": True,
+    # `now` is compared below, so tests can pass their own time.
+    "verify_exp": False,
+    "verify_iat": False,
+    "verify_nbf": False,
 }
-# Optional keys: key -> accepted types.
-_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {"iat_ms": (int,)}
 
 
 class TicketError(Exception):
@@ -39,25 +33,9 @@ class TicketError(Exception):
         self.reason = reason
 
 
-def b64url_encode(data: bytes) -> str:
-    """URL-safe base64 without ``=`` padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    """Inverse of :func:`b64url_encode`; raises ``ValueError`` on bad input."""
-    try:
-        raw = text.encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise ValueError("not ascii") from exc
-    try:
-        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("bad base64") from exc
-
-
-def _signature(signed_part: str, secret: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), signed_part.encode("ascii"), hashlib.sha256).digest()
+def audience(room_slug: str) -> str:
+    """The ``aud`` claim of a ticket for ``room_slug``."""
+    return f"room:{room_slug}"
 
 
 def mint_ticket(
@@ -78,9 +56,9 @@ def mint_ticket(
     """
     iat_ms = int((time.time() if now is None else now) * 1000)
     iat = iat_ms // 1000
-    payload = {
-        "room": room_slug,
-        "uid": uid,
+    claims = {
+        "aud": audience(room_slug),
+        "sub": uid,
         "user_id": user_id,
         "name": name,
         "guest": guest,
@@ -88,59 +66,51 @@ def mint_ticket(
         "exp": iat + int(ttl),
         "iat_ms": iat_ms,
     }
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    signed_part = f"{VERSION}.{b64url_encode(body)}"
-    return f"{signed_part}.{b64url_encode(_signature(signed_part, secret))}"
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def verify_ticket(
     ticket: str, room_slug: str, secrets: Iterable[str], now: float | None = None
 ) -> dict[str, Any]:
-    """Return the payload of a valid ticket for ``room_slug``; raise :class:`TicketError`.
+    """Return the claims of a valid ticket for ``room_slug``; raise :class:`TicketError`.
 
-    ``secrets`` are every accepted key (the current one and, during a rotation, the previous one);
-    empty entries are ignored.
+    ``secrets`` are every accepted key (the current one and, during a rotation, the previous one),
+    tried in that order; empty entries are ignored. The chat server's verifier
+    (``chatserver/tickets.py``) is the one that admits sockets and checks every claim's type; this
+    one applies the same signature, audience, expiry and ``iat_ms`` rules.
     """
-    if not isinstance(ticket, str):
+    if not isinstance(ticket, str) or not ticket.isascii():
         raise TicketError("malformed")
-    parts = ticket.split(".")
-    if len(parts) != 3 or parts[0] != VERSION:
-        raise TicketError("malformed")
-    signed_part = f"{parts[0]}.{parts[1]}"
-    try:
-        given = b64url_decode(parts[2])
-    except ValueError as exc:
-        raise TicketError("malformed") from exc
-    # Check every secret (no early exit) so timing does not reveal which one matched.
-    matched = False
+    claims = None
     for secret in secrets:
-        if secret and hmac.compare_digest(_signature(signed_part, secret), given):
-            matched = True
-    if not matched:
+        if not secret:
+            continue
+        try:
+            claims = jwt.decode(
+                ticket,
+                secret,
+                algorithms=ALGORITHMS,
+                audience=audience(room_slug),
+                options=_DECODE_OPTIONS,
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidAlgorithmError:
+            raise TicketError("bad_signature") from None
+        except jwt.MissingRequiredClaimError:
+            raise TicketError("missing_key") from None
+        except jwt.InvalidAudienceError:
+            raise TicketError("wrong_room") from None
+        except jwt.InvalidTokenError:
+            raise TicketError("malformed") from None
+    if claims is None:
         raise TicketError("bad_signature")
-    try:
-        payload = json.loads(b64url_decode(parts[1]).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TicketError("malformed") from exc
-    if not isinstance(payload, dict):
-        raise TicketError("malformed")
-    for key, types in _FIELDS.items():
-        if key not in payload:
-            raise TicketError("malformed")
-        value = payload[key]
-        if isinstance(value, bool) and bool not in types:
-            raise TicketError("malformed")
-        if not isinstance(value, types):
-            raise TicketError("malformed")
-    for key, types in _OPTIONAL_FIELDS.items():
-        value = payload.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise TicketError("malformed")
-    if "iat_ms" in payload and payload["iat_ms"] // 1000 != payload["iat"]:
-        raise TicketError("malformed")
-    current = time.time() if now is None else now
-    if payload["exp"] < current:
+    iat, exp, iat_ms = claims["iat"], claims["exp"], claims.get("iat_ms", 0)
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (iat, exp, iat_ms)):
+        raise TicketError("bad_key_type")
+    if "iat_ms" in claims and iat_ms // 1000 != iat:
+        raise TicketError("bad_key_type")
+    if exp <= (time.time() if now is None else now):
         raise TicketError("expired")
-    if payload["room"] != room_slug:
-        raise TicketError("wrong_room")
-    return payload
+    return claims

@@ -1,23 +1,45 @@
-"""Socket tickets: verify (and, for tests and benchmarks, mint) the format of docs/protocol.md.
+"""Socket tickets: JSON Web Tokens (RFC 7519, HS256) checked with PyJWT (docs/protocol.md).
 
-    signed = "v1." + b64url(payload_json)
-    ticket = signed + "." + b64url(HMAC-SHA256(secret, signed))
-
-Standard library only: the chat server trusts a ticket because of its signature, not because it
-asked Django.
+Any backend holding `CHAT_SHARED_SECRET` can mint one with any JWT library (Django does, through
+`chat/tickets.py`); the chat server trusts a ticket because of its signature, not because it asked
+Django. PyJWT checks the signature with the algorithm pinned to HS256 (never `none`, never read from
+the token's header), the audience (`room:<slug>`, one string) and that the required claims are
+there. Times are compared here, with the reactor's clock (`now`): PyJWT reads the wall clock
+itself, and the chat server's notion of time is its reactor's (the same clock its revocations use).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-_PREFIX = "v1"
+import jwt
+from jwt.exceptions import (
+    InvalidAlgorithmError,
+    InvalidAudienceError,
+    InvalidJTIError,
+    InvalidSignatureError,
+    InvalidSubjectError,
+    InvalidTokenError,
+    MissingRequiredClaimError,
+)
+
+ALGORITHMS = ["HS256"]
+# Claims that must be present and not null (PyJWT's `require`); `user_id` may be null, so it is
+# checked below instead.
+REQUIRED_CLAIMS = ["aud", "sub", "iat", "exp", "name", "guest"]
+_DECODE_OPTIONS: Any = {
+    "require": REQUIRED_CLAIMS,
+    # The audience must be one string equal to the room's, not a list that merely contains it:
+    # a ticket opens one room.
+    "strict_aud": True,
+    # Compared below against the reactor's clock, not PyJWT's wall clock.
+    "verify_exp": False,
+    "verify_iat": False,
+    "verify_nbf": False,
+}
+
 # A display name is 1 to 64 characters (docs/protocol.md, "Names"), the width of Django's name
 # columns; tests/contract/test_shared_rules.py checks that both processes keep the same number.
 MAX_NAME_LENGTH = 64
@@ -39,8 +61,8 @@ class Identity:
     user_id: int | None
     name: str
     guest: bool
-    # When Django minted the ticket, Unix milliseconds (`iat_ms`, else `iat` * 1000): compared
-    # with revocations (chatserver/revocations.py). Not part of who the identity is.
+    # When the ticket was minted, Unix milliseconds (`iat_ms`, else `iat` * 1000): compared with
+    # revocations (chatserver/revocations.py). Not part of who the identity is.
     issued_ms: int = field(default=0, compare=False)
 
     def public(self) -> dict:
@@ -48,21 +70,9 @@ class Identity:
         return {"id": self.uid, "name": self.name, "guest": self.guest}
 
 
-def b64url_encode(raw: bytes) -> str:
-    """URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    """Inverse of `b64url_encode`; raises `TicketError` on malformed input."""
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise TicketError("malformed") from None
-
-
-def _sign(secret: str, signed_part: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), signed_part.encode("ascii"), hashlib.sha256).digest()
+def audience(room: str) -> str:
+    """The `aud` claim of a ticket for `room`."""
+    return f"room:{room}"
 
 
 def mint_ticket(
@@ -77,13 +87,13 @@ def mint_ticket(
     ttl: int = 60,
     iat_ms: int | None = None,
 ) -> str:
-    """Mint a ticket in Django's format (used by tests and benchmarks, never by the server).
+    """Mint a ticket as Django does (used by tests and benchmarks, never by the server).
 
-    `iat_ms` (Unix milliseconds, within the second `now`) is added to the payload when given.
+    `iat_ms` (Unix milliseconds, within the second `now`) is added to the claims when given.
     """
-    payload: dict = {
-        "room": room,
-        "uid": uid,
+    claims: dict[str, Any] = {
+        "aud": audience(room),
+        "sub": uid,
         "user_id": user_id,
         "name": name,
         "guest": guest,
@@ -91,20 +101,46 @@ def mint_ticket(
         "exp": int(now) + ttl,
     }
     if iat_ms is not None:
-        payload["iat_ms"] = iat_ms
-    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-    signed_part = f"{_PREFIX}.{b64url_encode(body)}"
-    return f"{signed_part}.{b64url_encode(_sign(secret, signed_part))}"
+        claims["iat_ms"] = iat_ms
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _typed(payload: dict, key: str, kind: type | tuple[type, ...]) -> object:
-    if key not in payload:
-        raise TicketError("missing_key")
-    value = payload[key]
+def _decode(ticket: str, secrets: Iterable[str], room: str) -> dict[str, Any]:
+    """PyJWT's checks with each accepted secret in turn (current first, then the previous one
+    while a rotation is under way); PyJWT's refusals become the documented reasons."""
+    for secret in secrets:
+        if not secret:
+            continue
+        try:
+            return jwt.decode(
+                ticket,
+                secret,
+                algorithms=ALGORITHMS,
+                audience=audience(room),
+                options=_DECODE_OPTIONS,
+            )
+        except InvalidSignatureError:
+            continue  # maybe signed with the other accepted secret
+        except InvalidAlgorithmError:
+            # `none`, RS256 (key confusion) or anything but HS256: not signed the way we sign.
+            raise TicketError("bad_signature") from None
+        except MissingRequiredClaimError:
+            raise TicketError("missing_key") from None
+        except InvalidAudienceError:
+            raise TicketError("wrong_room") from None
+        except (InvalidSubjectError, InvalidJTIError):
+            raise TicketError("bad_key_type") from None
+        except InvalidTokenError:
+            # Not three base64url parts, a header or payload that is not a JSON object (or is
+            # nested too deep to parse), an unsupported `crit` header.
+            raise TicketError("malformed") from None
+    raise TicketError("bad_signature")
+
+
+def _typed(claims: dict[str, Any], key: str, kind: type) -> Any:
+    value = claims[key]
     # bool is an int subclass: refuse True where an integer is expected.
-    if isinstance(value, bool) and kind is not bool:
-        raise TicketError("bad_key_type")
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise TicketError("bad_key_type")
     return value
 
@@ -119,57 +155,39 @@ def verify_ticket(
 ) -> Identity:
     """Return the identity a ticket carries, or raise `TicketError` with the reason.
 
-    `max_ttl` (seconds): a ticket whose lifetime `exp - iat` is longer is refused (`too_long`),
-    so a revocation kept that long covers every ticket it could refuse (docs/protocol.md).
+    `max_ttl` (seconds): a ticket whose lifetime `exp - iat`, or whose time left `exp - now`, is
+    longer is refused (`too_long`), so a revocation kept that long covers every ticket it could
+    refuse (docs/protocol.md).
     """
     if not ticket or not isinstance(ticket, str):
         raise TicketError("missing")
-    parts = ticket.split(".")
-    if len(parts) != 3 or parts[0] != _PREFIX:
+    if not ticket.isascii():
         raise TicketError("malformed")
-    signed_part = f"{parts[0]}.{parts[1]}"
-    try:
-        signed_part.encode("ascii")
-    except UnicodeEncodeError:
-        raise TicketError("malformed") from None
-    signature = b64url_decode(parts[2])
-    # Compare against every accepted secret without stopping early, so timing does not tell
-    # which secret matched.
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(_sign(secret, signed_part), signature)
-    if not matched:
-        raise TicketError("bad_signature")
-    try:
-        payload = json.loads(b64url_decode(parts[1]))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: a (signed) payload nested deeper than json can parse.
-        raise TicketError("malformed") from None
-    if not isinstance(payload, dict):
-        raise TicketError("malformed")
-    ticket_room = _typed(payload, "room", str)
-    uid = _typed(payload, "uid", str)
-    name = _typed(payload, "name", str)
-    guest = _typed(payload, "guest", bool)
-    iat = _typed(payload, "iat", int)
-    exp = _typed(payload, "exp", int)
+    claims = _decode(ticket, secrets, room)
+    uid = _typed(claims, "sub", str)
+    name = _typed(claims, "name", str)
+    guest = _typed(claims, "guest", bool)
+    iat = _typed(claims, "iat", int)
+    exp = _typed(claims, "exp", int)
     issued_ms = iat * 1000
-    if "iat_ms" in payload:
-        # Optional, added for revocations: the same instant as `iat`, in milliseconds.
-        issued_ms = _typed(payload, "iat_ms", int)
+    if "iat_ms" in claims:
+        # Optional, for revocations: the same instant as `iat`, in milliseconds.
+        issued_ms = _typed(claims, "iat_ms", int)
         if issued_ms // 1000 != iat:
             raise TicketError("bad_key_type")
-    if "user_id" not in payload:
+    if "user_id" not in claims:
         raise TicketError("missing_key")
-    user_id = payload["user_id"]
-    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
-        raise TicketError("bad_key_type")
+    user_id = claims["user_id"]
+    if user_id is not None:
+        _typed(claims, "user_id", int)
     if not uid or not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise TicketError("bad_key_type")
-    if exp < now:
+    nbf = claims.get("nbf")
+    if nbf is not None and _typed(claims, "nbf", int) > now:
+        raise TicketError("not_yet_valid")
+    # RFC 7519 4.1.4: refused on or after `exp` (no leeway).
+    if exp <= now:
         raise TicketError("expired")
-    if max_ttl is not None and exp - iat > max_ttl:
+    if max_ttl is not None and max(exp - iat, exp - now) > max_ttl:
         raise TicketError("too_long")
-    if ticket_room != room:
-        raise TicketError("wrong_room")
     return Identity(uid=uid, user_id=user_id, name=name, guest=guest, issued_ms=issued_ms)

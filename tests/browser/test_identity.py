@@ -28,7 +28,7 @@ def _sign_in(live, username: str):
 
 def _guest_socket(live, room: str, name: str) -> ChatClient:
     """A guest socket whose (correctly signed) ticket says `name`, as a forged rename would."""
-    ticket = mint_ticket(live.secret, room, name=name, uid="g:" + secrets.token_hex(8))
+    ticket = mint_ticket(live.secret, room, name=name, sub="g:" + secrets.token_hex(8))
     url = live.chat_url.replace("http", "ws") + f"/ws/{room}?ticket={ticket}"
     return ChatClient(url, origin=live.django_url)
 

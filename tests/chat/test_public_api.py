@@ -100,7 +100,8 @@ def test_ticket_for_user(alice_client, alice, lobby):
     assert "no-store" in response["Cache-Control"]
     data = response.json()
     payload = verify_ticket(data["ticket"], "lobby", [settings.CHAT_SHARED_SECRET])
-    assert payload["uid"] == f"u:{alice.id}" and payload["user_id"] == alice.id
+    assert payload["sub"] == f"u:{alice.id}" and payload["user_id"] == alice.id
+    assert payload["aud"] == "room:lobby"
     assert payload["exp"] - payload["iat"] == 30
     assert data["user"] == {"id": f"u:{alice.pk}", "name": "alice", "guest": False}
     assert data["expires_in"] == 30
@@ -121,10 +122,10 @@ def test_ticket_for_guest_is_stable(client, lobby):
     p1 = verify_ticket(first["ticket"], "lobby", [settings.CHAT_SHARED_SECRET])
     p2 = verify_ticket(second["ticket"], "lobby", [settings.CHAT_SHARED_SECRET])
     assert p1["guest"] is True and p1["user_id"] is None
-    assert p1["uid"] == p2["uid"]
-    assert p1["uid"].startswith("g:") and len(p1["uid"]) == 18
-    int(p1["uid"][2:], 16)
-    assert first["user"] == {"id": p1["uid"], "name": p1["name"], "guest": True}
+    assert p1["sub"] == p2["sub"]
+    assert p1["sub"].startswith("g:") and len(p1["sub"]) == 18
+    int(p1["sub"][2:], 16)
+    assert first["user"] == {"id": p1["sub"], "name": p1["name"], "guest": True}
     assert p1["name"].startswith("guest-")
 
 
@@ -135,4 +136,4 @@ def test_two_visitors_get_different_guest_ids(client, lobby):
     a = client.get("/api/rooms/lobby/ticket/").json()["ticket"]
     b = Client().get("/api/rooms/lobby/ticket/").json()["ticket"]
     secrets = [settings.CHAT_SHARED_SECRET]
-    assert verify_ticket(a, "lobby", secrets)["uid"] != verify_ticket(b, "lobby", secrets)["uid"]
+    assert verify_ticket(a, "lobby", secrets)["sub"] != verify_ticket(b, "lobby", secrets)["sub"]

@@ -23,7 +23,7 @@ from chatserver.hub import ChatHub
 from chatserver.service import build_hub
 from chatserver.tickets import MAX_NAME_LENGTH, mint_ticket
 
-SECRET = "test-secret"
+SECRET = "test-secret-of-32-bytes-or-more-0123"
 ORIGIN = "http://127.0.0.1:8000"
 
 

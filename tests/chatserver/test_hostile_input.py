@@ -8,6 +8,7 @@ gives either a valid result or one of the documented refusals, never another exc
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -24,7 +25,7 @@ from twisted.logger import globalLogPublisher
 from chatserver.frames import ClientFrame, FrameError, parse_client_frame
 from chatserver.protocol import ChatServerFactory
 from chatserver.signing import SignatureError, signed_headers, verify_request
-from chatserver.tickets import Identity, TicketError, b64url_encode, mint_ticket, verify_ticket
+from chatserver.tickets import Identity, TicketError, mint_ticket, verify_ticket
 from tests.chatserver.support import (
     ORIGIN,
     SECRET,
@@ -43,17 +44,21 @@ FRAME_ERROR_CODES = {
     "body_too_long",
     "bad_body",
 }
-# docs/protocol.md names malformed, bad_signature, expired and wrong_room; the verifier also
-# says why a payload is malformed (missing, missing_key, bad_key_type). Every one means 403.
+# The refusal reasons docs/protocol.md lists ("Socket tickets"; `revoked` is the hub's). Every
+# one means 403.
 TICKET_REASONS = {
     "missing",
     "malformed",
-    "bad_signature",
-    "expired",
-    "wrong_room",
     "missing_key",
     "bad_key_type",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "too_long",
+    "wrong_room",
 }
+HS256 = {"alg": "HS256", "typ": "JWT"}
+OLD_SECRET = "the-previous-secret-of-32-bytes!"
 NOW = 1_795_000_000
 DOCUMENTED_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 4004, 4008}
 
@@ -184,10 +189,10 @@ def test_control_characters_are_accepted_as_text_and_nul_is_refused():
 # -- the ticket verifier ----------------------------------------------------------------------
 
 
-def check_ticket(text: str, secrets=(SECRET,), room: str = "lobby", now: float = NOW):
+def check_ticket(text: str, secrets=(SECRET,), room: str = "lobby", now: float = NOW, max_ttl=None):
     """Verify, asserting the result is an Identity or a documented refusal."""
     try:
-        identity = verify_ticket(text, secrets=secrets, room=room, now=now)
+        identity = verify_ticket(text, secrets=secrets, room=room, now=now, max_ttl=max_ttl)
     except TicketError as exc:
         assert exc.reason in TICKET_REASONS
         return exc.reason
@@ -195,15 +200,24 @@ def check_ticket(text: str, secrets=(SECRET,), room: str = "lobby", now: float =
     return identity
 
 
-def _signed(payload: object, secret: str = SECRET) -> str:
-    """A ticket with a valid signature over any JSON payload."""
-    return _signed_raw(json.dumps(payload, ensure_ascii=False).encode(), secret)
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _signed_raw(raw: bytes, secret: str = SECRET) -> str:
-    signed = "v1." + b64url_encode(raw)
+def _signed(payload: object, secret: str = SECRET, header: object = HS256) -> str:
+    """A JWT with a valid HS256 signature over any JSON payload, built by hand (hmac, base64)."""
+    return _signed_raw(json.dumps(payload, ensure_ascii=False).encode(), secret, header)
+
+
+def _signed_raw(raw: bytes, secret: str = SECRET, header: object = HS256) -> str:
+    signed = _b64(json.dumps(header).encode()) + "." + _b64(raw)
     sig = hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()
-    return signed + "." + b64url_encode(sig)
+    return signed + "." + _b64(sig)
+
+
+def _unsigned(payload: object) -> str:
+    """An `alg: none` JWT (RFC 7519 6.1): header and payload, empty signature."""
+    return _b64(b'{"alg":"none"}') + "." + _b64(json.dumps(payload).encode()) + "."
 
 
 @settings(max_examples=500, deadline=None)
@@ -216,34 +230,37 @@ def test_any_string_as_ticket_is_refused_with_a_documented_reason(text):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=4))
 def test_dotted_strings_as_tickets_are_refused(parts):
-    """Strings shaped like `v1.<x>.<y>` (the split/prefix path) are refused, never crash."""
-    assert isinstance(check_ticket(".".join(["v1", *parts])), str)
+    """Strings shaped like `<header>.<x>.<y>` (the split and base64 paths) are refused."""
+    assert isinstance(check_ticket(".".join([_b64(json.dumps(HS256).encode()), *parts])), str)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(json_values)
-def test_correctly_signed_arbitrary_payloads_never_raise_another_error(payload):
-    """A valid signature over any JSON payload: an Identity or a documented refusal."""
+@given(json_values, json_values)
+def test_correctly_signed_arbitrary_headers_and_payloads_never_raise_another_error(header, payload):
+    """A valid HMAC over any JSON header and payload: an Identity or a documented refusal."""
     check_ticket(_signed(payload))
+    result = check_ticket(_signed(good_payload(), header=header))
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        assert isinstance(result, str)
 
 
 @settings(max_examples=100, deadline=None)
 @given(
-    room=json_values,
-    uid=json_values,
+    aud=json_values,
+    sub=json_values,
     name=json_values,
     guest=json_values,
     iat=json_values,
     exp=json_values,
     user_id=json_values,
 )
-def test_signed_payloads_with_any_field_types_are_judged_safely(
-    room, uid, name, guest, iat, exp, user_id
+def test_signed_payloads_with_any_claim_types_are_judged_safely(
+    aud, sub, name, guest, iat, exp, user_id
 ):
-    """Every ticket key with any JSON type: an Identity only when every type is right."""
+    """Every ticket claim with any JSON type: an Identity only when every type is right."""
     payload = {
-        "room": room,
-        "uid": uid,
+        "aud": aud,
+        "sub": sub,
         "name": name,
         "guest": guest,
         "iat": iat,
@@ -252,15 +269,15 @@ def test_signed_payloads_with_any_field_types_are_judged_safely(
     }
     result = check_ticket(_signed(payload))
     if isinstance(result, Identity):
-        assert isinstance(room, str) and isinstance(guest, bool)
+        assert aud == "room:lobby" and isinstance(guest, bool)
         assert type(exp) is int and type(iat) is int
         assert user_id is None or type(user_id) is int
 
 
 def good_payload(**changes) -> dict:
     payload = {
-        "room": "lobby",
-        "uid": "g:0123456789abcdef",
+        "aud": "room:lobby",
+        "sub": "g:0123456789abcdef",
         "user_id": None,
         "name": "alice",
         "guest": True,
@@ -271,30 +288,62 @@ def good_payload(**changes) -> dict:
     return payload
 
 
+def _tampered_payload() -> str:
+    """A valid ticket whose payload was swapped for another user's, signature kept."""
+    header, _, signature = _signed(good_payload()).split(".")
+    forged = _b64(json.dumps(good_payload(sub="u:1", user_id=1, guest=False)).encode())
+    return f"{header}.{forged}.{signature}"
+
+
 @pytest.mark.parametrize(
     "text, reason",
     [
         ("", "missing"),
-        ("v1.abc", "malformed"),
-        ("v2.abc.def", "malformed"),
-        ("v1.é.abc", "malformed"),
-        ("v1.abc.d.e", "malformed"),
-        ("v1.abc.!!!", "bad_signature"),  # b64 skips junk: empty signature
+        ("abc", "malformed"),
+        ("abc.def", "malformed"),
+        ("é.abc.def", "malformed"),
+        ("abc.d.e.f", "malformed"),
+        (_signed(good_payload()) + ".x", "malformed"),
+        (_b64(b"{}") + ".e30.!!!", "malformed"),  # junk is not skipped
         (_signed(good_payload())[:-2] + "AA", "bad_signature"),
-        (_signed(good_payload(), secret="not-the-secret"), "bad_signature"),
+        (_signed(good_payload(), secret="not-the-secret-but-32-bytes-long"), "bad_signature"),
+        (_tampered_payload(), "bad_signature"),
+        (_unsigned(good_payload()), "bad_signature"),  # alg none
+        (_signed(good_payload(), header={"alg": "RS256", "typ": "JWT"}), "bad_signature"),
+        (_signed(good_payload(), header={"alg": "HS384"}), "bad_signature"),
+        (_signed(good_payload(), header={}), "bad_signature"),
+        (_signed(good_payload(), header={"alg": "HS256", "crit": ["exp"]}), "malformed"),
         (_signed(good_payload(exp=NOW - 1)), "expired"),
-        (_signed(good_payload(room="other")), "wrong_room"),
-        (_signed({k: v for k, v in good_payload().items() if k != "uid"}), "missing_key"),
+        (_signed(good_payload(exp=NOW)), "expired"),
+        (_signed(good_payload(nbf=NOW + 1)), "not_yet_valid"),
+        (_signed(good_payload(aud="room:other")), "wrong_room"),
+        (_signed(good_payload(aud=["room:lobby", "room:other"])), "wrong_room"),
+        (_signed({k: v for k, v in good_payload().items() if k != "aud"}), "missing_key"),
+        (_signed({k: v for k, v in good_payload().items() if k != "exp"}), "missing_key"),
+        (_signed({k: v for k, v in good_payload().items() if k != "sub"}), "missing_key"),
         (_signed(good_payload(exp=True)), "bad_key_type"),
         (_signed(good_payload(user_id=True)), "bad_key_type"),
+        (_signed(good_payload(sub=["g:0123456789abcdef"])), "bad_key_type"),
         (_signed(good_payload(name="")), "bad_key_type"),
         (_signed(good_payload(name="x" * 65)), "bad_key_type"),
         (_signed([1, 2]), "malformed"),
     ],
 )
 def test_bad_tickets_are_refused_with_their_reason(text, reason):
-    """Forged, truncated, expired, other-room and mistyped tickets get their refusal reason."""
+    """Forged, unsigned, re-headed, truncated, expired, other-room and mistyped tickets get
+    their refusal reason."""
     assert check_ticket(text) == reason
+
+
+def test_too_long_tickets_are_refused_and_the_previous_secret_only_during_rotation():
+    """A ticket living longer than `max_ttl` is `too_long`; one signed with the previous secret
+    verifies while that secret is listed (after the current one), `bad_signature` after."""
+    assert check_ticket(_signed(good_payload(exp=NOW + 3601)), max_ttl=3600) == "too_long"
+    old = _signed(good_payload(), secret="the-previous-secret-of-32-bytes!")
+    assert isinstance(
+        check_ticket(old, secrets=(SECRET, "the-previous-secret-of-32-bytes!")), Identity
+    )
+    assert check_ticket(old) == "bad_signature"
 
 
 def test_non_ascii_name_is_accepted():
@@ -306,6 +355,13 @@ def test_non_ascii_name_is_accepted():
 def test_signed_deeply_nested_payload_is_refused_not_crashing():
     """A (validly signed) payload nested 100,000 deep is refused as malformed, not a crash."""
     assert check_ticket(_signed_raw(b"[" * 100_000 + b"]" * 100_000)) == "malformed"
+
+
+def test_deeply_nested_header_is_refused_before_any_signature_check():
+    """The header is parsed before the signature is checked: nesting it 100,000 deep is
+    refused as malformed, not a crash."""
+    header = _b64(b"[" * 100_000 + b"]" * 100_000)
+    assert check_ticket(f"{header}.{_b64(b'{}')}.AAAA") == "malformed"
 
 
 # -- the signature verifier -------------------------------------------------------------------
@@ -543,8 +599,8 @@ def test_forged_expired_other_room_and_replayed_tickets_are_403(env):
 
 def test_old_secret_is_accepted_during_rotation_and_refused_after():
     """A ticket signed with the previous secret opens while it is configured, not after."""
-    hub, reactor, _ = make_hub(previous_shared_secret="old-secret")
-    old = mint_ticket("old-secret", room="lobby", uid="u:9", name="zoe", now=int(reactor.seconds()))
+    hub, reactor, _ = make_hub(previous_shared_secret=OLD_SECRET)
+    old = mint_ticket(OLD_SECRET, room="lobby", uid="u:9", name="zoe", now=int(reactor.seconds()))
     rotating = ChatServerFactory(hub, reactor, hub.config)
     assert WsClient(rotating, f"/ws/lobby?ticket={old}", ORIGIN).status == 101
     hub_after, reactor_after, _ = make_hub()
