@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
@@ -9,6 +10,7 @@ import pytest
 from django.test import Client, override_settings
 
 from chat.models import Message, Room
+from chat.signing import SignatureError, compute_signature, verify_signature
 
 from .conftest import protocol_headers
 
@@ -74,13 +76,31 @@ def test_body_is_signed(client):
 
 @pytest.mark.django_db
 def test_stale_request_refused(client):
-    """A correct signature on a timestamp 61 s old (or ahead) is refused as stale_request."""
-    for ts in (int(time.time()) - 61, int(time.time()) + 61):
+    """A correct signature on a timestamp well outside the window (or ahead) is refused as
+    stale_request. (Not 61 s: a second passing before Django reads its clock would make it 60.)"""
+    for ts in (int(time.time()) - 90, int(time.time()) + 90):
         response = client.get(
             "/internal/health/", **protocol_headers("GET", "/internal/health/", ts=ts)
         )
         assert response.status_code == 403
         assert response.json()["error"] == "stale_request"
+
+
+@pytest.mark.parametrize("offset, stale", [(-61, True), (-60, False), (60, False), (61, True)])
+def test_the_window_edge_is_exact(offset: int, stale: bool):
+    """The window's edge, on a fixed clock: 60 s either way is accepted, 61 s is not."""
+    now = 1_795_000_000
+    ts = str(now + offset)
+    sig = compute_signature("k", ts, "GET", "/internal/health/", b"")
+    verify = functools.partial(
+        verify_signature, ts, sig, "GET", "/internal/health/", b"", ["k"], 60, now=now
+    )
+    if stale:
+        with pytest.raises(SignatureError) as refused:
+            verify()
+        assert refused.value.code == "stale_request"
+    else:
+        verify()
 
 
 @pytest.mark.django_db
