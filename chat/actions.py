@@ -128,3 +128,19 @@ def guest_renamed(uid: str, name: str) -> None:
 def live_stats() -> dict[str, Any] | None:
     """The chat server's live numbers now (read only, nothing to commit), or None."""
     return chatserver_client.stats()
+
+
+def message_edited(slug: str, message: dict[str, Any]) -> None:
+    """An author (or staff) edited a message: members show the new body and "(edited)".
+
+    ``message`` is the stored message's protocol shape (``Message.to_dict``) after the edit; its
+    ``version`` lets the newest edit win when events race across chat server instances.
+    """
+    event = {
+        "type": "edited",
+        "id": int(message["id"]),
+        "version": int(message["version"]),
+        "body": message["body"],
+        "edited_at": message["edited_at"],
+    }
+    _room_event("message_edited", slug, lambda: event)

@@ -160,6 +160,10 @@ class Message(models.Model):
     body = models.TextField()
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
     nonce = models.CharField(max_length=MAX_NONCE_LENGTH)
+    # Set by the last edit; `version` counts edits, so the newest one wins when edit events race
+    # across chat server instances (chatserver/events.py, `versioned`).
+    edited_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0)
     is_deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(
@@ -220,6 +224,8 @@ class Message(models.Model):
             "body": self.body,
             "sent_at": self.sent_at_iso,
             "nonce": self.nonce,
+            "edited_at": iso_utc_ms(self.edited_at) if self.edited_at else None,
+            "version": self.version,
         }
 
 
