@@ -92,3 +92,44 @@ export async function fetchOlder(messagesUrl, beforeId, limit = 50) {
   }
   return jsonOrThrow(response);
 }
+
+/**
+ * The value of the `csrftoken` cookie (the room page sets it): Django's CSRF check wants it
+ * back in the `X-CSRFToken` header of every unsafe request.
+ * @returns {string}
+ */
+export function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === "csrftoken") return decodeURIComponent(value.join("="));
+  }
+  return "";
+}
+
+/**
+ * Edits a stored message (docs/protocol.md, "Message actions"); resolves with the message as
+ * stored, rejects with an HttpError carrying the refusal's code and text.
+ * @param {string} messagesUrl the room's `data-messages-url`.
+ * @param {number} id
+ * @param {string} body
+ * @returns {Promise<{message: object}>}
+ */
+export async function editMessage(messagesUrl, id, body) {
+  const url = new URL(`${id}/edit/`, new URL(messagesUrl, window.location.href)).toString();
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        "X-CSRFToken": csrfToken(),
+      },
+      body: JSON.stringify({ body }),
+    });
+  } catch (err) {
+    throw new HttpError(0, "network", String(err));
+  }
+  return jsonOrThrow(response);
+}

@@ -6,7 +6,7 @@
  * batches, older pages) goes through `upsert`, which is what guarantees "never twice".
  */
 
-import { buildMessage, renderBody, setTime } from "./render.js";
+import { buildEditedMarker, buildMessage, renderBody, setTime } from "./render.js";
 
 /** Pixels from the bottom that still count as "reading the newest messages". */
 const NEAR_BOTTOM_PX = 80;
@@ -103,8 +103,10 @@ export class Timeline {
     if (!Number.isSafeInteger(msg.id)) return false;
     if (this.byId.has(msg.id)) {
       // Already shown (e.g. an `ack` for a resend of a message stored before a reload): the
-      // unsent copy goes, so the message is never shown twice.
+      // unsent copy goes, so the message is never shown twice. A newer version (a history page
+      // read after an edit) updates the body.
       if (msg.nonce) this.removePending(msg.nonce);
+      this.applyEdit(msg);
       return false;
     }
     let li = msg.nonce ? this.pendingElement(msg.nonce) : null;
@@ -118,6 +120,9 @@ export class Timeline {
       li.dataset.author = msg.user.id || "";
       const time = li.querySelector("time");
       if (time && msg.sent_at) setTime(time, msg.sent_at);
+      if (msg.sent_at) li.dataset.sentAt = msg.sent_at;
+      li.dataset.version = "0";
+      this.applyEdit(msg);
     } else {
       li = buildMessage(msg);
     }
@@ -251,11 +256,39 @@ export class Timeline {
     this.pendingElement(nonce)?.remove();
   }
 
+  /**
+   * Shows an edit (an `edited` frame, or a message in a newer version than the one shown):
+   * the new body and the "(edited)" marker. A version not above the shown one is ignored, so
+   * whatever order edits arrive in, the newest stays.
+   * @param {{id: number, version?: number, body?: string, edited_at?: string|null}} edit
+   * @returns {boolean} true when the message changed.
+   */
+  applyEdit(edit) {
+    const li = this.byId.get(edit.id);
+    const version = Number(edit.version) || 0;
+    if (!li || li.classList.contains("deleted") || typeof edit.body !== "string") return false;
+    if (version <= (Number(li.dataset.version) || 0)) return false;
+    li.dataset.version = String(version);
+    const body = li.querySelector(".body");
+    if (body) renderBody(body, edit.body);
+    if (edit.edited_at) {
+      const marker = buildEditedMarker(edit.edited_at);
+      const old = li.querySelector(".edited");
+      if (old) old.replaceWith(marker);
+      else (li.querySelector("time") || li.firstChild).after(" ", marker);
+    }
+    return true;
+  }
+
   /** A moderator deleted a message: keep its place, drop its text. */
   markDeleted(id) {
     const li = this.byId.get(id);
     if (!li || li.classList.contains("deleted")) return;
     li.classList.add("deleted");
+    // A deleted message cannot be edited any more (static/chat/client/lifecycle.js).
+    li.querySelector(".message-tools")?.remove();
+    li.querySelector(".edit-form")?.remove();
+    li.classList.remove("editing");
     const body = li.querySelector(".body");
     if (body) {
       body.textContent = "message deleted";

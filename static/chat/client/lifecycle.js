@@ -1,0 +1,155 @@
+/**
+ * Changing your own messages: the Edit action on each of the reader's stored messages.
+ *
+ * The action is a real button in every own message, shown on hover and on keyboard focus (and
+ * always on devices without hover, such as phones). Editing replaces the body with a labelled
+ * text box: Enter (or Save) saves, Shift+Enter adds a line, Escape (or Cancel) leaves the message
+ * as it was. Up-arrow in the empty composer edits the reader's newest message. A save goes to
+ * Django's public API (`editMessage`); everyone, this reader included, then gets the `edited`
+ * frame, and the answer is shown at once (the timeline keeps the highest version either way).
+ * A refusal (`not_author`, `edit_window_passed`, ...) is shown in the message, as an alert.
+ */
+
+import { editMessage } from "./api.js";
+
+/** Links this module's stylesheet once (kept apart from client.css). */
+function ensureStylesheet() {
+  if (document.querySelector('link[rel="stylesheet"][href*="/client/lifecycle."]')) return;
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = new URL("./lifecycle.css", import.meta.url).href;
+  document.head.append(link);
+}
+
+/**
+ * Wires the edit action into the message list.
+ * @param {{list: HTMLOListElement, timeline: import("./timeline.js").Timeline,
+ *   meId: string, messagesUrl: string, composer: HTMLTextAreaElement}} options
+ */
+export function wireMessageActions({ list, timeline, meId, messagesUrl, composer }) {
+  ensureStylesheet();
+  const isOwn = (li) =>
+    Boolean(meId) && li.dataset.author === meId && li.dataset.id && !li.classList.contains("pending");
+
+  const decorate = (li) => {
+    if (!isOwn(li) || li.classList.contains("deleted") || li.querySelector(".message-tools")) return;
+    const tools = document.createElement("span");
+    tools.className = "message-tools";
+    const edit = document.createElement("button");
+    edit.type = "button";
+    edit.className = "message-tool edit";
+    edit.dataset.tool = "edit";
+    edit.textContent = "Edit";
+    edit.setAttribute("aria-label", "Edit your message");
+    tools.append(edit);
+    li.append(tools);
+  };
+  const decorateAll = () => {
+    for (const li of list.querySelectorAll(":scope > li.message[data-id]")) decorate(li);
+  };
+  // Messages arrive by every path (server-rendered, hello, live, older pages) into the list;
+  // the reader's own unsent message becomes a stored one when it gets its `data-id`.
+  new MutationObserver(decorateAll).observe(list, { childList: true });
+  new MutationObserver(decorateAll).observe(list, {
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["data-id"],
+  });
+  decorateAll();
+
+  /** @param {HTMLLIElement} li @param {HTMLElement} returnFocus */
+  const startEdit = (li, returnFocus) => {
+    if (li.classList.contains("editing")) {
+      li.querySelector(".edit-form textarea")?.focus();
+      return;
+    }
+    const body = li.querySelector(".body");
+    if (!body) return;
+    const id = Number(li.dataset.id);
+    li.classList.add("editing");
+    const form = document.createElement("form");
+    form.className = "edit-form";
+    const label = document.createElement("label");
+    label.className = "visually-hidden";
+    label.htmlFor = `edit-${id}`;
+    label.textContent = "Edit message";
+    const box = document.createElement("textarea");
+    box.id = `edit-${id}`;
+    box.rows = 2;
+    box.value = body.textContent;
+    const maxBody = Number(list.dataset.maxBody);
+    if (maxBody) box.maxLength = maxBody;
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.textContent = "Save";
+    save.setAttribute("aria-label", "Save the edited message");
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.textContent = "Cancel";
+    cancel.setAttribute("aria-label", "Cancel editing (Escape)");
+    const hint = document.createElement("span");
+    hint.className = "edit-hint";
+    hint.textContent = "Enter to save, Escape to cancel";
+    const problem = document.createElement("p");
+    problem.className = "edit-error";
+    problem.setAttribute("role", "alert");
+    form.append(label, box, " ", save, " ", cancel, " ", hint, problem);
+    body.after(form);
+
+    const finish = () => {
+      form.remove();
+      li.classList.remove("editing");
+      (returnFocus?.isConnected ? returnFocus : li.querySelector(".message-tool.edit"))?.focus();
+    };
+    const submit = async () => {
+      const text = box.value.trim();
+      if (!text) {
+        problem.textContent = "A message cannot be empty.";
+        return;
+      }
+      save.disabled = true;
+      try {
+        const answer = await editMessage(messagesUrl, id, text);
+        if (answer?.message) timeline.applyEdit(answer.message);
+        finish();
+      } catch (err) {
+        problem.textContent = err?.message || "The message could not be edited.";
+        save.disabled = false;
+      }
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit();
+    });
+    cancel.addEventListener("click", finish);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        finish();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      }
+    });
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  };
+
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-tool]");
+    const li = button?.closest("li.message");
+    if (li && button.dataset.tool === "edit") startEdit(li, button);
+  });
+
+  // Up-arrow in the empty composer edits the reader's newest message (as in Slack and Zulip).
+  composer.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowUp" || composer.value !== "" || event.isComposing) return;
+    const own = [...list.querySelectorAll(":scope > li.message[data-id]")].filter(
+      (li) => isOwn(li) && !li.classList.contains("deleted"),
+    );
+    const last = own[own.length - 1];
+    if (!last) return;
+    event.preventDefault();
+    startEdit(last, composer);
+  });
+}

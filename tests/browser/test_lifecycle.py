@@ -1,0 +1,93 @@
+"""Editing your own messages in real browsers (two contexts): the Edit action on hover and
+focus, Enter saves, Escape cancels, Up-arrow in the empty composer edits the newest own message,
+a refusal is shown, and every reader (a socket one and a long-polling one) sees the new body and
+"(edited)" live and after a reload."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_catchup import refuse_websockets
+
+pytestmark = pytest.mark.browser
+
+
+def test_author_edits_and_socket_and_polling_readers_see_it(open_room, live_room, live):
+    alice = open_room(live_room)
+    poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
+    expect(poller.state).to_have_text("Polling (fallback)")
+    alice.send("helo world")
+    expect(poller.message("helo world")).to_have_count(1)
+    mine = alice.message("helo world")
+    expect(mine.get_by_role("button", name="Edit your message")).to_have_count(1)
+    # Other readers get no edit action on someone else's message.
+    expect(
+        poller.message("helo world").get_by_role("button", name="Edit your message")
+    ).to_have_count(0)
+    mine.hover()
+    mine.get_by_role("button", name="Edit your message").click()
+    box = alice.page.get_by_role("textbox", name="Edit message")
+    expect(box).to_be_focused()
+    expect(box).to_have_value("helo world")
+    box.fill("hello world")
+    box.press("Enter")
+    for page in (alice, poller):
+        expect(page.message("hello world")).to_have_count(1)
+        expect(page.message("hello world").locator(".edited")).to_have_text("(edited)")
+        expect(page.message("helo world")).to_have_count(0)
+    assert [m["body"] for m in live.stored_messages(live_room)].count("hello world") == 1
+    poller.page.reload()
+    expect(poller.message("hello world").locator(".edited")).to_have_text("(edited)")
+
+
+def test_escape_cancels_and_up_arrow_edits_the_newest_own_message(open_room, live_room):
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    alice.send("first line")
+    alice.send("secnd line")
+    bob.send("bob speaks")
+    expect(alice.message("bob speaks")).to_have_count(1)
+    composer = alice.page.locator("#composer-input")
+    composer.focus()
+    composer.press("ArrowUp")
+    box = alice.page.get_by_role("textbox", name="Edit message")
+    expect(box).to_have_value("secnd line")  # the newest own message, not bob's
+    box.fill("changed my mind")
+    box.press("Escape")
+    expect(box).to_have_count(0)
+    expect(composer).to_be_focused()
+    expect(alice.message("secnd line")).to_have_count(1)
+    composer.press("ArrowUp")
+    box.fill("second line")
+    box.press("Enter")
+    expect(bob.message("second line").locator(".edited")).to_have_text("(edited)")
+    # With text in the composer, Up-arrow stays a caret movement.
+    composer.fill("draft")
+    composer.press("ArrowUp")
+    expect(box).to_have_count(0)
+
+
+def test_a_refused_edit_says_why_and_keeps_the_message(open_room, live_room, live):
+    """Past the edit window Django refuses (403 `edit_window_passed`): the reason is shown as
+    an alert in the message, and the message stays as it was for everyone."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    alice.send("too late to fix")
+    expect(bob.message("too late to fix")).to_have_count(1)
+    live.shell(
+        "from datetime import timedelta\nfrom django.utils import timezone\n"
+        "from chat.models import Message\n"
+        f"Message.objects.filter(room__slug={live_room!r}, body='too late to fix')"
+        ".update(sent_at=timezone.now() - timedelta(minutes=20))\n"
+    )
+    mine = alice.message("too late to fix")
+    mine.get_by_role("button", name="Edit your message").focus()
+    alice.page.keyboard.press("Enter")
+    box = alice.page.get_by_role("textbox", name="Edit message")
+    box.fill("too late, fixed")
+    box.press("Enter")
+    expect(mine.get_by_role("alert")).to_contain_text("15 minutes")
+    box.press("Escape")
+    expect(alice.message("too late to fix")).to_have_count(1)
+    expect(bob.message("too late to fix").locator(".edited")).to_have_count(0)

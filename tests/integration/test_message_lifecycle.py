@@ -1,0 +1,108 @@
+"""The message lifecycle with real processes: Django (gunicorn) and two `twistd` chat servers
+sharing Redis. An edit made through Django's public API (session, CSRF) reaches a socket reader
+on one instance and a long-polling reader on the other, after the message it refers to, and a
+reader that comes back with `since` sees the current state."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration import test_redis_scaleout
+from tests.integration.test_redis_scaleout import nonce, pair, room
+from tests.support.live import LiveSystem, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.redis]
+
+# Django plus two chat servers on the shared Redis (a module-scoped fixture of its own here).
+cluster = test_redis_scaleout.cluster
+
+
+class Poller:
+    """A long-polling reader: polls again with the answer's `cursor`, keeps every frame."""
+
+    def __init__(self, poll_url: str, origin: str) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._url, self._origin = poll_url, origin
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        cursor = None
+        while not self._stop.is_set():
+            url = self._url if cursor is None else f"{self._url}&since={cursor}"
+            answer = requests.get(url, headers={"Origin": self._origin}, timeout=60).json()
+            self.frames.extend(answer.get("events", []))
+            cursor = answer.get("cursor", cursor)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [f for f in list(self.frames) if f.get("type") == kind]
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def edit(live: LiveSystem, session: requests.Session, slug: str, message_id: int, body: str):
+    return session.post(
+        f"{live.django_url}/api/rooms/{slug}/messages/{message_id}/edit/",
+        json={"body": body},
+        headers={"X-CSRFToken": session.cookies["csrftoken"]},
+        timeout=10,
+    )
+
+
+def positions(frames: list[dict], message_id: int) -> list[str]:
+    """The kinds of the frames about `message_id`, in arrival order."""
+    return [
+        f["type"]
+        for f in frames
+        if f.get("id") == message_id and f.get("type") in ("message", "edited", "deleted")
+    ]
+
+
+def test_an_edit_reaches_socket_and_poll_readers_on_both_instances_in_order(cluster):
+    a, b = pair(cluster)
+    slug = room(cluster, "edit")
+    alice = a.join(slug)
+    bob = b.join(slug)  # a socket on the other instance
+    poller = Poller(cluster.ticket(cluster.guest_session(slug), slug)["poll_url"], cluster.origin)
+    try:
+        alice.say("helo", nonce())
+        sent = alice.wait_for(lambda f: f.get("type") == "message")
+        answer = edit(cluster, alice.session, slug, sent["id"], "hello")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["message"]["version"] == 1
+        edited = bob.wait_for(lambda f: f.get("type") == "edited")
+        assert (edited["id"], edited["body"], edited["version"]) == (sent["id"], "hello", 1)
+        wait_until(lambda: poller.of_type("edited"))
+        alice.wait_for(lambda f: f.get("type") == "edited")
+        for frames in (alice.frames, bob.frames, poller.frames):
+            kinds = positions(frames, sent["id"])
+            assert kinds[0] == "message" and "edited" in kinds, kinds
+        # A second edit, and someone else's edit refused: the newest body wins everywhere.
+        assert edit(cluster, alice.session, slug, sent["id"], "hello!").status_code == 200
+        stranger = cluster.guest_session(slug)
+        refused = edit(cluster, stranger, slug, sent["id"], "mine")
+        assert refused.status_code == 403 and refused.json()["error"] == "not_author"
+        bob.wait_for(lambda f: f.get("type") == "edited" and f["version"] == 2)
+        assert [f["version"] for f in bob.of_type("edited")] == [1, 2]
+        wait_until(lambda: max(f["version"] for f in poller.of_type("edited")) == 2)
+        # Reconnecting with `since` past the message: hello's events carry the edit; without
+        # `since` the history holds the new body (memory on B was revised, Django was updated).
+        again = b.join(slug, since=sent["id"])
+        assert again.hello["history"] == []
+        newest = [e for e in again.hello["events"] if e["type"] == "edited"][-1]
+        assert (newest["id"], newest["body"], newest["version"]) == (sent["id"], "hello!", 2)
+        fresh = a.join(slug)
+        [message] = fresh.hello["history"]
+        assert (message["body"], message["version"]) == ("hello!", 2)
+        assert message["edited_at"]
+        assert [m["body"] for m in cluster.stored_messages(slug)] == ["hello!"]
+        for client in (alice, bob, again, fresh):
+            client.close()
+    finally:
+        poller.stop()
