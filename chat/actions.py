@@ -115,7 +115,7 @@ def user_access_revoked(user_id: int) -> None:
 
 
 def message_deleted(slug: str, message_id: int) -> None:
-    """A moderator deleted a message: clients remove it (the room gets a `deleted` frame)."""
+    """A moderator or the author deleted a message: clients remove it (a `deleted` frame)."""
     event = {"type": "deleted", "id": int(message_id)}
     _room_event("message_deleted", slug, lambda: event)
 

@@ -1,4 +1,5 @@
-"""The public JSON API for changing a stored message (docs/protocol.md, "Message actions").
+"""The public JSON API for changing a stored message (docs/protocol.md, "Message actions"):
+edit and delete your own message.
 
 Session auth and Django's CSRF check (these views are not exempt): the browser sends the
 ``X-CSRFToken`` header. "Own message" is decided by the stable author id (``author_uid``),
@@ -130,3 +131,24 @@ def edit_message(request: HttpRequest, slug: str, message_id: int) -> JsonRespon
     except Refused as refused:
         return refused.response()
     return JsonResponse({"message": shape})
+
+
+@require_POST
+def delete_message(request: HttpRequest, slug: str, message_id: int) -> JsonResponse:
+    """``POST /api/rooms/<slug>/messages/<id>/delete/``: the author (or staff) removes it.
+
+    The same soft deletion and the same `deleted` event as staff moderation (chat/admin.py):
+    every reader removes the message, and no list shows it again (so a reload agrees).
+    """
+    try:
+        with transaction.atomic():
+            room = _room(request, slug)
+            message = _own_message(request, room, message_id)
+            message.is_deleted = True
+            message.deleted_at = timezone.now()
+            message.deleted_by = request.user if request.user.is_authenticated else None
+            message.save(update_fields=["is_deleted", "deleted_at", "deleted_by"])
+            actions.message_deleted(room.slug, message.id)
+    except Refused as refused:
+        return refused.response()
+    return JsonResponse({"deleted": message_id})

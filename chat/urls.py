@@ -24,6 +24,11 @@ urlpatterns = [
         lifecycle.edit_message,
         name="api_edit_message",
     ),
+    path(
+        "api/rooms/<slug:slug>/messages/<int:message_id>/delete/",
+        lifecycle.delete_message,
+        name="api_delete_message",
+    ),
     path("internal/health/", internal_api.health, name="internal_health"),
     path("internal/messages/batch/", internal_api.message_batch, name="internal_batch"),
     path("internal/rooms/<slug:slug>/", internal_api.room_detail, name="internal_room"),

@@ -1,9 +1,11 @@
-"""Editing your own messages in real browsers (two contexts): the Edit action on hover and
-focus, Enter saves, Escape cancels, Up-arrow in the empty composer edits the newest own message,
-a refusal is shown, and every reader (a socket one and a long-polling one) sees the new body and
-"(edited)" live and after a reload."""
+"""Editing and deleting your own messages in real browsers (two or three contexts): the
+actions on hover and focus, Enter saves, Escape cancels, Up-arrow in the empty composer edits
+the newest own message, Delete asks once more, a refusal is shown, and every reader (a socket
+one and a long-polling one) sees the change live and after a reload."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -46,6 +48,8 @@ def test_escape_cancels_and_up_arrow_edits_the_newest_own_message(open_room, liv
     bob = open_room(live_room)
     alice.send("first line")
     alice.send("secnd line")
+    # Both stored (an unsent message has no id and cannot be edited yet), then bob's after them.
+    expect(alice.message("secnd line")).to_have_attribute("data-id", re.compile(r"^\d+$"))
     bob.send("bob speaks")
     expect(alice.message("bob speaks")).to_have_count(1)
     composer = alice.page.locator("#composer-input")
@@ -91,3 +95,35 @@ def test_a_refused_edit_says_why_and_keeps_the_message(open_room, live_room, liv
     box.press("Escape")
     expect(alice.message("too late to fix")).to_have_count(1)
     expect(bob.message("too late to fix").locator(".edited")).to_have_count(0)
+
+
+def test_author_deletes_and_it_leaves_every_page_live_and_after_reload(open_room, live_room, live):
+    """Delete asks once more in place (Keep and Escape keep the message); confirmed, the
+    message leaves the author's page, a socket reader's and a long-polling reader's, and a
+    reload shows the same. Others get no Delete action on it."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
+    expect(poller.state).to_have_text("Polling (fallback)")
+    alice.send("take this back")
+    alice.send("this stays")
+    for page in (bob, poller):
+        expect(page.message("this stays")).to_have_count(1)
+        theirs = page.message("take this back")
+        expect(theirs.get_by_role("button", name="Delete your message")).to_have_count(0)
+    mine = alice.message("take this back")
+    mine.hover()
+    mine.get_by_role("button", name="Delete your message").click()
+    mine.get_by_role("button", name="No, keep your message").click()
+    mine.get_by_role("button", name="Delete your message").click()
+    alice.page.keyboard.press("Escape")
+    expect(mine.get_by_role("group", name="Delete this message?")).to_have_count(0)
+    mine.get_by_role("button", name="Delete your message").click()
+    mine.get_by_role("button", name="Yes, delete your message").click()
+    for page in (alice, bob, poller):
+        expect(page.message("take this back")).to_have_count(0)
+        expect(page.message("this stays")).to_have_count(1)
+    assert [m["body"] for m in live.stored_messages(live_room)] == ["this stays"]
+    bob.page.reload()
+    expect(bob.message("this stays")).to_have_count(1)
+    expect(bob.message("take this back")).to_have_count(0)

@@ -1,7 +1,7 @@
 """The message lifecycle with real processes: Django (gunicorn) and two `twistd` chat servers
-sharing Redis. An edit made through Django's public API (session, CSRF) reaches a socket reader
-on one instance and a long-polling reader on the other, after the message it refers to, and a
-reader that comes back with `since` sees the current state."""
+sharing Redis. An edit or a deletion made through Django's public API (session, CSRF) reaches a
+socket reader on one instance and a long-polling reader on the other, after the message it
+refers to, and a reader that comes back with `since` sees the current state."""
 
 from __future__ import annotations
 
@@ -46,13 +46,19 @@ class Poller:
         self._stop.set()
 
 
-def edit(live: LiveSystem, session: requests.Session, slug: str, message_id: int, body: str):
+def action(
+    live: LiveSystem, session: requests.Session, slug: str, message_id: int, verb: str, **data
+):
     return session.post(
-        f"{live.django_url}/api/rooms/{slug}/messages/{message_id}/edit/",
-        json={"body": body},
+        f"{live.django_url}/api/rooms/{slug}/messages/{message_id}/{verb}/",
+        json=data,
         headers={"X-CSRFToken": session.cookies["csrftoken"]},
         timeout=10,
     )
+
+
+def edit(live: LiveSystem, session: requests.Session, slug: str, message_id: int, body: str):
+    return action(live, session, slug, message_id, "edit", body=body)
 
 
 def positions(frames: list[dict], message_id: int) -> list[str]:
@@ -102,6 +108,42 @@ def test_an_edit_reaches_socket_and_poll_readers_on_both_instances_in_order(clus
         assert (message["body"], message["version"]) == ("hello!", 2)
         assert message["edited_at"]
         assert [m["body"] for m in cluster.stored_messages(slug)] == ["hello!"]
+        for client in (alice, bob, again, fresh):
+            client.close()
+    finally:
+        poller.stop()
+
+
+def test_a_deletion_reaches_socket_and_poll_readers_on_both_instances_in_order(cluster):
+    a, b = pair(cluster)
+    slug = room(cluster, "delete")
+    alice = a.join(slug)
+    bob = b.join(slug)
+    poller = Poller(cluster.ticket(cluster.guest_session(slug), slug)["poll_url"], cluster.origin)
+    try:
+        alice.say("oops", nonce())
+        oops = alice.wait_for(lambda f: f.get("type") == "message")
+        alice.say("fine", nonce())
+        alice.wait_for(lambda f: f.get("type") == "message" and f["body"] == "fine")
+        refused = action(cluster, cluster.guest_session(slug), slug, oops["id"], "delete")
+        assert refused.status_code == 403 and refused.json()["error"] == "not_author"
+        answer = action(cluster, alice.session, slug, oops["id"], "delete")
+        assert answer.status_code == 200 and answer.json() == {"deleted": oops["id"]}
+        bob.wait_for(lambda f: f.get("type") == "deleted")
+        alice.wait_for(lambda f: f.get("type") == "deleted")
+        wait_until(lambda: poller.of_type("deleted"))
+        for frames in (alice.frames, bob.frames, poller.frames):
+            kinds = positions(frames, oops["id"])
+            assert kinds[0] == "message" and "deleted" in kinds, kinds
+        gone = action(cluster, alice.session, slug, oops["id"], "delete")
+        assert gone.status_code == 404 and gone.json()["error"] == "message_gone"
+        # Coming back: with `since` hello's events carry the deletion; without, history (from
+        # memory on B, retracted) no longer holds the message, as Django's lists do not.
+        again = b.join(slug, since=oops["id"])
+        assert {"type": "deleted", "id": oops["id"]} in again.hello["events"]
+        fresh = b.join(slug)
+        assert [m["body"] for m in fresh.hello["history"]] == ["fine"]
+        assert [m["body"] for m in cluster.stored_messages(slug)] == ["fine"]
         for client in (alice, bob, again, fresh):
             client.close()
     finally:

@@ -115,7 +115,23 @@ export function csrfToken() {
  * @returns {Promise<{message: object}>}
  */
 export async function editMessage(messagesUrl, id, body) {
-  const url = new URL(`${id}/edit/`, new URL(messagesUrl, window.location.href)).toString();
+  return postAction(messagesUrl, id, "edit", { body });
+}
+
+/**
+ * Deletes a stored message (docs/protocol.md, "Message actions"); resolves with
+ * `{"deleted": id}`, rejects with an HttpError carrying the refusal's code and text.
+ * @param {string} messagesUrl the room's `data-messages-url`.
+ * @param {number} id
+ * @returns {Promise<{deleted: number}>}
+ */
+export async function deleteMessage(messagesUrl, id) {
+  return postAction(messagesUrl, id, "delete", {});
+}
+
+/** POSTs JSON to `<messagesUrl><id>/<action>/` with the session and the CSRF header. */
+async function postAction(messagesUrl, id, action, data) {
+  const url = new URL(`${id}/${action}/`, new URL(messagesUrl, window.location.href)).toString();
   let response;
   try {
     response = await fetch(url, {
@@ -126,7 +142,7 @@ export async function editMessage(messagesUrl, id, body) {
         "Content-Type": "application/json",
         "X-CSRFToken": csrfToken(),
       },
-      body: JSON.stringify({ body }),
+      body: JSON.stringify(data),
     });
   } catch (err) {
     throw new HttpError(0, "network", String(err));

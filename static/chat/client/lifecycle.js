@@ -1,16 +1,18 @@
 /**
- * Changing your own messages: the Edit action on each of the reader's stored messages.
+ * Changing your own messages: the Edit and Delete actions on each of the reader's stored messages.
  *
- * The action is a real button in every own message, shown on hover and on keyboard focus (and
+ * The actions are real buttons in every own message, shown on hover and on keyboard focus (and
  * always on devices without hover, such as phones). Editing replaces the body with a labelled
  * text box: Enter (or Save) saves, Shift+Enter adds a line, Escape (or Cancel) leaves the message
  * as it was. Up-arrow in the empty composer edits the reader's newest message. A save goes to
  * Django's public API (`editMessage`); everyone, this reader included, then gets the `edited`
  * frame, and the answer is shown at once (the timeline keeps the highest version either way).
+ * Delete asks once more in place (Delete / Keep; Escape keeps); the message then leaves every
+ * reader's list with the `deleted` frame, and at once for this reader.
  * A refusal (`not_author`, `edit_window_passed`, ...) is shown in the message, as an alert.
  */
 
-import { editMessage } from "./api.js";
+import { deleteMessage, editMessage } from "./api.js";
 
 /** Links this module's stylesheet once (kept apart from client.css). */
 function ensureStylesheet() {
@@ -41,7 +43,13 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     edit.dataset.tool = "edit";
     edit.textContent = "Edit";
     edit.setAttribute("aria-label", "Edit your message");
-    tools.append(edit);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "message-tool delete";
+    remove.dataset.tool = "delete";
+    remove.textContent = "Delete";
+    remove.setAttribute("aria-label", "Delete your message");
+    tools.append(edit, " ", remove);
     li.append(tools);
   };
   const decorateAll = () => {
@@ -135,10 +143,68 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     box.setSelectionRange(box.value.length, box.value.length);
   };
 
+  /** Shows an alert about `li` (a refused action) in the message itself. */
+  const showProblem = (li, text) => {
+    let problem = li.querySelector(":scope > .action-error");
+    if (!problem) {
+      problem = document.createElement("p");
+      problem.className = "action-error";
+      problem.setAttribute("role", "alert");
+      li.append(problem);
+    }
+    problem.textContent = text;
+  };
+
+  /** @param {HTMLLIElement} li @param {HTMLElement} trigger the Delete button */
+  const confirmDelete = (li, trigger) => {
+    if (li.querySelector(".delete-confirm")) return;
+    const id = Number(li.dataset.id);
+    const box = document.createElement("span");
+    box.className = "delete-confirm";
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "Delete this message?");
+    const question = document.createElement("span");
+    question.textContent = "Delete this message?";
+    const yes = document.createElement("button");
+    yes.type = "button";
+    yes.textContent = "Delete";
+    yes.setAttribute("aria-label", "Yes, delete your message");
+    const keep = document.createElement("button");
+    keep.type = "button";
+    keep.textContent = "Keep";
+    keep.setAttribute("aria-label", "No, keep your message");
+    box.append(question, " ", yes, " ", keep);
+    li.append(box);
+    const close = () => {
+      box.remove();
+      if (trigger.isConnected) trigger.focus();
+    };
+    keep.addEventListener("click", close);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
+    yes.addEventListener("click", async () => {
+      yes.disabled = true;
+      try {
+        await deleteMessage(messagesUrl, id);
+        timeline.markDeleted(id);
+        composer.focus();
+      } catch (err) {
+        close();
+        showProblem(li, err?.message || "The message could not be deleted.");
+      }
+    });
+    yes.focus();
+  };
+
   list.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-tool]");
     const li = button?.closest("li.message");
     if (li && button.dataset.tool === "edit") startEdit(li, button);
+    if (li && button.dataset.tool === "delete") confirmDelete(li, button);
   });
 
   // Up-arrow in the empty composer edits the reader's newest message (as in Slack and Zulip).

@@ -36,6 +36,8 @@ export class Timeline {
     this.maxBody = Number(list.dataset.maxBody) || null;
     /** @type {Map<number, HTMLLIElement>} */
     this.byId = new Map();
+    /** Ids of deleted messages: never shown again (a page read before the deletion). */
+    this.gone = new Set();
     for (const li of list.querySelectorAll(":scope > li.message")) {
       this.adoptServerRendered(li);
     }
@@ -101,6 +103,10 @@ export class Timeline {
    */
   upsert(msg) {
     if (!Number.isSafeInteger(msg.id)) return false;
+    if (this.gone.has(msg.id)) {
+      if (msg.nonce) this.removePending(msg.nonce);
+      return false;
+    }
     if (this.byId.has(msg.id)) {
       // Already shown (e.g. an `ack` for a resend of a message stored before a reload): the
       // unsent copy goes, so the message is never shown twice. A newer version (a history page
@@ -266,7 +272,7 @@ export class Timeline {
   applyEdit(edit) {
     const li = this.byId.get(edit.id);
     const version = Number(edit.version) || 0;
-    if (!li || li.classList.contains("deleted") || typeof edit.body !== "string") return false;
+    if (!li || typeof edit.body !== "string") return false;
     if (version <= (Number(li.dataset.version) || 0)) return false;
     li.dataset.version = String(version);
     const body = li.querySelector(".body");
@@ -280,24 +286,17 @@ export class Timeline {
     return true;
   }
 
-  /** A moderator deleted a message: keep its place, drop its text. */
+  /**
+   * The author or a moderator deleted a message: it leaves the list, as it is absent from
+   * every list after a reload (docs/protocol.md: a deleted message is never listed again), and
+   * it is never shown again whatever page lists it later.
+   */
   markDeleted(id) {
+    this.gone.add(id);
     const li = this.byId.get(id);
-    if (!li || li.classList.contains("deleted")) return;
-    li.classList.add("deleted");
-    // A deleted message cannot be edited any more (static/chat/client/lifecycle.js).
-    li.querySelector(".message-tools")?.remove();
-    li.querySelector(".edit-form")?.remove();
-    li.classList.remove("editing");
-    const body = li.querySelector(".body");
-    if (body) {
-      body.textContent = "message deleted";
-    } else {
-      const p = document.createElement("p");
-      p.className = "body";
-      renderBody(p, "message deleted");
-      li.append(p);
-    }
+    if (!li) return;
+    this.byId.delete(id);
+    li.remove();
   }
 
   onClick(event) {
