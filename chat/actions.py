@@ -144,3 +144,20 @@ def message_edited(slug: str, message: dict[str, Any]) -> None:
         "edited_at": message["edited_at"],
     }
     _room_event("message_edited", slug, lambda: event)
+
+
+def message_reactions(slug: str, message: dict[str, Any]) -> None:
+    """Someone added or removed a reaction: members show the message's new summary.
+
+    ``message`` is the message's protocol shape after the change; the event carries its
+    ``reactions`` and ``reactions_version`` (also as ``version``: the newest summary wins when
+    events race across chat server instances).
+    """
+    event = {
+        "type": "reactions",
+        "id": int(message["id"]),
+        "version": int(message["reactions_version"]),
+        "reactions_version": int(message["reactions_version"]),
+        "reactions": message["reactions"],
+    }
+    _room_event("message_reactions", slug, lambda: event)

@@ -1,5 +1,5 @@
 """The public JSON API for changing a stored message (docs/protocol.md, "Message actions"):
-edit and delete your own message.
+edit and delete your own message, toggle a reaction on anyone's.
 
 Session auth and Django's CSRF check (these views are not exempt): the browser sends the
 ``X-CSRFToken`` header. "Own message" is decided by the stable author id (``author_uid``),
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import emoji
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_POST
 
 from . import actions
 from .identity import GuestLimitReached, chat_identity, may_join
-from .models import UNSTORABLE_TEXT, Message, Room, body_error, body_too_long_text
+from .models import UNSTORABLE_TEXT, Message, Reaction, Room, body_error, body_too_long_text
 from .signing import error_response
 
 
@@ -152,3 +153,53 @@ def delete_message(request: HttpRequest, slug: str, message_id: int) -> JsonResp
     except Refused as refused:
         return refused.response()
     return JsonResponse({"deleted": message_id})
+
+
+def _one_emoji(data: dict) -> str:
+    value = data.get("emoji")
+    # The `emoji` package knows every emoji of the Unicode release it follows, sequences
+    # (flags, skin tones, ZWJ families) included: no hand-written table here.
+    if not isinstance(value, str) or len(value) > Reaction.EMOJI_MAX or not emoji.is_emoji(value):
+        raise Refused(400, "bad_emoji", "A reaction is one emoji.")
+    return value
+
+
+@require_POST
+def toggle_reaction(request: HttpRequest, slug: str, message_id: int) -> JsonResponse:
+    """``POST /api/rooms/<slug>/messages/<id>/react/`` ``{"emoji"}``: add the asker's reaction
+    with that emoji, or remove it when the asker already reacted so; answers the message."""
+    try:
+        data = _json_body(request)
+        with transaction.atomic():
+            room = _room(request, slug)
+            message = (
+                Message.objects.select_for_update()
+                .filter(room=room, id=message_id, is_deleted=False)
+                .first()
+            )
+            if message is None:
+                raise Refused(404, "message_gone", "This message does not exist or was deleted.")
+            value = _one_emoji(data)
+            try:
+                who = chat_identity(request)
+            except GuestLimitReached as exc:
+                raise Refused(429, "rate_limited", "Too many new guests; wait and retry.") from exc
+            mine = message.reactions.filter(uid=who.uid, emoji=value)
+            if mine.exists():
+                mine.delete()
+            else:
+                known = set(message.reactions.values_list("emoji", flat=True))
+                if value not in known and len(known) >= settings.CHAT_MAX_REACTIONS:
+                    raise Refused(
+                        409,
+                        "too_many_reactions",
+                        f"A message has at most {settings.CHAT_MAX_REACTIONS} different reactions.",
+                    )
+                Reaction.objects.create(message=message, uid=who.uid, name=who.name, emoji=value)
+            message.reactions_version += 1
+            message.save(update_fields=["reactions_version"])
+            shape = message.to_dict(room.slug)
+            actions.message_reactions(room.slug, shape)
+    except Refused as refused:
+        return refused.response()
+    return JsonResponse({"message": shape})

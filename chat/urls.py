@@ -29,6 +29,11 @@ urlpatterns = [
         lifecycle.delete_message,
         name="api_delete_message",
     ),
+    path(
+        "api/rooms/<slug:slug>/messages/<int:message_id>/react/",
+        lifecycle.toggle_reaction,
+        name="api_react",
+    ),
     path("internal/health/", internal_api.health, name="internal_health"),
     path("internal/messages/batch/", internal_api.message_batch, name="internal_batch"),
     path("internal/rooms/<slug:slug>/", internal_api.room_detail, name="internal_room"),

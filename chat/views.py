@@ -35,7 +35,9 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         who = chat_identity(request)
     except GuestLimitReached as exc:
         return guest_limited(request, exc.retry_after)
-    latest = list(room.messages.visible().order_by("-id")[:PUBLIC_PAGE_DEFAULT])
+    latest = list(
+        room.messages.visible().prefetch_related("reactions").order_by("-id")[:PUBLIC_PAGE_DEFAULT]
+    )
     latest.reverse()
     # The rules the browser applies come from the one place Django reads them, never literals.
     limits = {

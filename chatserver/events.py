@@ -66,6 +66,14 @@ KINDS: dict[str, Kind] = {
             revises=("body", "edited_at", "version"),
             control=True,
         ),
+        Kind(
+            "reactions",
+            remembered=True,
+            after_message=True,
+            versioned=True,
+            revises=("reactions", "reactions_version"),
+            control=True,
+        ),
         Kind("presence", hello_buffer=False, wakes_polls=False, relayed=False),
         Kind("typing", hello_buffer=False),
     )

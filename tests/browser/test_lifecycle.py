@@ -127,3 +127,46 @@ def test_author_deletes_and_it_leaves_every_page_live_and_after_reload(open_room
     bob.page.reload()
     expect(bob.message("this stays")).to_have_count(1)
     expect(bob.message("take this back")).to_have_count(0)
+
+
+def test_reactions_toggle_live_for_everyone_and_survive_a_reload(open_room, live_room):
+    """Alice reacts from the palette and with a typed emoji, Bob (long polling) adds to the
+    count from the chip, Alice takes hers back; counts, who reacted and the pressed state are
+    live on both pages, a typed non-emoji is refused with the reason, and a reload shows the
+    same."""
+    alice = open_room(live_room)
+    bob = open_room(live_room, wait_live=False, before_load=refuse_websockets)
+    expect(bob.state).to_have_text("Polling (fallback)")
+    bob.send("big news")
+    news = alice.message("big news")
+    expect(news).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    news.hover()
+    news.get_by_role("button", name="Add a reaction").click()
+    news.get_by_role("button", name="React with 👍").click()
+    thumbs_alice = news.locator("button.reaction", has_text="👍")
+    thumbs_bob = bob.message("big news").locator("button.reaction", has_text="👍")
+    expect(thumbs_alice).to_have_attribute("aria-pressed", "true")
+    expect(thumbs_bob).to_have_attribute("aria-pressed", "false")
+    expect(thumbs_bob.locator(".reaction-count")).to_have_text("1")
+    expect(thumbs_bob).to_have_attribute("title", alice.user_name)
+    thumbs_bob.click()
+    for chip in (thumbs_alice, thumbs_bob):
+        expect(chip.locator(".reaction-count")).to_have_text("2")
+    thumbs_alice.click()  # Alice takes hers back
+    expect(thumbs_bob.locator(".reaction-count")).to_have_text("1")
+    expect(thumbs_bob).to_have_attribute("title", bob.user_name)
+    # Any single emoji can be typed; text that is not one emoji is refused with the reason.
+    news.get_by_role("button", name="Add a reaction").click()
+    typed = news.get_by_role("textbox", name="Any emoji")
+    typed.fill("ab")
+    typed.press("Enter")
+    expect(news.get_by_role("alert")).to_have_text("A reaction is one emoji.")
+    typed.fill("🦄")
+    typed.press("Enter")
+    expect(bob.message("big news").locator("button.reaction", has_text="🦄")).to_have_count(1)
+    alice.page.reload()
+    news = alice.message("big news")
+    expect(news.locator("button.reaction", has_text="🦄")).to_have_attribute("aria-pressed", "true")
+    expect(news.locator("button.reaction", has_text="👍").locator(".reaction-count")).to_have_text(
+        "1"
+    )

@@ -88,6 +88,8 @@ def test_to_dict_shape(lobby):
         "nonce": "abc",
         "edited_at": None,
         "version": 0,
+        "reactions": [],
+        "reactions_version": 0,
     }
     msg.edited_at = datetime(2026, 11, 22, 9, 20, 0, 1000, tzinfo=UTC)
     msg.version = 2

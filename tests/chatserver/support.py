@@ -217,6 +217,8 @@ class FakeDjango:
                 "nonce": item["nonce"],
                 "edited_at": None,
                 "version": 0,
+                "reactions": [],
+                "reactions_version": 0,
             }
             self.next_id += 1
             self.messages.append(message)

@@ -1,7 +1,7 @@
 """The message lifecycle with real processes: Django (gunicorn) and two `twistd` chat servers
-sharing Redis. An edit or a deletion made through Django's public API (session, CSRF) reaches a
-socket reader on one instance and a long-polling reader on the other, after the message it
-refers to, and a reader that comes back with `since` sees the current state."""
+sharing Redis. An edit, a deletion or a reaction made through Django's public API (session,
+CSRF) reaches a socket reader on one instance and a long-polling reader on the other, after the
+message it refers to, and a reader that comes back with `since` sees the current state."""
 
 from __future__ import annotations
 
@@ -61,13 +61,10 @@ def edit(live: LiveSystem, session: requests.Session, slug: str, message_id: int
     return action(live, session, slug, message_id, "edit", body=body)
 
 
-def positions(frames: list[dict], message_id: int) -> list[str]:
+def positions(frames: list[dict], message_id: int, *more: str) -> list[str]:
     """The kinds of the frames about `message_id`, in arrival order."""
-    return [
-        f["type"]
-        for f in frames
-        if f.get("id") == message_id and f.get("type") in ("message", "edited", "deleted")
-    ]
+    kinds = ("message", "edited", "deleted", *more)
+    return [f["type"] for f in frames if f.get("id") == message_id and f.get("type") in kinds]
 
 
 def test_an_edit_reaches_socket_and_poll_readers_on_both_instances_in_order(cluster):
@@ -144,6 +141,47 @@ def test_a_deletion_reaches_socket_and_poll_readers_on_both_instances_in_order(c
         fresh = b.join(slug)
         assert [m["body"] for m in fresh.hello["history"]] == ["fine"]
         assert [m["body"] for m in cluster.stored_messages(slug)] == ["fine"]
+        for client in (alice, bob, again, fresh):
+            client.close()
+    finally:
+        poller.stop()
+
+
+def test_reactions_reach_socket_and_poll_readers_on_both_instances_in_order(cluster):
+    a, b = pair(cluster)
+    slug = room(cluster, "react")
+    alice = a.join(slug)
+    bob = b.join(slug)
+    poller = Poller(cluster.ticket(cluster.guest_session(slug), slug)["poll_url"], cluster.origin)
+    try:
+        alice.say("vote", nonce())
+        vote = alice.wait_for(lambda f: f.get("type") == "message")
+        answer = action(cluster, bob.session, slug, vote["id"], "react", emoji="👍")
+        assert answer.status_code == 200, answer.text
+        answer = action(cluster, alice.session, slug, vote["id"], "react", emoji="👍")
+        assert answer.json()["message"]["reactions"][0]["count"] == 2
+        refused = action(cluster, alice.session, slug, vote["id"], "react", emoji="no")
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_emoji"
+
+        def newest(frames: list[dict]) -> dict | None:
+            found = [f for f in frames if f.get("type") == "reactions" and f["version"] == 2]
+            return found[-1] if found else None
+
+        for client in (alice, bob):
+            client.wait_for(lambda f: f.get("type") == "reactions" and f["version"] == 2)
+        wait_until(lambda: newest(poller.frames))
+        for frames in (alice.frames, bob.frames, poller.frames):
+            kinds = positions(frames, vote["id"], "reactions")
+            assert kinds[0] == "message" and "reactions" in kinds, kinds
+            summary = newest(frames)["reactions"]
+            assert [(r["emoji"], r["count"]) for r in summary] == [("👍", 2)]
+        # Coming back with `since`: hello's events carry the newest summary; without it, the
+        # history (memory on B, revised) lists the reactions with the message.
+        again = b.join(slug, since=vote["id"])
+        assert newest(again.hello["events"])["reactions"][0]["count"] == 2
+        fresh = b.join(slug)
+        [message] = fresh.hello["history"]
+        assert (message["reactions"][0]["count"], message["reactions_version"]) == (2, 2)
         for client in (alice, bob, again, fresh):
             client.close()
     finally:

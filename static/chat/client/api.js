@@ -129,6 +129,18 @@ export async function deleteMessage(messagesUrl, id) {
   return postAction(messagesUrl, id, "delete", {});
 }
 
+/**
+ * Adds the reader's reaction with `emoji` to a message, or removes it when already there;
+ * resolves with `{"message": <message>}` (its `reactions` as now).
+ * @param {string} messagesUrl the room's `data-messages-url`.
+ * @param {number} id
+ * @param {string} emoji
+ * @returns {Promise<{message: object}>}
+ */
+export async function toggleReaction(messagesUrl, id, emoji) {
+  return postAction(messagesUrl, id, "react", { emoji });
+}
+
 /** POSTs JSON to `<messagesUrl><id>/<action>/` with the session and the CSRF header. */
 async function postAction(messagesUrl, id, action, data) {
   const url = new URL(`${id}/${action}/`, new URL(messagesUrl, window.location.href)).toString();

@@ -1,5 +1,6 @@
 /**
- * Changing your own messages: the Edit and Delete actions on each of the reader's stored messages.
+ * Changing messages: Edit and Delete on each of the reader's stored messages, and reactions on
+ * every stored message (a small palette plus any single emoji; Django checks it is one).
  *
  * The actions are real buttons in every own message, shown on hover and on keyboard focus (and
  * always on devices without hover, such as phones). Editing replaces the body with a labelled
@@ -12,7 +13,10 @@
  * A refusal (`not_author`, `edit_window_passed`, ...) is shown in the message, as an alert.
  */
 
-import { deleteMessage, editMessage } from "./api.js";
+import { deleteMessage, editMessage, toggleReaction } from "./api.js";
+
+/** The palette offered first; any other single emoji can be typed. */
+export const PALETTE = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
 /** Links this module's stylesheet once (kept apart from client.css). */
 function ensureStylesheet() {
@@ -34,9 +38,20 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     Boolean(meId) && li.dataset.author === meId && li.dataset.id && !li.classList.contains("pending");
 
   const decorate = (li) => {
-    if (!isOwn(li) || li.classList.contains("deleted") || li.querySelector(".message-tools")) return;
+    if (!li.dataset.id || li.classList.contains("pending")) return;
+    if (li.querySelector(".message-tools")) return;
     const tools = document.createElement("span");
     tools.className = "message-tools";
+    const react = document.createElement("button");
+    react.type = "button";
+    react.className = "message-tool react";
+    react.dataset.tool = "react";
+    react.textContent = "React";
+    react.setAttribute("aria-label", "Add a reaction");
+    react.setAttribute("aria-expanded", "false");
+    tools.append(react);
+    li.append(tools);
+    if (!isOwn(li)) return;
     const edit = document.createElement("button");
     edit.type = "button";
     edit.className = "message-tool edit";
@@ -49,8 +64,7 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     remove.dataset.tool = "delete";
     remove.textContent = "Delete";
     remove.setAttribute("aria-label", "Delete your message");
-    tools.append(edit, " ", remove);
-    li.append(tools);
+    tools.append(" ", edit, " ", remove);
   };
   const decorateAll = () => {
     for (const li of list.querySelectorAll(":scope > li.message[data-id]")) decorate(li);
@@ -200,11 +214,129 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     yes.focus();
   };
 
+  /** Toggles the reader's reaction; the answer is shown at once (the frame follows). */
+  const react = async (li, emoji) => {
+    const id = Number(li.dataset.id);
+    try {
+      const answer = await toggleReaction(messagesUrl, id, emoji);
+      if (answer?.message) timeline.applyReactions(answer.message);
+      li.querySelector(":scope > .action-error")?.remove();
+      return true;
+    } catch (err) {
+      showProblem(li, err?.message || "The reaction could not be saved.");
+      return false;
+    }
+  };
+
+  /** Draws a message's reactions: one toggle button per emoji, pressed when the reader's. */
+  timeline.onReactions = (li, reactions) => {
+    let box = li.querySelector(":scope > .reactions");
+    if (!reactions.length) {
+      box?.remove();
+      return;
+    }
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "reactions";
+      box.setAttribute("role", "group");
+      box.setAttribute("aria-label", "Reactions");
+      li.querySelector(":scope > .body")?.after(box);
+      if (!box.isConnected) li.append(box);
+    }
+    box.replaceChildren(
+      ...reactions.map((reaction) => {
+        const users = Array.isArray(reaction.users) ? reaction.users : [];
+        const mine = users.some((user) => user.id === meId);
+        const names = users.map((user) => user.name).join(", ");
+        const chip = document.createElement("button");
+        chip.type = "button";
+        chip.className = "reaction";
+        chip.dataset.emoji = reaction.emoji;
+        chip.setAttribute("aria-pressed", String(mine));
+        chip.title = names;
+        chip.setAttribute(
+          "aria-label",
+          `${reaction.emoji} ${reaction.count}: ${names}. ` +
+            (mine ? "Remove your reaction" : `React with ${reaction.emoji}`),
+        );
+        const face = document.createElement("span");
+        face.className = "reaction-emoji";
+        face.textContent = reaction.emoji;
+        const count = document.createElement("span");
+        count.className = "reaction-count";
+        count.textContent = String(reaction.count);
+        chip.append(face, " ", count);
+        return chip;
+      }),
+    );
+  };
+
+  /** @param {HTMLLIElement} li @param {HTMLButtonElement} trigger the React button */
+  const openPicker = (li, trigger) => {
+    const open = li.querySelector(":scope > .reaction-picker");
+    if (open) {
+      open.remove();
+      trigger.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const picker = document.createElement("form");
+    picker.className = "reaction-picker";
+    picker.setAttribute("role", "group");
+    picker.setAttribute("aria-label", "Pick a reaction");
+    const close = () => {
+      picker.remove();
+      trigger.setAttribute("aria-expanded", "false");
+      if (trigger.isConnected) trigger.focus();
+    };
+    for (const emoji of PALETTE) {
+      const choice = document.createElement("button");
+      choice.type = "button";
+      choice.textContent = emoji;
+      choice.setAttribute("aria-label", `React with ${emoji}`);
+      choice.addEventListener("click", async () => {
+        if (await react(li, emoji)) close();
+      });
+      picker.append(choice);
+    }
+    const other = document.createElement("input");
+    other.type = "text";
+    other.size = 3;
+    other.maxLength = 32;
+    other.setAttribute("aria-label", "Any emoji");
+    other.placeholder = "🙂";
+    const add = document.createElement("button");
+    add.type = "submit";
+    add.textContent = "Add";
+    add.setAttribute("aria-label", "Add this emoji");
+    picker.append(" ", other, " ", add);
+    picker.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const value = other.value.trim();
+      if (value && (await react(li, value))) close();
+    });
+    picker.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
+    li.append(picker);
+    trigger.setAttribute("aria-expanded", "true");
+    picker.querySelector("button")?.focus();
+  };
+
   list.addEventListener("click", (event) => {
+    const chip = event.target.closest("button.reaction");
+    const chipLi = chip?.closest("li.message");
+    if (chipLi && chip.dataset.emoji) {
+      react(chipLi, chip.dataset.emoji);
+      return;
+    }
     const button = event.target.closest("button[data-tool]");
     const li = button?.closest("li.message");
     if (li && button.dataset.tool === "edit") startEdit(li, button);
     if (li && button.dataset.tool === "delete") confirmDelete(li, button);
+    if (li && button.dataset.tool === "react") openPicker(li, button);
   });
 
   // Up-arrow in the empty composer edits the reader's newest message (as in Slack and Zulip).

@@ -138,6 +138,9 @@ export function startRoom(root) {
           case "edited":
             timeline.applyEdit(frame);
             break;
+          case "reactions":
+            timeline.applyReactions(frame);
+            break;
           case "ack":
             // A nonce the server had already stored: for this sender only, never broadcast.
             sender.onAck(frame);

@@ -113,6 +113,7 @@ export class Timeline {
       // read after an edit) updates the body.
       if (msg.nonce) this.removePending(msg.nonce);
       this.applyEdit(msg);
+      this.applyReactions(msg);
       return false;
     }
     let li = msg.nonce ? this.pendingElement(msg.nonce) : null;
@@ -134,6 +135,7 @@ export class Timeline {
     }
     this.byId.set(msg.id, li);
     this.placeById(li, msg.id);
+    this.applyReactions(msg);
     return true;
   }
 
@@ -283,6 +285,23 @@ export class Timeline {
       if (old) old.replaceWith(marker);
       else (li.querySelector("time") || li.firstChild).after(" ", marker);
     }
+    return true;
+  }
+
+  /**
+   * Shows a message's reactions (a `reactions` frame, or a message listing them) when their
+   * `reactions_version` is above the one shown; `onReactions` (static/chat/client/lifecycle.js)
+   * draws them.
+   * @param {{id: number, reactions_version?: number, reactions?: object[]}} update
+   * @returns {boolean} true when they changed.
+   */
+  applyReactions(update) {
+    const li = this.byId.get(update.id);
+    const version = Number(update.reactions_version) || 0;
+    if (!li || !Array.isArray(update.reactions)) return false;
+    if (version <= (Number(li.dataset.reactionsVersion) || 0)) return false;
+    li.dataset.reactionsVersion = String(version);
+    this.onReactions?.(li, update.reactions);
     return true;
   }
 
