@@ -115,7 +115,7 @@ def user_access_revoked(user_id: int) -> None:
 
 
 def message_deleted(slug: str, message_id: int) -> None:
-    """A moderator deleted a message: clients remove it (the room gets a `deleted` frame)."""
+    """A moderator or the author deleted a message: clients remove it (a `deleted` frame)."""
     event = {"type": "deleted", "id": int(message_id)}
     _room_event("message_deleted", slug, lambda: event)
 
@@ -128,3 +128,36 @@ def guest_renamed(uid: str, name: str) -> None:
 def live_stats() -> dict[str, Any] | None:
     """The chat server's live numbers now (read only, nothing to commit), or None."""
     return chatserver_client.stats()
+
+
+def message_edited(slug: str, message: dict[str, Any]) -> None:
+    """An author (or staff) edited a message: members show the new body and "(edited)".
+
+    ``message`` is the stored message's protocol shape (``Message.to_dict``) after the edit; its
+    ``version`` lets the newest edit win when events race across chat server instances.
+    """
+    event = {
+        "type": "edited",
+        "id": int(message["id"]),
+        "version": int(message["version"]),
+        "body": message["body"],
+        "edited_at": message["edited_at"],
+    }
+    _room_event("message_edited", slug, lambda: event)
+
+
+def message_reactions(slug: str, message: dict[str, Any]) -> None:
+    """Someone added or removed a reaction: members show the message's new summary.
+
+    ``message`` is the message's protocol shape after the change; the event carries its
+    ``reactions`` and ``reactions_version`` (also as ``version``: the newest summary wins when
+    events race across chat server instances).
+    """
+    event = {
+        "type": "reactions",
+        "id": int(message["id"]),
+        "version": int(message["reactions_version"]),
+        "reactions_version": int(message["reactions_version"]),
+        "reactions": message["reactions"],
+    }
+    _room_event("message_reactions", slug, lambda: event)

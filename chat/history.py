@@ -46,7 +46,7 @@ def page(
     """
     if before is not None and after is not None:
         raise BadParameter("Give `before` or `after`, not both.")
-    qs = Message.objects.visible().filter(room=room)
+    qs = Message.objects.visible().filter(room=room).prefetch_related("reactions")
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
         return rows[:limit], len(rows) > limit

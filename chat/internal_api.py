@@ -107,7 +107,7 @@ def _created(
             result["nonce"] = message.nonce
             result["room"] = slug
             return result
-    result["message"] = message.to_dict(slug)
+    result["message"] = message.to_dict(slug, fresh=created)
     return result
 
 

@@ -160,6 +160,12 @@ class Message(models.Model):
     body = models.TextField()
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
     nonce = models.CharField(max_length=MAX_NONCE_LENGTH)
+    # Set by the last edit; `version` counts edits, so the newest one wins when edit events race
+    # across chat server instances (chatserver/events.py, `versioned`).
+    edited_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0)
+    # Counts reaction changes: the newest summary wins when `reactions` events race.
+    reactions_version = models.PositiveIntegerField(default=0)
     is_deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(
@@ -204,10 +210,22 @@ class Message(models.Model):
         """``sent_at`` in the protocol's format."""
         return iso_utc_ms(self.sent_at)
 
-    def to_dict(self, room_slug: str | None = None) -> dict[str, Any]:
+    def reaction_summary(self) -> list[dict[str, Any]]:
+        """The protocol's ``reactions``: one entry per emoji, oldest first, with who reacted.
+
+        Reads the prefetched reactions when the caller prefetched them (lists of messages do).
+        """
+        by_emoji: dict[str, dict[str, Any]] = {}
+        for reaction in sorted(self.reactions.all(), key=lambda r: (r.created_at, r.pk)):
+            entry = by_emoji.setdefault(reaction.emoji, {"emoji": reaction.emoji, "users": []})
+            entry["users"].append({"id": reaction.uid, "name": reaction.name})
+        return [{**entry, "count": len(entry["users"])} for entry in by_emoji.values()]
+
+    def to_dict(self, room_slug: str | None = None, *, fresh: bool = False) -> dict[str, Any]:
         """The protocol's message shape; the only place it is built.
 
-        Pass ``room_slug`` when the caller already knows it, to avoid loading the room.
+        Pass ``room_slug`` when the caller already knows it, to avoid loading the room, and
+        ``fresh`` for a message just created (it has no reactions: no query).
         """
         return {
             "id": self.id,
@@ -220,7 +238,34 @@ class Message(models.Model):
             "body": self.body,
             "sent_at": self.sent_at_iso,
             "nonce": self.nonce,
+            "edited_at": iso_utc_ms(self.edited_at) if self.edited_at else None,
+            "version": self.version,
+            "reactions": [] if fresh else self.reaction_summary(),
+            "reactions_version": self.reactions_version,
         }
+
+
+class Reaction(models.Model):
+    """One person's emoji on one message (a toggle: reacting again with it removes the row)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    # The reactor's stable id ("u:<id>" or "g:<hex>") and the name shown when it reacted.
+    uid = models.CharField(max_length=MAX_UID_LENGTH)
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
+    # One emoji (validated with the `emoji` package: a single emoji, ZWJ sequences included).
+    EMOJI_MAX = 32
+    emoji = models.CharField(max_length=EMOJI_MAX)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "uid", "emoji"], name="chat_reaction_message_uid_emoji_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.emoji} on {self.message_id}"
 
 
 class NameClaim(models.Model):

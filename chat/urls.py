@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import api, internal_api, ratelimits, views
+from . import api, internal_api, lifecycle, ratelimits, views
 
 app_name = "chat"
 
@@ -19,6 +19,21 @@ urlpatterns = [
     path("api/rooms/", api.room_list, name="api_rooms"),
     path("api/rooms/<slug:slug>/messages/", api.messages, name="api_messages"),
     path("api/rooms/<slug:slug>/ticket/", api.ticket, name="api_ticket"),
+    path(
+        "api/rooms/<slug:slug>/messages/<int:message_id>/edit/",
+        lifecycle.edit_message,
+        name="api_edit_message",
+    ),
+    path(
+        "api/rooms/<slug:slug>/messages/<int:message_id>/delete/",
+        lifecycle.delete_message,
+        name="api_delete_message",
+    ),
+    path(
+        "api/rooms/<slug:slug>/messages/<int:message_id>/react/",
+        lifecycle.toggle_reaction,
+        name="api_react",
+    ),
     path("internal/health/", internal_api.health, name="internal_health"),
     path("internal/messages/batch/", internal_api.message_batch, name="internal_batch"),
     path("internal/rooms/<slug:slug>/", internal_api.room_detail, name="internal_room"),

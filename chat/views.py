@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -34,7 +35,9 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         who = chat_identity(request)
     except GuestLimitReached as exc:
         return guest_limited(request, exc.retry_after)
-    latest = list(room.messages.visible().order_by("-id")[:PUBLIC_PAGE_DEFAULT])
+    latest = list(
+        room.messages.visible().prefetch_related("reactions").order_by("-id")[:PUBLIC_PAGE_DEFAULT]
+    )
     latest.reverse()
     # The rules the browser applies come from the one place Django reads them, never literals.
     limits = {
@@ -43,6 +46,9 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # How many messages a page holds (rendered here, and asked for when scrolling up).
         "page": PUBLIC_PAGE_DEFAULT,
     }
+    # The client's message actions (edit) are CSRF-protected JSON posts: make sure the page
+    # sets the `csrftoken` cookie the client sends back as `X-CSRFToken`.
+    get_token(request)
     context = {"room": room, "chat_messages": latest, "who": who, "limits": limits}
     return render(request, "chat/room.html", context)
 

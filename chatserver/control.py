@@ -218,6 +218,12 @@ def _check_event(event: object) -> None:
     message_id = event.get("id")
     if refers_to_message(row) and (type(message_id) is not int or not 0 <= message_id <= MAX_ID):
         raise BadEvent("id must be a message id.")
+    version = event.get("version")
+    if row.versioned and (type(version) is not int or not 0 <= version <= MAX_ID):
+        raise BadEvent("version must be a whole number.")
+    missing = [field for field in row.revises if field not in event]
+    if missing:
+        raise BadEvent(f"A {kind} event carries {', '.join(row.revises)}.")
 
 
 def _body_fields(body: bytes) -> dict | None:

@@ -22,6 +22,9 @@ Columns (each answers one question the code used to answer with `if kind == ...`
   people (chatserver/redisfanout.py) and every instance computes the union.
 - `retracts`: the message `id` leaves the recent buffer (history answered from memory must
   not show it again).
+- `revises`: the message fields the event carries (e.g. `body`, `edited_at`, `version` of an
+  edit); the message `id` in the recent buffer takes them, so history answered from memory
+  shows the message as it is now, not as it was sent.
 - `control`: Django may send it through `POST /internal/rooms/<slug>/events`.
 """
 
@@ -45,6 +48,7 @@ class Kind:
     versioned: bool = False
     relayed: bool = True
     retracts: bool = False
+    revises: tuple[str, ...] = ()
     control: bool = False
     ordered: bool = False  # the ordered message path (`Fanout.publish`), never `publish_event`
 
@@ -54,6 +58,22 @@ KINDS: dict[str, Kind] = {
     for kind in (
         Kind("message", ordered=True),
         Kind("deleted", remembered=True, after_message=True, retracts=True, control=True),
+        Kind(
+            "edited",
+            remembered=True,
+            after_message=True,
+            versioned=True,
+            revises=("body", "edited_at", "version"),
+            control=True,
+        ),
+        Kind(
+            "reactions",
+            remembered=True,
+            after_message=True,
+            versioned=True,
+            revises=("reactions", "reactions_version"),
+            control=True,
+        ),
         Kind("presence", hello_buffer=False, wakes_polls=False, relayed=False),
         Kind("typing", hello_buffer=False),
     )
@@ -74,7 +94,7 @@ def kind_of(event: dict) -> Kind:
 
 def refers_to_message(kind: Kind) -> bool:
     """True when events of the kind carry the id of the message they are about."""
-    return kind.after_message or kind.versioned or kind.retracts
+    return kind.after_message or kind.versioned or kind.retracts or bool(kind.revises)
 
 
 def referred_id(event: dict) -> int | None:

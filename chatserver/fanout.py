@@ -168,7 +168,8 @@ class LocalFanout:
         """Send a room event to its members (never back to `sender`); returns members reached.
 
         What the registry keeps about it follows its row in `chatserver.events.KINDS`: a
-        retracted message leaves the recent buffer, a remembered event is kept for returning
+        retracted message leaves the recent buffer, a revised one takes the event's fields
+        there, a remembered event is kept for returning
         polls, a versioned event older than one already seen is dropped (returns 0).
         """
         kind = kind_of(event)
@@ -181,6 +182,8 @@ class LocalFanout:
                 return 0
         if kind.retracts and message_id is not None:
             self._registry.retract(room, message_id)
+        if kind.revises and message_id is not None:
+            self._registry.revise(room, message_id, {f: event.get(f) for f in kind.revises})
         if kind.remembered:
             self._registry.remember_event(room, event)
         return self._deliver(room, Broadcast(event, self._prepare, sender))

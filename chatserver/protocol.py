@@ -209,6 +209,9 @@ class ChatServerProtocol(WebSocketServerProtocol):
             "has_more": page.has_more,
             "online": presence["online"],
             "people": presence["people"],
+            # What changed since (edits, deletions; chatserver/events.py `remembered`), so a
+            # socket resuming with `since` sees the messages it already shows as they are now.
+            "events": self.factory.hub.remembered(self.room),
         }
         # Prepared frames skip Autobahn's outgoing payload limit: a page (bounded by
         # `catchup_bytes`, at least one message) may exceed it.

@@ -286,6 +286,20 @@ class RoomRegistry:
                 (m for m in room.recent if m["id"] != message_id), maxlen=self._recent_size
             )
 
+    def revise(self, slug: str, message_id: int, fields: dict) -> None:
+        """A buffered message takes `fields` (an edit): history from memory shows it as it is.
+
+        The message dict is replaced, not changed in place: a history page already handed out
+        (or being encoded) keeps the message as it was when it was read.
+        """
+        room = self._rooms.get(slug)
+        if room is None or message_id not in room.recent_ids:
+            return
+        room.recent = deque(
+            ({**m, **fields} if m["id"] == message_id else m for m in room.recent),
+            maxlen=self._recent_size,
+        )
+
     def remember_event(self, slug: str, event: dict) -> None:
         """Keep an event for long polls that come back later (the newest `REMEMBERED`)."""
         room = self._rooms.get(slug)

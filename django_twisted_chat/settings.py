@@ -72,6 +72,10 @@ CHAT_MAX_BODY = _int("CHAT_MAX_BODY", 4000, minimum=1)
 # Accepted clock skew of signed service-to-service calls, seconds (each process checks the
 # other's timestamps with it).
 CHAT_SIGNATURE_WINDOW = _int("CHAT_SIGNATURE_WINDOW", 60, minimum=1)
+# Seconds after sending during which the author may edit a message (staff may always).
+CHAT_EDIT_WINDOW = _int("CHAT_EDIT_WINDOW", 900, minimum=0)
+# Most distinct emoji one message may carry as reactions (a new one past it is refused).
+CHAT_MAX_REACTIONS = _int("CHAT_MAX_REACTIONS", 20, minimum=1)
 # `make run` signs the demo admin in with this generated password (kept in the ignored .env).
 CHAT_DEMO_ADMIN_PASSWORD = env.get("CHAT_DEMO_ADMIN_PASSWORD", "")
 

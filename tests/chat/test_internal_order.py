@@ -76,7 +76,18 @@ def test_repeats_carry_no_prev_id_and_public_shape_is_unchanged(signed, lobby):
     assert not created[1]["created"] and "prev_id" not in created[1]
     again = post(signed, [item("r")])[0]
     assert again["created"] is False and "prev_id" not in again
-    assert set(again["message"]) == {"id", "room", "user", "body", "sent_at", "nonce"}
+    assert set(again["message"]) == {
+        "id",
+        "room",
+        "user",
+        "body",
+        "sent_at",
+        "nonce",
+        "edited_at",
+        "version",
+        "reactions",
+        "reactions_version",
+    }
     history = signed.get("/internal/rooms/lobby/messages/?after=0").json()["messages"]
     assert all("prev_id" not in m for m in history)
 

@@ -86,7 +86,14 @@ def test_to_dict_shape(lobby):
         "body": "hello <b>world</b>",
         "sent_at": "2026-11-22T09:14:03.512Z",
         "nonce": "abc",
+        "edited_at": None,
+        "version": 0,
+        "reactions": [],
+        "reactions_version": 0,
     }
+    msg.edited_at = datetime(2026, 11, 22, 9, 20, 0, 1000, tzinfo=UTC)
+    msg.version = 2
+    assert (msg.to_dict()["edited_at"], msg.to_dict()["version"]) == ("2026-11-22T09:20:00.001Z", 2)
 
 
 def test_iso_utc_ms_converts_to_utc():

@@ -134,6 +134,22 @@ class FakeDjango:
                 self.deleted_ids.setdefault(message["room"], []).append(message_id)
                 self.deleted_nonces[(message["room"], message["nonce"])] = message_id
 
+    def edit(self, message_id: int, body: str) -> dict:
+        """Edit a stored message as Django does (new body, one more version); the event."""
+        for message in self.messages:
+            if message["id"] == message_id:
+                message["body"] = body
+                message["version"] += 1
+                message["edited_at"] = "2026-11-22T09:15:00.000Z"
+                return {
+                    "type": "edited",
+                    "id": message_id,
+                    "version": message["version"],
+                    "body": body,
+                    "edited_at": message["edited_at"],
+                }
+        raise KeyError(message_id)
+
     def _refusal(self, item: object, code: str) -> dict:
         fields = item if isinstance(item, dict) else {}
         return {
@@ -199,6 +215,10 @@ class FakeDjango:
                 "body": item["body"].strip(),
                 "sent_at": "2026-11-22T09:14:03.512Z",
                 "nonce": item["nonce"],
+                "edited_at": None,
+                "version": 0,
+                "reactions": [],
+                "reactions_version": 0,
             }
             self.next_id += 1
             self.messages.append(message)

@@ -32,7 +32,18 @@ pytestmark = pytest.mark.integration
 
 GUEST = "g:" + "ab" * 8
 SENT_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-MESSAGE_KEYS = {"id", "room", "user", "body", "sent_at", "nonce"}
+MESSAGE_KEYS = {
+    "id",
+    "room",
+    "user",
+    "body",
+    "sent_at",
+    "nonce",
+    "edited_at",
+    "version",
+    "reactions",
+    "reactions_version",
+}
 CREATED_KEYS = {"ok", "created", "prev_id", "message"}
 REPEAT_KEYS = {"ok", "created", "id", "deleted", "message"}
 DELETED_REPEAT_KEYS = {"ok", "created", "id", "deleted", "nonce", "room"}

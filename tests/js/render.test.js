@@ -134,11 +134,25 @@ test("a guest's message carries the visible guest badge; a user's does not", () 
 
 test("a message carries its id, nonce and the author's stable id, not only a name", () => {
   const li = buildMessage(message({ user: { id: "u:9", name: "alice", guest: false } }));
-  assert.deepEqual({ ...li.dataset }, { id: "7", nonce: "n-7", author: "u:9" });
+  assert.deepEqual(
+    { ...li.dataset },
+    { id: "7", nonce: "n-7", author: "u:9", sentAt: li.dataset.sentAt, version: "0" },
+  );
   assert.equal(li.className, "message");
   const pending = buildMessage({ user: { name: "alice" }, body: "typed" });
-  assert.deepEqual({ ...pending.dataset }, { author: "" });
+  assert.deepEqual({ ...pending.dataset }, { author: "", version: "0" });
   assert.equal(pending.all("time").length, 1);
+});
+
+test("an edited message shows its version and the (edited) marker; an unedited one neither", () => {
+  const plain = buildMessage(message());
+  assert.equal(plain.all("span").filter((el) => el.className === "edited").length, 0);
+  const edited = buildMessage(
+    message({ body: "fixed", version: 3, edited_at: "2026-11-22T09:15:00.000Z" }),
+  );
+  assert.equal(edited.dataset.version, "3");
+  const [marker] = edited.all("span").filter((el) => el.className === "edited");
+  assert.equal(marker.textContent, "(edited)");
 });
 
 test("presence: one item per stable id, 'me' by id even when another has my name", () => {

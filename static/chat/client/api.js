@@ -92,3 +92,72 @@ export async function fetchOlder(messagesUrl, beforeId, limit = 50) {
   }
   return jsonOrThrow(response);
 }
+
+/**
+ * The value of the `csrftoken` cookie (the room page sets it): Django's CSRF check wants it
+ * back in the `X-CSRFToken` header of every unsafe request.
+ * @returns {string}
+ */
+export function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === "csrftoken") return decodeURIComponent(value.join("="));
+  }
+  return "";
+}
+
+/**
+ * Edits a stored message (docs/protocol.md, "Message actions"); resolves with the message as
+ * stored, rejects with an HttpError carrying the refusal's code and text.
+ * @param {string} messagesUrl the room's `data-messages-url`.
+ * @param {number} id
+ * @param {string} body
+ * @returns {Promise<{message: object}>}
+ */
+export async function editMessage(messagesUrl, id, body) {
+  return postAction(messagesUrl, id, "edit", { body });
+}
+
+/**
+ * Deletes a stored message (docs/protocol.md, "Message actions"); resolves with
+ * `{"deleted": id}`, rejects with an HttpError carrying the refusal's code and text.
+ * @param {string} messagesUrl the room's `data-messages-url`.
+ * @param {number} id
+ * @returns {Promise<{deleted: number}>}
+ */
+export async function deleteMessage(messagesUrl, id) {
+  return postAction(messagesUrl, id, "delete", {});
+}
+
+/**
+ * Adds the reader's reaction with `emoji` to a message, or removes it when already there;
+ * resolves with `{"message": <message>}` (its `reactions` as now).
+ * @param {string} messagesUrl the room's `data-messages-url`.
+ * @param {number} id
+ * @param {string} emoji
+ * @returns {Promise<{message: object}>}
+ */
+export async function toggleReaction(messagesUrl, id, emoji) {
+  return postAction(messagesUrl, id, "react", { emoji });
+}
+
+/** POSTs JSON to `<messagesUrl><id>/<action>/` with the session and the CSRF header. */
+async function postAction(messagesUrl, id, action, data) {
+  const url = new URL(`${id}/${action}/`, new URL(messagesUrl, window.location.href)).toString();
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        "X-CSRFToken": csrfToken(),
+      },
+      body: JSON.stringify(data),
+    });
+  } catch (err) {
+    throw new HttpError(0, "network", String(err));
+  }
+  return jsonOrThrow(response);
+}

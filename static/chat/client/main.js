@@ -9,6 +9,7 @@
 import { fetchOlder } from "./api.js";
 import { Connection } from "./connection.js";
 import { FINAL_STATES, StatusView, TypingIndicator, UnreadCounter } from "./indicators.js";
+import { wireMessageActions } from "./lifecycle.js";
 import { Outbox } from "./outbox.js";
 import { renderPresence } from "./render.js";
 import { Sender } from "./sender.js";
@@ -110,12 +111,14 @@ export function startRoom(root) {
       },
       // The one ingestion path: every frame of both transports (docs/protocol.md, "WebSocket";
       // a long poll answers the same frames in `events`).
-      onFrame: (frame) => {
+      onFrame: function onFrame(frame) {
         switch (frame.type) {
           case "hello":
             if (frame.user?.name) me = frame.user.name;
             showMany(frame.history);
             showPresence(frame);
+            // What changed in messages already shown (edits, deletions) while away.
+            for (const event of frame.events || []) onFrame(event);
             break;
           case "history":
             showMany(frame.messages);
@@ -131,6 +134,12 @@ export function startRoom(root) {
             break;
           case "deleted":
             timeline.markDeleted(frame.id);
+            break;
+          case "edited":
+            timeline.applyEdit(frame);
+            break;
+          case "reactions":
+            timeline.applyReactions(frame);
             break;
           case "ack":
             // A nonce the server had already stored: for this sender only, never broadcast.
@@ -165,6 +174,13 @@ export function startRoom(root) {
 
   wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
+  wireMessageActions({
+    list,
+    timeline,
+    meId,
+    messagesUrl: root.dataset.messagesUrl,
+    composer: input,
+  });
   connection.start();
   return { connection, timeline, sender };
 }

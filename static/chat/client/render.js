@@ -101,7 +101,7 @@ export function buildGuestBadge() {
  * Builds the `<li class="message">` for a message (same shape as the server-rendered items).
  * `data-author` is the author's stable id (`user.id`): "own message" is decided by it.
  * @param {{id?: number, nonce?: string, user: {id?: string, name: string, guest?: boolean},
- *   body: string, sent_at?: string}} msg
+ *   body: string, sent_at?: string, edited_at?: string|null, version?: number}} msg
  * @returns {HTMLLIElement}
  */
 export function buildMessage(msg) {
@@ -121,12 +121,30 @@ export function buildMessage(msg) {
   }
   const time = document.createElement("time");
   setTime(time, msg.sent_at || new Date().toISOString());
+  if (msg.sent_at) li.dataset.sentAt = msg.sent_at;
+  li.dataset.version = String(msg.version || 0);
   const body = document.createElement("p");
   body.className = "body";
   body.dir = "auto";
   renderBody(body, msg.body);
-  li.append(...parts, document.createTextNode(" "), time, body);
+  li.append(...parts, document.createTextNode(" "), time);
+  if (msg.edited_at) li.append(" ", buildEditedMarker(msg.edited_at));
+  li.append(body);
   return li;
+}
+
+/**
+ * The "(edited)" marker shown after a message's time (the server renders the same span).
+ * @param {string} [editedAt] when it was last edited (ISO), shown as its title.
+ * @returns {HTMLElement}
+ */
+export function buildEditedMarker(editedAt) {
+  const marker = document.createElement("span");
+  marker.className = "edited";
+  marker.textContent = "(edited)";
+  const label = editedAt ? formatTime(editedAt) : null;
+  if (label) marker.title = `Edited ${label.full}`;
+  return marker;
 }
 
 /**

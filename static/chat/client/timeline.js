@@ -6,7 +6,7 @@
  * batches, older pages) goes through `upsert`, which is what guarantees "never twice".
  */
 
-import { buildMessage, renderBody, setTime } from "./render.js";
+import { buildEditedMarker, buildMessage, renderBody, setTime } from "./render.js";
 
 /** Pixels from the bottom that still count as "reading the newest messages". */
 const NEAR_BOTTOM_PX = 80;
@@ -36,6 +36,8 @@ export class Timeline {
     this.maxBody = Number(list.dataset.maxBody) || null;
     /** @type {Map<number, HTMLLIElement>} */
     this.byId = new Map();
+    /** Ids of deleted messages: never shown again (a page read before the deletion). */
+    this.gone = new Set();
     for (const li of list.querySelectorAll(":scope > li.message")) {
       this.adoptServerRendered(li);
     }
@@ -101,10 +103,17 @@ export class Timeline {
    */
   upsert(msg) {
     if (!Number.isSafeInteger(msg.id)) return false;
+    if (this.gone.has(msg.id)) {
+      if (msg.nonce) this.removePending(msg.nonce);
+      return false;
+    }
     if (this.byId.has(msg.id)) {
       // Already shown (e.g. an `ack` for a resend of a message stored before a reload): the
-      // unsent copy goes, so the message is never shown twice.
+      // unsent copy goes, so the message is never shown twice. A newer version (a history page
+      // read after an edit) updates the body.
       if (msg.nonce) this.removePending(msg.nonce);
+      this.applyEdit(msg);
+      this.applyReactions(msg);
       return false;
     }
     let li = msg.nonce ? this.pendingElement(msg.nonce) : null;
@@ -118,11 +127,15 @@ export class Timeline {
       li.dataset.author = msg.user.id || "";
       const time = li.querySelector("time");
       if (time && msg.sent_at) setTime(time, msg.sent_at);
+      if (msg.sent_at) li.dataset.sentAt = msg.sent_at;
+      li.dataset.version = "0";
+      this.applyEdit(msg);
     } else {
       li = buildMessage(msg);
     }
     this.byId.set(msg.id, li);
     this.placeById(li, msg.id);
+    this.applyReactions(msg);
     return true;
   }
 
@@ -251,20 +264,58 @@ export class Timeline {
     this.pendingElement(nonce)?.remove();
   }
 
-  /** A moderator deleted a message: keep its place, drop its text. */
-  markDeleted(id) {
-    const li = this.byId.get(id);
-    if (!li || li.classList.contains("deleted")) return;
-    li.classList.add("deleted");
+  /**
+   * Shows an edit (an `edited` frame, or a message in a newer version than the one shown):
+   * the new body and the "(edited)" marker. A version not above the shown one is ignored, so
+   * whatever order edits arrive in, the newest stays.
+   * @param {{id: number, version?: number, body?: string, edited_at?: string|null}} edit
+   * @returns {boolean} true when the message changed.
+   */
+  applyEdit(edit) {
+    const li = this.byId.get(edit.id);
+    const version = Number(edit.version) || 0;
+    if (!li || typeof edit.body !== "string") return false;
+    if (version <= (Number(li.dataset.version) || 0)) return false;
+    li.dataset.version = String(version);
     const body = li.querySelector(".body");
-    if (body) {
-      body.textContent = "message deleted";
-    } else {
-      const p = document.createElement("p");
-      p.className = "body";
-      renderBody(p, "message deleted");
-      li.append(p);
+    if (body) renderBody(body, edit.body);
+    if (edit.edited_at) {
+      const marker = buildEditedMarker(edit.edited_at);
+      const old = li.querySelector(".edited");
+      if (old) old.replaceWith(marker);
+      else (li.querySelector("time") || li.firstChild).after(" ", marker);
     }
+    return true;
+  }
+
+  /**
+   * Shows a message's reactions (a `reactions` frame, or a message listing them) when their
+   * `reactions_version` is above the one shown; `onReactions` (static/chat/client/lifecycle.js)
+   * draws them.
+   * @param {{id: number, reactions_version?: number, reactions?: object[]}} update
+   * @returns {boolean} true when they changed.
+   */
+  applyReactions(update) {
+    const li = this.byId.get(update.id);
+    const version = Number(update.reactions_version) || 0;
+    if (!li || !Array.isArray(update.reactions)) return false;
+    if (version <= (Number(li.dataset.reactionsVersion) || 0)) return false;
+    li.dataset.reactionsVersion = String(version);
+    this.onReactions?.(li, update.reactions);
+    return true;
+  }
+
+  /**
+   * The author or a moderator deleted a message: it leaves the list, as it is absent from
+   * every list after a reload (docs/protocol.md: a deleted message is never listed again), and
+   * it is never shown again whatever page lists it later.
+   */
+  markDeleted(id) {
+    this.gone.add(id);
+    const li = this.byId.get(id);
+    if (!li) return;
+    this.byId.delete(id);
+    li.remove();
   }
 
   onClick(event) {
