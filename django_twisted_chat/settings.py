@@ -98,7 +98,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    # Innermost: error answers under /api/ and /internal/ become JSON (chat/middleware.py).
+    # Innermost: error answers under the chat app's api/ and internal/ URLs become JSON
+    # (chat/middleware.py).
     "chat.middleware.JsonErrorsMiddleware",
 ]
 
