@@ -154,7 +154,11 @@ User = get_user_model()
 # Only Django's own user admin over Django's own User is replaced: a host project's custom user
 # model or user admin stays as the project made it (its forms may mix in
 # chat.forms.UsernameRuleMixin for the same rule; docs/adding-chat.md).
-if User is auth_models.User and type(admin.site._registry.get(User)) is auth_admin.UserAdmin:
+if (
+    User is auth_models.User
+    and admin.site.is_registered(User)
+    and type(admin.site.get_model_admin(User)) is auth_admin.UserAdmin
+):
 
     class ChatUserAdmin(auth_admin.UserAdmin):
         """Django's user admin whose forms refuse a username that looks like one in use."""
