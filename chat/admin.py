@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth import models as auth_models
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -150,7 +151,14 @@ class NameClaimAdmin(admin.ModelAdmin):
 
 
 User = get_user_model()
-if admin.site.is_registered(User) and User._meta.model_name == "user":
+# Only Django's own user admin over Django's own User is replaced: a host project's custom user
+# model or user admin stays as the project made it (its forms may mix in
+# chat.forms.UsernameRuleMixin for the same rule; docs/adding-chat.md).
+if (
+    User is auth_models.User
+    and admin.site.is_registered(User)
+    and type(admin.site.get_model_admin(User)) is auth_admin.UserAdmin
+):
 
     class ChatUserAdmin(auth_admin.UserAdmin):
         """Django's user admin whose forms refuse a username that looks like one in use."""

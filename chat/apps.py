@@ -11,8 +11,13 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Connect the signal handlers (``chat.signals``): access changes reach the chat server,
-        and every registered username is held as a name no guest may take."""
-        from . import signals
+        """Fill in the chat settings the project left out (``chat.conf``), then connect the signal
+        handlers (``chat.signals``): access changes reach the chat server, and every registered
+        username is held as a name no guest may take."""
+        from django.conf import settings
+
+        from . import conf, signals
+
+        conf.apply_defaults(settings)
 
         signals.connect()

@@ -6,11 +6,12 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import get_user_model
 
 from .identity import username_error
 
 
-class _UsernameRuleMixin:
+class UsernameRuleMixin:
     """``clean_username``: the name rule and no look-alike of a name in use (``chat.identity``)."""
 
     def clean_username(self) -> Any:
@@ -27,13 +28,20 @@ class _UsernameRuleMixin:
         return username
 
 
-class SignUpForm(_UsernameRuleMixin, auth_forms.UserCreationForm):
-    """Django's sign-up form, refusing a username that looks like one in use (``аdmin``)."""
+class SignUpForm(UsernameRuleMixin, auth_forms.UserCreationForm):
+    """Django's sign-up form, refusing a username that looks like one in use (``аdmin``).
+
+    For the project's user model (``AUTH_USER_MODEL``), asking for its ``USERNAME_FIELD``.
+    """
+
+    class Meta(auth_forms.UserCreationForm.Meta):
+        model = get_user_model()
+        fields = (model.USERNAME_FIELD,)
 
 
-class AdminUserCreationForm(_UsernameRuleMixin, auth_forms.AdminUserCreationForm):
+class AdminUserCreationForm(UsernameRuleMixin, auth_forms.AdminUserCreationForm):
     """The admin's "add user" form with the same rule."""
 
 
-class AdminUserChangeForm(_UsernameRuleMixin, auth_forms.UserChangeForm):
+class AdminUserChangeForm(UsernameRuleMixin, auth_forms.UserChangeForm):
     """The admin's user form with the same rule (renaming a user)."""

@@ -131,7 +131,7 @@ def count_failed_login(request: HttpRequest) -> None:
 
 def _refusal(request: HttpRequest, retry_after: int) -> HttpResponse:
     response = render(
-        request, "registration/rate_limited.html", {"retry_after": retry_after}, status=429
+        request, "chat/registration/rate_limited.html", {"retry_after": retry_after}, status=429
     )
     response["Retry-After"] = str(retry_after)
     return response
@@ -159,6 +159,8 @@ def sign_in_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
 
 class RateLimitedLoginView(auth_views.LoginView):
     """Django's sign-in view, answering 429 with a page once a client tries too often."""
+
+    template_name = "chat/registration/login.html"
 
     @method_decorator(sign_in_limited)
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

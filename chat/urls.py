@@ -1,45 +1,68 @@
-"""URLs of the chat app: pages, accounts, the public JSON API and the internal API."""
+"""URLs of the chat app: pages, the public JSON API and the internal API, in the ``chat`` namespace.
+
+A host project mounts all of it under one prefix, ``path("chats/", include("chat.urls"))``: the
+room list at ``chats/``, a room at ``chats/<slug>/``, the JSON API under ``chats/api/`` and the
+internal API the chat server calls under ``chats/internal/`` (the chat server's
+``CHAT_DJANGO_URL`` then ends in ``/chats``; docs/adding-chat.md). Every link inside the app is
+reversed in the ``chat`` namespace, so any prefix works.
+
+The groups are also importable one by one (``pages``, ``api``, ``internal``, ``accounts``) for a
+project that lays them out itself, as this repository's own ``django_twisted_chat/urls.py``
+does. ``accounts`` (sign-in, sign-out, sign-up) is not part of ``urlpatterns``: a host project
+has its own; the app's sign-in links go to ``settings.LOGIN_URL``.
+"""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
 
-from . import api, internal_api, lifecycle, ratelimits, views
+from . import api as api_views
+from . import internal_api, lifecycle, ratelimits, views
 
 app_name = "chat"
 
-urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="chat:rooms", permanent=False), name="home"),
-    path("chats/", views.room_list, name="rooms"),
-    path("chats/<slug:slug>/", views.room_detail, name="room"),
-    path("chats/<slug:slug>/guest-name/", views.guest_name, name="guest_name"),
-    path("accounts/login/", ratelimits.RateLimitedLoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/signup/", views.signup, name="signup"),
-    path("api/rooms/", api.room_list, name="api_rooms"),
-    path("api/rooms/<slug:slug>/messages/", api.messages, name="api_messages"),
-    path("api/rooms/<slug:slug>/ticket/", api.ticket, name="api_ticket"),
+pages = [
+    path("", views.room_list, name="rooms"),
+    path("<slug:slug>/", views.room_detail, name="room"),
+    path("<slug:slug>/guest-name/", views.guest_name, name="guest_name"),
+]
+
+api = [
+    path("rooms/", api_views.room_list, name="api_rooms"),
+    path("rooms/<slug:slug>/messages/", api_views.messages, name="api_messages"),
+    path("rooms/<slug:slug>/ticket/", api_views.ticket, name="api_ticket"),
     path(
-        "api/rooms/<slug:slug>/messages/<int:message_id>/edit/",
+        "rooms/<slug:slug>/messages/<int:message_id>/edit/",
         lifecycle.edit_message,
         name="api_edit_message",
     ),
     path(
-        "api/rooms/<slug:slug>/messages/<int:message_id>/delete/",
+        "rooms/<slug:slug>/messages/<int:message_id>/delete/",
         lifecycle.delete_message,
         name="api_delete_message",
     ),
     path(
-        "api/rooms/<slug:slug>/messages/<int:message_id>/react/",
+        "rooms/<slug:slug>/messages/<int:message_id>/react/",
         lifecycle.toggle_reaction,
         name="api_react",
     ),
-    path("internal/health/", internal_api.health, name="internal_health"),
-    path("internal/messages/batch/", internal_api.message_batch, name="internal_batch"),
-    path("internal/rooms/<slug:slug>/", internal_api.room_detail, name="internal_room"),
-    path(
-        "internal/rooms/<slug:slug>/messages/",
-        internal_api.room_messages,
-        name="internal_messages",
-    ),
+]
+
+internal = [
+    path("health/", internal_api.health, name="internal_health"),
+    path("messages/batch/", internal_api.message_batch, name="internal_batch"),
+    path("rooms/<slug:slug>/", internal_api.room_detail, name="internal_room"),
+    path("rooms/<slug:slug>/messages/", internal_api.room_messages, name="internal_messages"),
+]
+
+accounts = [
+    path("login/", ratelimits.RateLimitedLoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("signup/", views.signup, name="signup"),
+]
+
+# Listed before the pages: "api/rooms/" is the API even when a room is called "api".
+urlpatterns = [
+    path("api/", include(api)),
+    path("internal/", include(internal)),
+    *pages,
 ]

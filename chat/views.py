@@ -95,4 +95,6 @@ def signup(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(_safe_next(request))
     else:
         form = SignUpForm()
-    return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)})
+    return render(
+        request, "chat/registration/signup.html", {"form": form, "next": _safe_next(request)}
+    )

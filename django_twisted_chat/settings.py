@@ -102,7 +102,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    # Innermost: error answers under /api/ and /internal/ become JSON (chat/middleware.py).
+    # Innermost: error answers under the chat app's api/ and internal/ URLs become JSON
+    # (chat/middleware.py).
     "chat.middleware.JsonErrorsMiddleware",
 ]
 
@@ -112,6 +113,8 @@ WSGI_APPLICATION = "django_twisted_chat.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The project's own error pages (403.html, 404.html); the chat app's templates come from
+        # chat/templates through APP_DIRS.
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
@@ -158,7 +161,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# The chat app ships its static files (chat/static/chat/), found by the app directories finder.
 STATIC_ROOT = Path(env.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -8,6 +8,7 @@ its username.
 import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import migrations, models
 from django.db.models import F, Value
 from django.db.models.functions import Cast, Concat
@@ -23,7 +24,9 @@ def fill(apps, schema_editor):
     )
     NameClaim = apps.get_model("chat", "NameClaim")
     User = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
-    field = getattr(User, "USERNAME_FIELD", "username")
+    # A historical model has no USERNAME_FIELD: the current user model names the field (a custom
+    # user model's may be "email", with no "username" at all).
+    field = get_user_model().USERNAME_FIELD
     NameClaim.objects.bulk_create(
         [
             NameClaim(

@@ -2,7 +2,7 @@
 servers over Redis are restarted one at a time (SIGTERM as systemd sends it, then started again)
 while people keep talking, and no message is lost or doubled.
 
-The clients behave as the browser client does (static/chat/client/): a closed socket fetches a
+The clients behave as the browser client does (chat/static/chat/client/): a closed socket fetches a
 new ticket and reconnects with since=<last id>; a message not yet echoed back is sent again with
 the same nonce (stored once); a long poller polls again after any answer or error.
 """

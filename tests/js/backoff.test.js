@@ -1,5 +1,5 @@
 /**
- * Unit tests for the reconnect backoff of static/chat/client/connection.js (`backoffDelay`; the
+ * Unit tests for the reconnect backoff of chat/static/chat/client/connection.js (`backoffDelay`; the
  * sender's resend delay, `retryDelay`, is pinned in sender.test.js).
  *
  * What they pin: full jitter (a uniform delay from 0 up to the bound, so a crowd of clients
@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 const { backoffDelay, BACKOFF_BASE_MS, BACKOFF_CAP_MS } = await import(
-  "../../static/chat/client/connection.js"
+  "../../chat/static/chat/client/connection.js"
 );
 
 const justBelowOne = 1 - Number.EPSILON;

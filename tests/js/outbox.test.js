@@ -1,5 +1,5 @@
 /**
- * Unit tests for static/chat/client/outbox.js over a fake Web Storage (tests/js/fake-storage.js).
+ * Unit tests for chat/static/chat/client/outbox.js over a fake Web Storage (tests/js/fake-storage.js).
  *
  * What they pin: what was typed survives a reload (a new Outbox over the same storage) in typed
  * order with the same nonces, so a resend can never store a second row; each room has its own
@@ -16,7 +16,7 @@ import { FakeStorage } from "./fake-storage.js";
 
 if (!globalThis.crypto) globalThis.crypto = webcrypto;
 
-const { Outbox, newNonce } = await import("../../static/chat/client/outbox.js");
+const { Outbox, newNonce } = await import("../../chat/static/chat/client/outbox.js");
 
 /** The nonce rule of docs/protocol.md ("Shapes"), as both servers apply it. */
 const NONCE_RE = /^[A-Za-z0-9_-]{1,64}$/;

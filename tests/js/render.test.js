@@ -1,5 +1,5 @@
 /**
- * Unit tests for static/chat/client/render.js (run by `node --test tests/js/`, from `make test`).
+ * Unit tests for chat/static/chat/client/render.js (run by `node --test tests/js/`, from `make test`).
  *
  * Rendering runs against a small fake DOM (tests/js/fake-dom.js) whose markup-parsing entry
  * points throw. What they pin: message data stays text (bodies, names, link texts), only http(s)
@@ -14,7 +14,7 @@ import { FakeText, installFakeDocument } from "./fake-dom.js";
 
 let doc = installFakeDocument();
 const { buildMessage, renderBody, renderPresence, typingNodes, typingText } = await import(
-  "../../static/chat/client/render.js"
+  "../../chat/static/chat/client/render.js"
 );
 
 beforeEach(() => {

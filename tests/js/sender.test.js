@@ -1,5 +1,5 @@
 /**
- * Unit tests for static/chat/client/sender.js (run by `node --test tests/js/`, from `make test`).
+ * Unit tests for chat/static/chat/client/sender.js (run by `node --test tests/js/`, from `make test`).
  *
  * The sender is driven with a fake connection (only `send`: the sender never knows which
  * transport is live), fake timers and a recording timeline; the outbox is the real one, in
@@ -18,8 +18,8 @@ import { FakeStorage } from "./fake-storage.js";
 
 if (!globalThis.crypto) globalThis.crypto = webcrypto;
 
-const { Outbox } = await import("../../static/chat/client/outbox.js");
-const { Sender, retryDelay, RETRY_BASE_MS } = await import("../../static/chat/client/sender.js");
+const { Outbox } = await import("../../chat/static/chat/client/outbox.js");
+const { Sender, retryDelay, RETRY_BASE_MS } = await import("../../chat/static/chat/client/sender.js");
 
 class FakeTimers {
   constructor() {

@@ -1,5 +1,5 @@
 /**
- * Unit tests for the long-poll transport's sending side (static/chat/client/transport-poll.js),
+ * Unit tests for the long-poll transport's sending side (chat/static/chat/client/transport-poll.js),
  * with a fake `fetch`: a POST's answer comes out as the frames a socket would deliver (the
  * stored `message`, an `ack`, an `error` with the nonce and `retry_after`), a typing notice is a
  * POST too, and the answer to a POST of a nonce that was posted again since is dropped.
@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-const { PollTransport, answerFrames } = await import("../../static/chat/client/transport-poll.js");
+const { PollTransport, answerFrames } = await import("../../chat/static/chat/client/transport-poll.js");
 
 /** A fetch whose calls wait until the test answers them. */
 function fakeFetch() {

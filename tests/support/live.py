@@ -77,18 +77,27 @@ def sign_headers(secret: str, method: str, target: str, body: bytes = b"") -> di
 class ManagedProcess:
     """One child process with its log file; stopping it never leaves it running."""
 
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path = ROOT,
+    ):
         self.name = name
         self.argv = argv
         self.env = dict(env)
         self.log_path = log_path
+        # The checkout by default; elsewhere for a process that must not import from it.
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
             self.argv,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,6 +1,6 @@
 """Real clients under steady load for the fault drills.
 
-`RoomClient` behaves like the browser client (static/chat/client): it keeps the id of the last
+`RoomClient` behaves like the browser client (chat/static/chat/client): it keeps the id of the last
 message it saw, reconnects with exponential backoff and full jitter (a fresh ticket each time,
 `since=<last id>`), and resends every message that was not acknowledged with the same nonce.
 It runs on its own thread and records what happened (connect attempts, close codes, frames,

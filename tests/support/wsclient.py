@@ -93,7 +93,7 @@ class ChatClient:
 
         A `history` request spends from the identity's frame budget like any frame, so a
         reader paging fast is answered `rate_limited` (or `busy`) with `retry_after`: like
-        static/chat/client/connection.js, ask again once that has passed, until the deadline.
+        chat/static/chat/client/connection.js, ask again once that has passed, until the deadline.
         """
         deadline = time.monotonic() + timeout
         pages, refusals = len(self.of_type("history")), len(self._history_refusals())

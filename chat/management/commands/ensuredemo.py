@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
         User = get_user_model()
         user, created = User.objects.get_or_create(
-            username="admin", defaults={"is_staff": True, "is_superuser": True}
+            **{User.USERNAME_FIELD: "admin"}, defaults={"is_staff": True, "is_superuser": True}
         )
         if not (user.is_staff and user.is_superuser and user.is_active):
             user.is_staff = user.is_superuser = user.is_active = True

@@ -1,0 +1,58 @@
+"""The chat app's settings: the ``CHAT_*`` (and its ``RATELIMIT_*``) names and their defaults.
+
+A host project sets only what differs from the defaults below in its own settings module; the
+app fills in the rest when Django starts (:func:`apply_defaults`, from ``ChatConfig.ready``), so
+every module keeps reading ``django.conf.settings``. ``CHAT_SHARED_SECRET`` has no safe default:
+without it Django refuses to start with ImproperlyConfigured naming it. This repository's own
+project reads all of them from the environment in django_twisted_chat/settings.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Accepted (never used to sign) while CHAT_SHARED_SECRET is rotated.
+    "CHAT_PREVIOUS_SHARED_SECRET": "",
+    # Where browsers reach the chat server; the ticket's ws_url and poll_url are built from it.
+    "CHAT_PUBLIC_URL": "http://127.0.0.1:9000",
+    # Where Django reaches the chat server's control API; None means CHAT_PUBLIC_URL.
+    "CHAT_INTERNAL_URL": None,
+    "CHAT_TICKET_TTL": 60,
+    "CHAT_GUEST_NAME_HOLD": 86400,
+    "CHAT_CONTROL_TIMEOUT": 1.0,
+    # Must equal the chat server's CHAT_MAX_BODY.
+    "CHAT_MAX_BODY": 4000,
+    "CHAT_SIGNATURE_WINDOW": 60,
+    # Only `manage.py ensuredemo` (this repository's `make run`) reads it.
+    "CHAT_DEMO_ADMIN_PASSWORD": "",
+    # django-ratelimit rates ("<count>/<period>") of the ticket endpoint, the app's sign-in view
+    # and new guest identities; whether the last X-Forwarded-For entry is the client address.
+    "RATELIMIT_TICKET": "30/m",
+    "RATELIMIT_LOGIN_IP": "10/m",
+    "RATELIMIT_LOGIN_USER": "10/m",
+    "RATELIMIT_GUEST_IDENTITY": "20/10m",
+    "RATELIMIT_TRUST_X_FORWARDED_FOR": False,
+}
+
+REQUIRED = ("CHAT_SHARED_SECRET",)
+
+
+def apply_defaults(settings: Any) -> None:
+    """Give every chat setting the project left out its default; refuse a missing secret."""
+    for name in REQUIRED:
+        value = getattr(settings, name, "")
+        if not isinstance(value, str) or not value.strip():
+            raise ImproperlyConfigured(
+                f"{name} is not set. The chat app signs socket tickets and every call between "
+                f"Django and the chat server with it: set {name} in your settings to a long "
+                "random string, the same value the chat server reads from its environment "
+                "(docs/adding-chat.md)."
+            )
+    for name, default in DEFAULTS.items():
+        if not hasattr(settings, name):
+            setattr(settings, name, default)
+    if settings.CHAT_INTERNAL_URL is None:
+        settings.CHAT_INTERNAL_URL = settings.CHAT_PUBLIC_URL
