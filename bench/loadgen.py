@@ -11,6 +11,13 @@ Each worker process runs one asyncio loop with `websockets` clients. The coordin
   its room's message ids strictly increasing) are measured at the receivers;
 * `close`: close the sockets.
 
+Clients speak one of two dialects (`ClientSpec.dialect`): `CHAT`, the frames of docs/protocol.md
+(which the reference broadcaster also speaks), or `TUTORIAL`, the Django Channels tutorial's
+`{"message": "<text>"}` both ways, with no hello frame (a socket is open once the handshake is
+done: the tutorial's consumer joins its group before accepting), no ids and no error frames. The
+same body goes in either frame, so the measurement is the same code for both; without ids, order
+is checked per sender (a receiver must see each sender's sequence numbers rising).
+
 CLOCK_MONOTONIC is one clock for every process of the machine, so a send time taken in one worker
 and a receive time taken in another compare directly.
 """
@@ -30,15 +37,20 @@ from typing import Any
 
 CONNECT_CONCURRENCY = 24  # in-flight handshakes per worker; keeps under the listen backlog (50)
 RETRY_BUSY_S = 0.05
+CHAT = "chat"  # docs/protocol.md frames: hello, {"type": "message", "body", "nonce"}, ids
+TUTORIAL = "tutorial"  # the Channels tutorial: {"message": "<text>"} both ways, nothing else
 
 
 @dataclass(frozen=True)
 class ClientSpec:
-    """One socket to open: its URL, its room, and its sender id (None for a pure receiver)."""
+    """One socket to open: its URL, its room, its sender id (None for a pure receiver), the
+    frames it speaks (`CHAT` or `TUTORIAL`) and the Origin header it sends (None: none)."""
 
     url: str
     room: str
     sender: int | None = None
+    dialect: str = CHAT
+    origin: str | None = None
 
 
 @dataclass
@@ -79,6 +91,7 @@ class _Client:
         self.ws = ws
         self.seen: dict[int, set[int]] = defaultdict(set)
         self.last_id = 0  # the highest message id this socket received in the current run
+        self.last_seq: dict[int, int] = {}  # per sender, for frames without an id
         # sender-side state
         self.acked: set[int] = set()
         self.acked_in_window = 0
@@ -137,6 +150,7 @@ class _Worker:
                 try:
                     ws = await connect(
                         spec.url,
+                        origin=spec.origin,
                         compression=None,
                         ping_interval=None,
                         max_size=2**22,
@@ -144,9 +158,10 @@ class _Worker:
                         open_timeout=60,
                         close_timeout=2,
                     )
-                    hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                    if hello.get("type") != "hello":
-                        raise RuntimeError(f"first frame was {hello.get('type')!r}")
+                    if spec.dialect == CHAT:
+                        hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                        if hello.get("type") != "hello":
+                            raise RuntimeError(f"first frame was {hello.get('type')!r}")
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
                     failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                     return
@@ -182,6 +197,9 @@ class _Worker:
                 if not self.recording:
                     continue
                 frame = json.loads(raw)
+                if client.spec.dialect == TUTORIAL:
+                    self.on_message(client, {"body": frame.get("message", "")}, now)
+                    continue
                 kind = frame.get("type")
                 if kind == "message":
                     self.on_message(client, frame, now)
@@ -212,6 +230,11 @@ class _Worker:
                 self.out_of_order += 1
             else:
                 client.last_id = message_id
+        elif message_id is None:  # no ids (tutorial frames): each sender's sequence must rise
+            if seq < client.last_seq.get(sender, -1):
+                self.out_of_order += 1
+            else:
+                client.last_seq[sender] = seq
         self.latencies.append(now - int(fields["t"]))
         if sender == client.spec.sender:
             client.acked.add(seq)
@@ -249,6 +272,8 @@ class _Worker:
         """The send time and the frame for message `seq` (a retry keeps its first send time)."""
         t = time.monotonic_ns() if body_t is None else body_t
         body = f"t={t} seq={seq} sender={client.spec.sender} run={self.token}"
+        if client.spec.dialect == TUTORIAL:
+            return t, json.dumps({"message": body})
         nonce = f"{self.token}-{client.spec.sender}-{seq}"
         return t, json.dumps({"type": "message", "body": body, "nonce": nonce})
 
@@ -301,6 +326,7 @@ class _Worker:
         for client in self.clients:
             client.seen.clear()
             client.last_id = 0
+            client.last_seq.clear()
             client.acked.clear()
             client.refused.clear()
             client.outstanding.clear()
