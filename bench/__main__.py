@@ -53,8 +53,9 @@ P99_BOUND = 1.3
 SCALEOUT_BOUND = 1.2  # two instances / one, CPU per delivery, chat servers and Django each
 SCALEOUT = ("one_instance", "one_instance_redis", "two_instances_redis")
 PEERS = ("channels_memory", "channels_redis")  # bench/channels_peer on Daphne
-# Offered deliveries/s of the sweep (the many-rooms shape: 1,000 deliveries/s per message/s).
-SWEEP_RATES = (500, 1000, 2000, 5000, 10000, 20000, 40000)
+# Offered deliveries/s of the sweep (the many-rooms shape: 1,000 deliveries/s per message/s per
+# sender); each is a whole number of messages per sender in a 5 s phase (0.2 message/s: one).
+SWEEP_RATES = (200, 400, 1000, 2000, 5000, 10000, 20000, 40000)
 
 
 def sizes(quick: bool, duration: float | None) -> dict[str, Any]:

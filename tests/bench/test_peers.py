@@ -50,7 +50,19 @@ def test_knee_is_the_first_rate_that_loses_messages() -> None:
         "first_failing_per_s": 5000,
         "last_good_per_s": 2000,
         "why": ["3 lost"],
+        "isolated_failures": [],
     }
+
+
+def test_an_isolated_failure_below_a_held_rate_is_not_the_knee() -> None:
+    """A latency spike at 1,000/s with 2,000/s holding again: the knee is where failing starts
+    for good (10,000/s), and the spike is reported as isolated."""
+    points = [point(500), point(1000, p99=1200), point(2000), point(10000, lost=5), point(20000)]
+    points[-1]["lost"] = 40
+    found = knee(points)
+    assert found["first_failing_per_s"] == 10000
+    assert found["last_good_per_s"] == 2000
+    assert found["isolated_failures"] == [1000]
 
 
 def test_knee_is_the_first_rate_whose_p99_is_over_the_limit() -> None:
@@ -82,7 +94,39 @@ def test_knee_not_reached_when_every_rate_holds() -> None:
         "first_failing_per_s": None,
         "last_good_per_s": 40000,
         "why": [],
+        "isolated_failures": [],
     }
+
+
+def test_sweep_drops_a_system_after_two_failing_rates_in_a_row(monkeypatch) -> None:
+    """The sweep loop (its measurements replaced by synthetic points): a system failing at two
+    rates in a row is not loaded at higher rates; one with a single spike goes on; each gets
+    its knee."""
+    from types import SimpleNamespace
+
+    from bench import peers
+
+    verdicts = {
+        "steady": {1000: point(1000, p99=1500), 2000: point(2000, lost=9)},
+        "spiky": {1000: point(1000, p99=1500)},
+    }
+    measured: list[tuple[str, float]] = []
+
+    def fake_measure(target, lg, prefix, load) -> dict:
+        offered = load.rate_per_sender * 1000  # 10 rooms x 2 senders x 50 sockets
+        measured.append((target.name, offered))
+        return verdicts[target.name].get(offered, point(offered))
+
+    monkeypatch.setattr(peers, "measure", fake_measure)
+    systems = [SimpleNamespace(name=n, chat_pids=[], django_pids=[]) for n in verdicts]
+    plan = Sweep(FanoutLoad(10, 50, 2, 0.0, 5.0), (500, 1000, 2000, 5000))
+    out = peers.sweep(systems, lg=None, prefix="p", plan=plan)
+    assert [rate for name, rate in measured if name == "steady"] == [500, 1000, 2000]
+    assert [rate for name, rate in measured if name == "spiky"] == [500, 1000, 2000, 5000]
+    assert out["systems"]["steady"]["knee"]["first_failing_per_s"] == 1000
+    assert out["systems"]["spiky"]["knee"]["first_failing_per_s"] is None
+    assert out["systems"]["spiky"]["knee"]["isolated_failures"] == [1000]
+    assert out["load"]["offered_per_s"] == [500, 1000, 2000, 5000]
 
 
 def test_sweep_offers_the_same_deliveries_per_second_to_every_shape() -> None:
