@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers, scenarios
-from bench.loadgen import LoadGenerator
+from bench.loadgen import LoadGenerator, OutOfStep
 from bench.peers import Sweep
 from bench.profile import Sampler
 from bench.scenarios import FanoutLoad
@@ -194,6 +194,8 @@ def run_scenario(
         for peer in peer_targets:
             try:
                 out[peer.name] = peers.measure(peer, lg, prefix, size[name])
+            except OutOfStep:
+                raise
             except Exception as exc:  # noqa: BLE001 - reported in the JSON, run goes on
                 log.exception("%s: %s failed", name, peer.name)
                 out[peer.name] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -258,6 +260,8 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
                         args.redis_url,
                         peer_targets,
                     )
+                except OutOfStep:
+                    raise  # interrupted, or the load processes are lost: nothing more to run
                 except Exception as exc:  # noqa: BLE001 - reported in the JSON, run goes on
                     log.exception("scenario %s failed", name)
                     tail = live.live.chatserver.log_tail(15) if live is not None else ""

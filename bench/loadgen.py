@@ -37,6 +37,7 @@ from typing import Any
 
 CONNECT_CONCURRENCY = 24  # in-flight handshakes per worker; keeps under the listen backlog (50)
 RETRY_BUSY_S = 0.05
+GOLDEN = 0.6180339887498949  # (sqrt(5) - 1) / 2
 CHAT = "chat"  # docs/protocol.md frames: hello, {"type": "message", "body", "nonce"}, ids
 TUTORIAL = "tutorial"  # the Channels tutorial: {"message": "<text>"} both ways, nothing else
 
@@ -51,6 +52,11 @@ class ClientSpec:
     sender: int | None = None
     dialect: str = CHAT
     origin: str | None = None
+
+
+class OutOfStep(RuntimeError):
+    """A phase was cut short (Ctrl-C, SIGTERM, a worker's timeout): the workers' replies no
+    longer match the coordinator's requests, so this generator cannot be used any more."""
 
 
 @dataclass
@@ -280,8 +286,12 @@ class _Worker:
     async def send_at_rate(self, client: _Client, start: int, end: int, rate: float) -> int:
         """Send at a fixed rate on an absolute schedule (no drift); returns how many were sent."""
         interval = int(1e9 / rate)
-        # Spread senders over the first interval so they do not all fire at once.
-        offset = (client.spec.sender or 0) * 7919 % interval
+        # Spread senders over the first interval so they do not all fire at once: sender ids
+        # stepped by the golden ratio (mod 1) fill the interval evenly for any number of senders.
+        # (Before, `sender * 7919 ns % interval` put every sender within a millisecond, so all
+        # fired together each interval.) A sender sends rate x duration messages when that is
+        # whole, since its offset is under one interval.
+        offset = int(interval * ((client.spec.sender or 0) * GOLDEN % 1.0))
         seq = 0
         while (due := start + offset + seq * interval) < end:
             await self._sleep_until(due)
@@ -416,6 +426,7 @@ class LoadGenerator:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.out_of_step = False
         for index in range(workers):
             here, there = ctx.Pipe()
             process = ctx.Process(
@@ -427,14 +438,21 @@ class LoadGenerator:
             self.processes.append(process)
 
     def _ask_all(self, messages: list[tuple], timeout: float) -> list[tuple]:
-        for pipe, message in zip(self.pipes, messages, strict=True):
-            pipe.send(message)
-        replies = []
-        deadline = time.monotonic() + timeout
-        for pipe in self.pipes:
-            if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError("a load process did not answer in time")
-            replies.append(pipe.recv())
+        if self.out_of_step:
+            raise OutOfStep("an earlier phase was cut short; this load generator is unusable")
+        try:
+            for pipe, message in zip(self.pipes, messages, strict=True):
+                pipe.send(message)
+            replies = []
+            deadline = time.monotonic() + timeout
+            for pipe in self.pipes:
+                if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError("a load process did not answer in time")
+                replies.append(pipe.recv())
+        except BaseException:
+            # A reply still owed would answer the next request: never ask again.
+            self.out_of_step = True
+            raise
         return replies
 
     def connect(self, specs: list[ClientSpec], timeout: float = 300) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.loadgen import LoadGenerator
+from bench.loadgen import LoadGenerator, OutOfStep
 from bench.procstats import total_cpu_seconds
 from bench.scenarios import FanoutLoad
 
@@ -141,6 +141,8 @@ def sweep(targets: list[Any], lg: LoadGenerator, prefix: str, plan: Sweep) -> di
             log.info("sweep: %s at %g deliveries/s offered", target.name, offered)
             try:
                 point = measure(target, lg, f"{prefix}-{step}", load)
+            except OutOfStep:
+                raise  # interrupted (Ctrl-C, SIGTERM) or the load processes are lost
             except Exception as exc:  # noqa: BLE001 - a failed point is the knee, run goes on
                 log.exception("sweep point failed")
                 point = {"offered_per_s": offered, "error": f"{type(exc).__name__}: {exc}"}
@@ -288,7 +290,7 @@ def plot_sweep(sweep_result: dict[str, Any], path: Path, title: str = "") -> Non
     import matplotlib.pyplot as plt
 
     colors = dict(zip(SYSTEMS, ("#4c72b0", "#55a868", "#dd8452", "#c44e52"), strict=True))
-    fig, ax = plt.subplots(figsize=(8.5, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     limit = P99_LIMIT_MS
     for name in SYSTEMS:
         found = sweep_result["systems"].get(name)
@@ -300,8 +302,8 @@ def plot_sweep(sweep_result: dict[str, Any], path: Path, title: str = "") -> Non
         )
         xs = [p["offered_per_s"] for p in points]
         color = colors[name]
-        ax.plot(xs, [p["p99_ms"] for p in points], "-o", color=color, label=f"{LABELS[name]}, p99")
-        ax.plot(xs, [p["p50_ms"] for p in points], ":", color=color, label=f"{LABELS[name]}, p50")
+        ax.plot(xs, [p["p99_ms"] for p in points], "-o", color=color, label=LABELS[name])
+        ax.plot(xs, [p["p50_ms"] for p in points], ":", color=color)
         lossy = [p for p in points if p["lost"] or p["duplicated"] or p["out_of_order"]]
         if lossy:
             ax.scatter(
@@ -339,9 +341,9 @@ def plot_sweep(sweep_result: dict[str, Any], path: Path, title: str = "") -> Non
         f"offered deliveries per second ({load['rooms']} rooms x {load['clients_per_room']} "
         f"sockets, {load['senders_per_room']} senders per room, {load['duration_s']:g} s each)"
     )
-    ax.set_ylabel("latency, ms (x: deliveries lost)")
-    ax.set_title(title or "Latency against offered rate, same load, same run")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_ylabel("latency, ms: p99 solid, p50 dotted (x: deliveries lost)")
+    ax.set_title(title or "Latency against offered rate, same load, same run", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

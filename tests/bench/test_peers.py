@@ -250,3 +250,20 @@ def test_channels_peer_imports_neither_chat_nor_chatserver() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert shutil.which("daphne", path=str(Path(sys.executable).parent))  # installed by [bench]
+
+
+def test_an_interrupted_phase_leaves_the_load_generator_refusing_further_phases() -> None:
+    """A phase cut short (here: the coordinator stops waiting at once) leaves a reply owed; the
+    generator must refuse every later request (OutOfStep) rather than read that stale reply as
+    the answer to the next one, which is how an interrupted sweep used to go on measuring."""
+    import time
+
+    from bench.loadgen import LoadGenerator, OutOfStep
+
+    with LoadGenerator(workers=1) as lg:
+        start = time.monotonic_ns() + 10**9
+        run = ("run", start, start + 10**9, "t", "rate", 1.0, 1, 1.0, 1.0)
+        with pytest.raises(TimeoutError):
+            lg._ask_all([run], timeout=0)
+        with pytest.raises(OutOfStep):
+            lg.close()
