@@ -579,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     runs = [run_once(args, size, rep) for rep in range(args.repeat)]
     results = median_tree(runs)
+    if isinstance(results.get("sweep"), dict) and "systems" in results["sweep"]:
+        peers.rejudge(results["sweep"], [run["sweep"] for run in runs if "systems" in run["sweep"]])
     rats = median_tree([ratios(run) for run in runs])
     side_by_side = peers.table(results)
     report = {

@@ -175,6 +175,18 @@ def sweep(targets: list[Any], lg: LoadGenerator, prefix: str, plan: Sweep) -> di
     return {"load": load, "systems": out}
 
 
+def rejudge(merged: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    """After several runs were merged point by point (medians), give each system the knee of its
+    merged points (those of the first run when the runs tried different rates) and keep each
+    run's own knee in `knee_per_run`: medians of knees taken one figure at a time would pair a
+    last held rate of one run with a knee of another."""
+    for name, found in merged.get("systems", {}).items():
+        found["knee"] = knee(found["points"], found.get("p99_limit_ms", P99_LIMIT_MS))
+        found["knee_per_run"] = [
+            run["systems"][name]["knee"] for run in runs if name in run.get("systems", {})
+        ]
+
+
 # -- the side-by-side table -----------------------------------------------------------------------
 
 
