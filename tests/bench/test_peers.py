@@ -267,3 +267,25 @@ def test_an_interrupted_phase_leaves_the_load_generator_refusing_further_phases(
             lg._ask_all([run], timeout=0)
         with pytest.raises(OutOfStep):
             lg.close()
+
+
+def test_knee_of_several_runs_is_taken_from_their_merged_points() -> None:
+    """Two runs merged point by point (medians): the knee is recomputed from the merged points,
+    so its first failing and last held rates come from one sweep, and each run's own knee is
+    kept beside it."""
+    from bench.peers import rejudge
+
+    runs = [
+        {"systems": {"s": {"points": [point(500), point(1000, p99=1500)]}}},
+        {"systems": {"s": {"points": [point(500), point(1000)]}}},
+    ]
+    for run in runs:
+        run["systems"]["s"]["knee"] = knee(run["systems"]["s"]["points"])
+    merged = {"systems": {"s": {"points": [point(500), point(1000, p99=1200)]}}}
+    rejudge(merged, runs)
+    assert merged["systems"]["s"]["knee"]["first_failing_per_s"] == 1000
+    assert merged["systems"]["s"]["knee"]["last_good_per_s"] == 500
+    assert [k["first_failing_per_s"] for k in merged["systems"]["s"]["knee_per_run"]] == [
+        1000,
+        None,
+    ]
