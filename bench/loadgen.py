@@ -11,6 +11,13 @@ Each worker process runs one asyncio loop with `websockets` clients. The coordin
   its room's message ids strictly increasing) are measured at the receivers;
 * `close`: close the sockets.
 
+Clients speak one of two dialects (`ClientSpec.dialect`): `CHAT`, the frames of docs/protocol.md
+(which the reference broadcaster also speaks), or `TUTORIAL`, the Django Channels tutorial's
+`{"message": "<text>"}` both ways, with no hello frame (a socket is open once the handshake is
+done: the tutorial's consumer joins its group before accepting), no ids and no error frames. The
+same body goes in either frame, so the measurement is the same code for both; without ids, order
+is checked per sender (a receiver must see each sender's sequence numbers rising).
+
 CLOCK_MONOTONIC is one clock for every process of the machine, so a send time taken in one worker
 and a receive time taken in another compare directly.
 """
@@ -30,15 +37,26 @@ from typing import Any
 
 CONNECT_CONCURRENCY = 24  # in-flight handshakes per worker; keeps under the listen backlog (50)
 RETRY_BUSY_S = 0.05
+GOLDEN = 0.6180339887498949  # (sqrt(5) - 1) / 2
+CHAT = "chat"  # docs/protocol.md frames: hello, {"type": "message", "body", "nonce"}, ids
+TUTORIAL = "tutorial"  # the Channels tutorial: {"message": "<text>"} both ways, nothing else
 
 
 @dataclass(frozen=True)
 class ClientSpec:
-    """One socket to open: its URL, its room, and its sender id (None for a pure receiver)."""
+    """One socket to open: its URL, its room, its sender id (None for a pure receiver), the
+    frames it speaks (`CHAT` or `TUTORIAL`) and the Origin header it sends (None: none)."""
 
     url: str
     room: str
     sender: int | None = None
+    dialect: str = CHAT
+    origin: str | None = None
+
+
+class OutOfStep(RuntimeError):
+    """A phase was cut short (Ctrl-C, SIGTERM, a worker's timeout): the workers' replies no
+    longer match the coordinator's requests, so this generator cannot be used any more."""
 
 
 @dataclass
@@ -79,6 +97,7 @@ class _Client:
         self.ws = ws
         self.seen: dict[int, set[int]] = defaultdict(set)
         self.last_id = 0  # the highest message id this socket received in the current run
+        self.last_seq: dict[int, int] = {}  # per sender, for frames without an id
         # sender-side state
         self.acked: set[int] = set()
         self.acked_in_window = 0
@@ -137,6 +156,7 @@ class _Worker:
                 try:
                     ws = await connect(
                         spec.url,
+                        origin=spec.origin,
                         compression=None,
                         ping_interval=None,
                         max_size=2**22,
@@ -144,9 +164,10 @@ class _Worker:
                         open_timeout=60,
                         close_timeout=2,
                     )
-                    hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                    if hello.get("type") != "hello":
-                        raise RuntimeError(f"first frame was {hello.get('type')!r}")
+                    if spec.dialect == CHAT:
+                        hello = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                        if hello.get("type") != "hello":
+                            raise RuntimeError(f"first frame was {hello.get('type')!r}")
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
                     failures[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                     return
@@ -182,6 +203,9 @@ class _Worker:
                 if not self.recording:
                     continue
                 frame = json.loads(raw)
+                if client.spec.dialect == TUTORIAL:
+                    self.on_message(client, {"body": frame.get("message", "")}, now)
+                    continue
                 kind = frame.get("type")
                 if kind == "message":
                     self.on_message(client, frame, now)
@@ -212,6 +236,11 @@ class _Worker:
                 self.out_of_order += 1
             else:
                 client.last_id = message_id
+        elif message_id is None:  # no ids (tutorial frames): each sender's sequence must rise
+            if seq < client.last_seq.get(sender, -1):
+                self.out_of_order += 1
+            else:
+                client.last_seq[sender] = seq
         self.latencies.append(now - int(fields["t"]))
         if sender == client.spec.sender:
             client.acked.add(seq)
@@ -249,14 +278,20 @@ class _Worker:
         """The send time and the frame for message `seq` (a retry keeps its first send time)."""
         t = time.monotonic_ns() if body_t is None else body_t
         body = f"t={t} seq={seq} sender={client.spec.sender} run={self.token}"
+        if client.spec.dialect == TUTORIAL:
+            return t, json.dumps({"message": body})
         nonce = f"{self.token}-{client.spec.sender}-{seq}"
         return t, json.dumps({"type": "message", "body": body, "nonce": nonce})
 
     async def send_at_rate(self, client: _Client, start: int, end: int, rate: float) -> int:
         """Send at a fixed rate on an absolute schedule (no drift); returns how many were sent."""
         interval = int(1e9 / rate)
-        # Spread senders over the first interval so they do not all fire at once.
-        offset = (client.spec.sender or 0) * 7919 % interval
+        # Spread senders over the first interval so they do not all fire at once: sender ids
+        # stepped by the golden ratio (mod 1) fill the interval evenly for any number of senders.
+        # (Before, `sender * 7919 ns % interval` put every sender within a millisecond, so all
+        # fired together each interval.) A sender sends rate x duration messages when that is
+        # whole, since its offset is under one interval.
+        offset = int(interval * ((client.spec.sender or 0) * GOLDEN % 1.0))
         seq = 0
         while (due := start + offset + seq * interval) < end:
             await self._sleep_until(due)
@@ -301,6 +336,7 @@ class _Worker:
         for client in self.clients:
             client.seen.clear()
             client.last_id = 0
+            client.last_seq.clear()
             client.acked.clear()
             client.refused.clear()
             client.outstanding.clear()
@@ -390,6 +426,7 @@ class LoadGenerator:
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.out_of_step = False
         for index in range(workers):
             here, there = ctx.Pipe()
             process = ctx.Process(
@@ -401,14 +438,21 @@ class LoadGenerator:
             self.processes.append(process)
 
     def _ask_all(self, messages: list[tuple], timeout: float) -> list[tuple]:
-        for pipe, message in zip(self.pipes, messages, strict=True):
-            pipe.send(message)
-        replies = []
-        deadline = time.monotonic() + timeout
-        for pipe in self.pipes:
-            if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise TimeoutError("a load process did not answer in time")
-            replies.append(pipe.recv())
+        if self.out_of_step:
+            raise OutOfStep("an earlier phase was cut short; this load generator is unusable")
+        try:
+            for pipe, message in zip(self.pipes, messages, strict=True):
+                pipe.send(message)
+            replies = []
+            deadline = time.monotonic() + timeout
+            for pipe in self.pipes:
+                if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError("a load process did not answer in time")
+                replies.append(pipe.recv())
+        except BaseException:
+            # A reply still owed would answer the next request: never ask again.
+            self.out_of_step = True
+            raise
         return replies
 
     def connect(self, specs: list[ClientSpec], timeout: float = 300) -> dict[str, Any]:

@@ -16,13 +16,17 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bench.loadgen import ClientSpec, LoadGenerator, RunResult
+from bench.loadgen import CHAT, ClientSpec, LoadGenerator, RunResult
 from bench.procstats import cpu_seconds, total_cpu_seconds
 from tests.support.live import rss_bytes
 
 
 class Target(Protocol):
-    """What a scenario needs from a system under test."""
+    """What a scenario needs from a system under test.
+
+    Optional attributes: `dialect` and `origin` (what its clients speak and send, default
+    `loadgen.CHAT` and no Origin header), `redis_pids` (a Redis whose CPU is reported apart).
+    """
 
     name: str
 
@@ -67,6 +71,7 @@ def _specs(target: Target, prefix: str, load: FanoutLoad) -> list[ClientSpec]:
     slugs = [f"{prefix}-{index}" for index in range(load.rooms)]
     target.create_rooms(slugs)
     specs: list[ClientSpec] = []
+    dialect, origin = getattr(target, "dialect", CHAT), getattr(target, "origin", None)
     sender_id = 0
     for slug in slugs:
         # The index lets a several-instance target spread a room's sockets (senders included:
@@ -75,7 +80,7 @@ def _specs(target: Target, prefix: str, load: FanoutLoad) -> list[ClientSpec]:
             sender = None
             if index < load.senders_per_room:
                 sender, sender_id = sender_id, sender_id + 1
-            specs.append(ClientSpec(target.ws_url(slug, index), slug, sender))
+            specs.append(ClientSpec(target.ws_url(slug, index), slug, sender, dialect, origin))
     return specs
 
 
@@ -98,23 +103,34 @@ def fanout(
         lg.close()
         raise RuntimeError(f"{target.name}: {connected['failed']} sockets failed: {connected}")
     chat_pids = target.chat_pids
+    redis_pids = getattr(target, "redis_pids", [])
     try:
         chat0 = [cpu_seconds(pid) for pid in chat_pids]
         django0 = total_cpu_seconds(target.django_pids)
+        redis0 = total_cpu_seconds(redis_pids)
         with around_run():
             result = lg.run(load.duration_s, mode="rate", rate=load.rate_per_sender)
         chat1 = [cpu_seconds(pid) for pid in chat_pids]
         django1 = total_cpu_seconds(target.django_pids)
+        redis1 = total_cpu_seconds(redis_pids)
     finally:
         lg.close()
     per_k = 1000 / result.deliveries if result.deliveries else float("nan")
     chat_per_process = [
         (after - before) * per_k for before, after in zip(chat0, chat1, strict=True)
     ]
+    extra = {"redis_cpu_s_per_1k": (redis1 - redis0) * per_k} if redis_pids else {}
     return {
         "clients": len(specs),
         "messages_sent": result.sent,
+        "offered_per_s": load.rooms
+        * load.senders_per_room
+        * load.rate_per_sender
+        * load.clients_per_room,
         "deliveries": result.deliveries,
+        # Distinct (receiver, message) pairs that arrived; `expected` = what was due.
+        "delivered": result.unique,
+        "expected": result.expected,
         "deliveries_per_s": result.deliveries / load.duration_s,
         **latency_summary(result),
         "lost": result.lost,
@@ -126,6 +142,7 @@ def fanout(
         "chat_cpu_s_per_1k_per_process": chat_per_process,
         "django_cpu_s_per_1k": (django1 - django0) * per_k,
         "client_cpu_s_per_1k": result.client_cpu_s * per_k,
+        **extra,
     }
 
 

@@ -1,6 +1,7 @@
-"""The two systems under load: the reference broadcaster and the real Django + chat server.
+"""The systems under load: the reference broadcaster, the real Django + chat server, and the
+Django Channels chat tutorial on Daphne (`bench/channels_peer`) as a peer.
 
-Both answer the same questions: where client number i of room R connects (`ws_url`), which
+All answer the same questions: where client number i of room R connects (`ws_url`), which
 processes to charge CPU and memory to (`chat_pids`, `django_pids`), and how to start from a fresh
 server process (`restart`). `LiveTarget.over_redis` turns the real system into a `ClusterTarget`:
 chat server instances sharing a Redis, a room's clients spread over them.
@@ -8,6 +9,7 @@ chat server instances sharing a Redis, a room's clients spread over them.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import socket
@@ -22,6 +24,7 @@ from typing import Any
 
 import requests
 
+from bench.loadgen import TUTORIAL
 from bench.procstats import descendants
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,3 +256,160 @@ class ClusterTarget:
     @property
     def django_pids(self) -> list[int]:
         return self.target.django_pids
+
+
+class ChannelsTarget:
+    """The Channels tutorial chat (`bench/channels_peer`) served by one Daphne process.
+
+    `layer` is `memory` (the tutorial's in-memory channel layer) or `redis` (channels-redis on
+    `redis_url`, under a key prefix unique to this target, deleted on `close`), and with `save`
+    every message is stored as a row in the peer's own SQLite database before the broadcast.
+    The database lives in a temporary directory, migrated once by `start`. Clients speak the
+    tutorial's frames (`{"message": ...}`, no hello, no ticket) on `/ws/chat/<room>/`.
+
+    Django runs inside Daphne, so all the peer's CPU is `chat_pids`; Redis's CPU (`redis_pids`,
+    the local server's whole process, shared with anything else using it) is reported apart.
+    """
+
+    def __init__(self, layer: str = "memory", redis_url: str = "", save: bool = False) -> None:
+        from tests.support.live import ManagedProcess
+
+        if layer not in ("memory", "redis"):
+            raise ValueError(f"unknown channel layer {layer!r}")
+        self.name = f"channels_{layer}"
+        self.layer = layer
+        self.redis_url = redis_url
+        self.prefix = f"bench-channels-{secrets.token_hex(6)}"
+        self.workdir = tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-")
+        self.port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("BENCH_CHANNELS_")},
+            "DJANGO_SETTINGS_MODULE": "bench.channels_peer.settings",
+            "BENCH_CHANNELS_DB": str(Path(self.workdir.name) / "db.sqlite3"),
+            "BENCH_CHANNELS_SECRET_KEY": secrets.token_urlsafe(32),
+            "BENCH_CHANNELS_LAYER": layer,
+            "BENCH_CHANNELS_REDIS_URL": redis_url,
+            "BENCH_CHANNELS_PREFIX": self.prefix,
+            "BENCH_CHANNELS_SAVE": "1" if save else "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.daphne = ManagedProcess(
+            self.name,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "bench.channels_peer.asgi:application",
+            ],
+            self.env,
+            Path(self.workdir.name) / "daphne.log",
+        )
+        self.migrated = False
+        self._redis_pids: list[int] | None = None
+
+    def start(self) -> ChannelsTarget:
+        """Migrate the database (first start only) and start Daphne on its port."""
+        if not self.migrated:
+            subprocess.run(
+                [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+                cwd=ROOT,
+                env=self.env,
+                check=True,
+                stdin=subprocess.DEVNULL,
+                timeout=120,
+            )
+            self.migrated = True
+        self.daphne.start()
+        try:
+            wait_for_port(self.port, self.daphne.proc, timeout=30)
+        except Exception as exc:
+            self.daphne.stop()
+            raise RuntimeError(f"{self.name} did not start: {self.daphne.log_tail(15)}") from exc
+        return self
+
+    def stop(self) -> None:
+        """Stop Daphne (the database and Redis keys stay until `close`)."""
+        self.daphne.stop(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @contextmanager
+    def running(self) -> Iterator[ChannelsTarget]:
+        """A fresh Daphne for the block, stopped after it, also on error: a peer that fell
+        behind never spends CPU during another system's measurement."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def close(self) -> None:
+        """Stop Daphne, delete this target's Redis keys and its temporary directory."""
+        try:
+            self.stop()
+            if self.layer == "redis":
+                import redis
+
+                client = redis.Redis.from_url(self.redis_url)
+                try:
+                    keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
+                    if keys:
+                        client.delete(*keys)
+                finally:
+                    client.close()
+        finally:
+            self.workdir.cleanup()
+
+    def create_rooms(self, slugs: list[str]) -> None:
+        """Rooms (groups) exist as soon as someone joins them."""
+
+    def ws_url(self, slug: str, index: int = 0) -> str:
+        # The tutorial's route takes \w+ room names: the slug's hyphens become underscores.
+        return f"ws://127.0.0.1:{self.port}/ws/chat/{slug.replace('-', '_')}/"
+
+    origin = "http://127.0.0.1"  # the tutorial's AllowedHostsOriginValidator wants one
+    dialect = TUTORIAL
+
+    def saved_messages(self) -> int:
+        """Rows in the peer's message table (read with sqlite3, not through Django)."""
+        import sqlite3
+
+        with sqlite3.connect(self.env["BENCH_CHANNELS_DB"]) as db:
+            return db.execute("SELECT COUNT(*) FROM channels_peer_message").fetchone()[0]
+
+    @property
+    def chat_pids(self) -> list[int]:
+        pid = self.daphne.pid if self.daphne.running() else None
+        return [pid] if pid else []
+
+    @property
+    def django_pids(self) -> list[int]:
+        return []  # Django runs inside Daphne: its CPU is in chat_pids
+
+    @property
+    def redis_pids(self) -> list[int]:
+        """The local Redis server's pid when the layer is Redis and it runs on this machine."""
+        if self.layer != "redis":
+            return []
+        if self._redis_pids is None:
+            import redis
+
+            self._redis_pids = []
+            client = redis.Redis.from_url(self.redis_url)
+            try:
+                pid = int(client.info("server")["process_id"])
+            finally:
+                client.close()
+            try:
+                with open(f"/proc/{pid}/comm") as comm:
+                    if comm.read().startswith("redis-server"):
+                        self._redis_pids = [pid]
+            except OSError:
+                pass  # not on this machine (or not visible): not counted
+        return self._redis_pids

@@ -1,0 +1,3 @@
+"""No HTTP pages: the peer is measured on its WebSocket route only."""
+
+urlpatterns: list = []
