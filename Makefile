@@ -68,7 +68,8 @@ format: $(TEST_STAMP)
 # The Django suite runs a second time on PostgreSQL (the local server, trust auth).
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
 
-test: $(TEST_STAMP) browser-deps deploy-deps lint js-test
+# The tests cover bench/ too (tests/bench: the Channels peer under Daphne), so they take its extra.
+test: $(TEST_STAMP) $(BENCH_STAMP) browser-deps deploy-deps lint js-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest tests/chat -q -p no:cacheprovider
 
