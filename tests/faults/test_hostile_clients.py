@@ -285,7 +285,12 @@ def test_idle_sockets_and_slowloris_do_not_stop_the_server(drill_system, drill_r
     talker = client(system, drill_room, "talker", started)
     for _ in range(5):
         for sock in slow:  # one more byte each: the request never completes
-            sock.sendall(b"X")
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                # Already cut by the handshake deadline (opening 2,000 sockets can outlast it
+                # on a loaded machine): the server doing its job, not a failure.
+                pass
         began = time.monotonic()
         health = requests.get(f"{system.chat_url}/healthz", timeout=10)
         assert health.status_code == 200 and time.monotonic() - began < 2.0
