@@ -12,7 +12,12 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect the signal handlers (``chat.signals``): access changes reach the chat server,
-        and every registered username is held as a name no guest may take."""
-        from . import signals
+        and every registered username is held as a name no guest may take; the full-text index
+        is checked after every migrate."""
+        from django.db.models.signals import post_migrate
+
+        from . import search_index, signals
 
         signals.connect()
+        # A later migration that rebuilds chat_message on SQLite drops the search triggers.
+        post_migrate.connect(search_index.ensure, sender=self, dispatch_uid="chat.search_index")

@@ -1,0 +1,132 @@
+"""Full-text search over messages: who may read what, the query on each back end, and snippets.
+
+PostgreSQL matches ``to_tsvector('simple', body) @@ plainto_tsquery('simple', q)`` (GIN index
+``chat_message_body_tsv``, migration 0005); SQLite matches the FTS5 table ``chat_message_fts``,
+which triggers keep in step with ``chat_message``. Both use no stemming: a term matches a whole
+word, case- and (on SQLite) accent-insensitively; every term must occur (AND). The query is
+always data: PostgreSQL's ``plainto_tsquery`` ignores operators, and each FTS5 term is sent as a
+double-quoted string, so ``"``, ``*``, ``NEAR``, ``OR`` and ``-`` are text, not syntax.
+
+Snippets are built here, in Python, for both back ends (not with ``ts_headline``, whose output
+is the raw body with markers around hits): the text is HTML-escaped and only our own ``<mark>``
+tags are added, so a body can never put markup on the results page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import escape
+
+from .models import Message, Room
+
+MAX_QUERY_LENGTH = 200
+MAX_TERMS = 16
+SEARCH_PAGE = 20
+SNIPPET_CHARS = 160
+# The text search configuration of the PostgreSQL index; the query must use the same one.
+PG_CONFIG = "simple"
+# Words as the snippet marker sees them: runs of letters and digits (both back ends' tokenizers
+# split on the same kind of boundary for ordinary text).
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class BadQuery(ValueError):
+    """The search text is empty (no word in it) or too long; ``code`` is the protocol error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def readable_rooms(request: HttpRequest) -> QuerySet[Room]:
+    """The rooms this request may read: the one rule the room page, the history API and the ticket
+    apply (``chat.identity.may_join``), as a query. Archived rooms are never searched.
+
+    Private rooms and direct messages plug in here (a membership filter) when they exist.
+    """
+    rooms = Room.objects.filter(is_archived=False)
+    if not request.user.is_authenticated:
+        rooms = rooms.filter(allow_guests=True)
+    return rooms
+
+
+def query_terms(text: str) -> list[str]:
+    """The words of the search text, lower-cased (both tokenizers fold case), without repeats;
+    raises :class:`BadQuery`."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise BadQuery("query_too_long", f"A search has at most {MAX_QUERY_LENGTH} characters.")
+    terms: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if word not in terms:
+            terms.append(word)
+    if not terms:
+        raise BadQuery("empty_query", "Type a word to search for.")
+    return terms[:MAX_TERMS]
+
+
+def fts5_match(terms: list[str]) -> str:
+    """An FTS5 MATCH expression requiring every term, each a quoted string (never syntax)."""
+    return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the message and its snippet (safe HTML)."""
+
+    message: Message
+    snippet: str
+
+
+def search(
+    rooms: QuerySet[Room], text: str, *, before: int | None = None, limit: int = SEARCH_PAGE
+) -> tuple[list[Hit], bool]:
+    """Visible messages of ``rooms`` matching ``text``, newest first, at most ``limit``, with
+    ids below ``before`` when given; and whether more match further back."""
+    terms = query_terms(text)
+    candidates = Message.objects.visible().filter(room__in=rooms)
+    if before is not None:
+        candidates = candidates.filter(id__lt=before)
+    if connection.vendor == "postgresql":
+        matched = candidates.annotate(tsv=SearchVector("body", config=PG_CONFIG)).filter(
+            tsv=SearchQuery(" ".join(terms), config=PG_CONFIG, search_type="plain")
+        )
+    elif connection.vendor == "sqlite":
+        matched = candidates.extra(
+            where=[
+                "chat_message.id IN (SELECT rowid FROM chat_message_fts "
+                "WHERE chat_message_fts MATCH %s)"
+            ],
+            params=[fts5_match(terms)],
+        )
+    else:  # pragma: no cover - the project supports these two back ends only
+        raise NotImplementedError(f"no full-text search on {connection.vendor}")
+    rows = list(matched.select_related("room").order_by("-id")[: limit + 1])
+    hits = [Hit(message=m, snippet=snippet(m.body, terms)) for m in rows[:limit]]
+    return hits, len(rows) > limit
+
+
+def snippet(body: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
+    """About ``width`` characters of ``body`` around its first hit, HTML-escaped, with every
+    whole-word hit of ``terms`` wrapped in ``<mark>``; "…" where text was cut."""
+    wanted = set(terms)
+    spans = [m.span() for m in _WORD.finditer(body) if m.group().lower() in wanted]
+    first = spans[0][0] if spans else 0
+    start = max(0, min(first - width // 3, len(body) - width))
+    end = min(len(body), start + width)
+    parts = ["…" if start > 0 else ""]
+    cursor = start
+    for hit_start, hit_end in spans:
+        if hit_start < start or hit_end > end:
+            continue
+        parts.append(escape(body[cursor:hit_start]))
+        parts.append("<mark>" + escape(body[hit_start:hit_end]) + "</mark>")
+        cursor = hit_end
+    parts.append(escape(body[cursor:end]))
+    parts.append("…" if end < len(body) else "")
+    return "".join(parts)

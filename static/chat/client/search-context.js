@@ -1,0 +1,45 @@
+/**
+ * Opening a search result in context (`/chats/<slug>/?around=<id>`): the server renders the
+ * history around message `<id>`; this module scrolls to that message, marks it
+ * (`.search-target`) and gives it focus, and keeps it in view while the newer messages the
+ * live connection catches up with are added below, until the reader scrolls, types or clicks.
+ *
+ * Loaded as its own module after main.js (templates/chat/room.html); it reads only the list.
+ */
+
+/** The `around` id of the page URL, or null. @returns {number|null} */
+export function aroundId(search = window.location.search) {
+  const raw = new URLSearchParams(search).get("around");
+  if (!raw || !/^[0-9]{1,16}$/.test(raw)) return null;
+  const id = Number(raw);
+  return Number.isSafeInteger(id) ? id : null;
+}
+
+/** Scrolls to and marks the message; returns the element, or null when it is not shown. */
+export function showInContext(list, id) {
+  const li = list.querySelector(`:scope > li.message[data-id="${id}"]`);
+  if (!li) return null;
+  li.classList.add("search-target");
+  li.setAttribute("aria-current", "true");
+  li.tabIndex = -1;
+  li.scrollIntoView({ block: "center" });
+  li.focus({ preventScroll: true });
+  return li;
+}
+
+function start() {
+  const list = document.getElementById("message-list");
+  const id = aroundId();
+  if (!list || id === null) return;
+  if (!showInContext(list, id)) return;
+  // Catch-up pages and live messages land below; the client scrolls down only when the reader
+  // is near the bottom. Keep the target centred until the reader takes over.
+  const observer = new MutationObserver(() => showInContext(list, id));
+  observer.observe(list, { childList: true });
+  const stop = () => observer.disconnect();
+  for (const type of ["wheel", "touchstart", "keydown", "pointerdown"]) {
+    window.addEventListener(type, stop, { once: true, passive: true });
+  }
+}
+
+start();
