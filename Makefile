@@ -49,7 +49,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # The Django suite runs a second time on PostgreSQL (the local server, trust auth).
-TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
+# The browser search test also starts a system on a throw-away database of that server.
+export TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
 
 test: $(STAMP) browser-deps deploy-deps lint js-test
 	$(BIN)/pytest $(PYTEST_ARGS)

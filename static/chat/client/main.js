@@ -11,6 +11,7 @@ import { Connection } from "./connection.js";
 import { FINAL_STATES, StatusView, TypingIndicator, UnreadCounter } from "./indicators.js";
 import { Outbox } from "./outbox.js";
 import { renderPresence } from "./render.js";
+import { openSearchTarget } from "./search-context.js";
 import { Sender } from "./sender.js";
 import { Timeline } from "./timeline.js";
 
@@ -166,6 +167,7 @@ export function startRoom(root) {
   wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   connection.start();
+  openSearchTarget(list);
   return { connection, timeline, sender };
 }
 

@@ -4,7 +4,7 @@
  * (`.search-target`) and gives it focus, and keeps it in view while the newer messages the
  * live connection catches up with are added below, until the reader scrolls, types or clicks.
  *
- * Loaded as its own module after main.js (templates/chat/room.html); it reads only the list.
+ * main.js calls `openSearchTarget` once the room is started (after its own scroll to the bottom).
  */
 
 /** The `around` id of the page URL, or null. @returns {number|null} */
@@ -27,8 +27,8 @@ export function showInContext(list, id) {
   return li;
 }
 
-function start() {
-  const list = document.getElementById("message-list");
+/** When the page was opened with `?around=<id>`, shows that message and keeps it in view. */
+export function openSearchTarget(list) {
   const id = aroundId();
   if (!list || id === null) return;
   if (!showInContext(list, id)) return;
@@ -41,5 +41,3 @@ function start() {
     window.addEventListener(type, stop, { once: true, passive: true });
   }
 }
-
-start();
