@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export DJANGO_PORT ?= 8000
 export CHAT_PORT ?= 9000
 
-.PHONY: run test js-test lint format bench bench-smoke faults browser-deps js-deps deploy-deps clean
+.PHONY: run test js-test lint format bench bench-search bench-smoke faults browser-deps js-deps deploy-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench: $(STAMP)
 # The benchmark with tiny numbers (< 1 minute): proves it runs, measures nothing.
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+# Full-text search over 1,000,000 messages on SQLite and PostgreSQL (bench/search.py; ~10 min).
+bench-search: $(STAMP)
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
