@@ -89,26 +89,32 @@ def search(
     """Visible messages of ``rooms`` matching ``text``, newest first, at most ``limit``, with
     ids below ``before`` when given; and whether more match further back."""
     terms = query_terms(text)
+    matched = matching(rooms, terms, before=before)
+    rows = list(matched.select_related("room").order_by("-id")[: limit + 1])
+    hits = [Hit(message=m, snippet=snippet(m.body, terms)) for m in rows[:limit]]
+    return hits, len(rows) > limit
+
+
+def matching(
+    rooms: QuerySet[Room], terms: list[str], *, before: int | None = None
+) -> QuerySet[Message]:
+    """The query: visible messages of ``rooms`` (ids below ``before``) holding every term."""
     candidates = Message.objects.visible().filter(room__in=rooms)
     if before is not None:
         candidates = candidates.filter(id__lt=before)
     if connection.vendor == "postgresql":
-        matched = candidates.annotate(tsv=SearchVector("body", config=PG_CONFIG)).filter(
+        return candidates.annotate(tsv=SearchVector("body", config=PG_CONFIG)).filter(
             tsv=SearchQuery(" ".join(terms), config=PG_CONFIG, search_type="plain")
         )
-    elif connection.vendor == "sqlite":
-        matched = candidates.extra(
+    if connection.vendor == "sqlite":
+        return candidates.extra(
             where=[
                 "chat_message.id IN (SELECT rowid FROM chat_message_fts "
                 "WHERE chat_message_fts MATCH %s)"
             ],
             params=[fts5_match(terms)],
         )
-    else:  # pragma: no cover - the project supports these two back ends only
-        raise NotImplementedError(f"no full-text search on {connection.vendor}")
-    rows = list(matched.select_related("room").order_by("-id")[: limit + 1])
-    hits = [Hit(message=m, snippet=snippet(m.body, terms)) for m in rows[:limit]]
-    return hits, len(rows) > limit
+    raise NotImplementedError(f"no full-text search on {connection.vendor}")
 
 
 def snippet(body: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
