@@ -1,11 +1,12 @@
 """Full-text search over messages: who may read what, the query on each back end, and snippets.
 
-PostgreSQL matches ``to_tsvector('simple', body) @@ plainto_tsquery('simple', q)`` (GIN index
-``chat_message_body_tsv``, migration 0005); SQLite matches the FTS5 table ``chat_message_fts``,
-which triggers keep in step with ``chat_message``. Both use no stemming: a term matches a whole
-word, case- and (on SQLite) accent-insensitively; every term must occur (AND). The query is
-always data: PostgreSQL's ``plainto_tsquery`` ignores operators, and each FTS5 term is sent as a
-double-quoted string, so ``"``, ``*``, ``NEAR``, ``OR`` and ``-`` are text, not syntax.
+PostgreSQL matches ``body_tsv @@ plainto_tsquery('simple', q)``, ``body_tsv`` being the stored
+``to_tsvector('simple', body)`` with a GIN index (chat/search_index.py, migration 0005); SQLite
+matches the FTS5 table ``chat_message_fts``, which triggers keep in step with ``chat_message``.
+Both use no stemming: a term matches a whole word, case- and (on SQLite) accent-insensitively;
+every term must occur (AND). The query is always data: PostgreSQL's ``plainto_tsquery`` ignores
+operators, and each FTS5 term is sent as a double-quoted string, so ``"``, ``*``, ``NEAR``,
+``OR`` and ``-`` are text, not syntax.
 
 Snippets are built here, in Python, for both back ends (not with ``ts_headline``, whose output
 is the raw body with markers around hits): the text is HTML-escaped and only our own ``<mark>``
@@ -17,9 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.utils.html import escape
 
@@ -103,7 +105,10 @@ def matching(
     if before is not None:
         candidates = candidates.filter(id__lt=before)
     if connection.vendor == "postgresql":
-        return candidates.annotate(tsv=SearchVector("body", config=PG_CONFIG)).filter(
+        # The stored column of chat/search_index.py (PG_COLUMN; not a model field: PostgreSQL
+        # fills it).
+        tsv = RawSQL('"chat_message"."body_tsv"', [], SearchVectorField())  # noqa: S611 - constant
+        return candidates.annotate(tsv=tsv).filter(
             tsv=SearchQuery(" ".join(terms), config=PG_CONFIG, search_type="plain")
         )
     if connection.vendor == "sqlite":

@@ -1,8 +1,8 @@
 """The full-text index structures behind chat/search.py, installed by migration 0005 and checked
 after every ``migrate``.
 
-PostgreSQL: a GIN index on ``to_tsvector('simple', COALESCE(body, ''))``, the exact expression
-``SearchVector("body", config="simple")`` produces, so the planner uses it.
+PostgreSQL: a stored generated column ``body_tsv`` = ``to_tsvector('simple', COALESCE(body, ''))``
+(computed by PostgreSQL on every insert and body update) with a GIN index on it.
 
 SQLite: an FTS5 table with ``chat_message`` as its external content, kept in step by triggers
 (insert, body update, delete), so an edit or a removal is searchable at once. Django's SQLite
@@ -16,12 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
+PG_COLUMN = "body_tsv"
 PG_INDEX = "chat_message_body_tsv"
 PG_CREATE = [
-    f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON chat_message "
-    "USING gin (to_tsvector('simple'::regconfig, COALESCE(body, '')))"
+    # A stored generated column, not an index on the expression: a search that matches many rows
+    # rechecks them, and recomputing to_tsvector for each made common words take ~1 s at 10^6
+    # messages (docs/performance.md, "Search"). Unknown to the model: PostgreSQL fills it.
+    "ALTER TABLE chat_message ADD COLUMN IF NOT EXISTS body_tsv tsvector GENERATED ALWAYS AS "
+    "(to_tsvector('simple'::regconfig, COALESCE(body, ''))) STORED",
+    f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON chat_message USING gin (body_tsv)",
 ]
-PG_DROP = [f"DROP INDEX IF EXISTS {PG_INDEX}"]
+PG_DROP = [
+    f"DROP INDEX IF EXISTS {PG_INDEX}",
+    "ALTER TABLE chat_message DROP COLUMN IF EXISTS body_tsv",
+]
 
 SQLITE_TABLE = "chat_message_fts"
 SQLITE_TRIGGERS = {
