@@ -91,16 +91,17 @@ def search(
     """Visible messages of ``rooms`` matching ``text``, newest first, at most ``limit``, with
     ids below ``before`` when given; and whether more match further back."""
     terms = query_terms(text)
-    matched = matching(rooms, terms, before=before)
+    matched = matching(rooms, terms, before=before, limit=limit + 1)
     rows = list(matched.select_related("room").order_by("-id")[: limit + 1])
     hits = [Hit(message=m, snippet=snippet(m.body, terms)) for m in rows[:limit]]
     return hits, len(rows) > limit
 
 
 def matching(
-    rooms: QuerySet[Room], terms: list[str], *, before: int | None = None
+    rooms: QuerySet[Room], terms: list[str], *, before: int | None = None, limit: int = SEARCH_PAGE
 ) -> QuerySet[Message]:
-    """The query: visible messages of ``rooms`` (ids below ``before``) holding every term."""
+    """The query: visible messages of ``rooms`` (ids below ``before``) holding every term; on
+    SQLite only the newest ``limit`` of them (found in the FTS5 table's own rowid order)."""
     candidates = Message.objects.visible().filter(room__in=rooms)
     if before is not None:
         candidates = candidates.filter(id__lt=before)
@@ -112,14 +113,30 @@ def matching(
             tsv=SearchQuery(" ".join(terms), config=PG_CONFIG, search_type="plain")
         )
     if connection.vendor == "sqlite":
-        return candidates.extra(
-            where=[
-                "chat_message.id IN (SELECT rowid FROM chat_message_fts "
-                "WHERE chat_message_fts MATCH %s)"
-            ],
-            params=[fts5_match(terms)],
-        )
+        return Message.objects.filter(id__in=_fts5_ids(rooms, terms, before, limit))
     raise NotImplementedError(f"no full-text search on {connection.vendor}")
+
+
+def _fts5_ids(rooms: QuerySet[Room], terms: list[str], before: int | None, limit: int) -> list[int]:
+    """Ids of the newest ``limit`` matches, walking the FTS5 index newest first and stopping
+    there: ``id IN (all matches)`` made a common word cost ~0.6 s at 10^6 messages."""
+    room_sql, room_params = rooms.values("pk").query.sql_with_params()
+    # room_sql is Django's own SQL for the rooms query (its values are in room_params).
+    sql = (
+        "SELECT chat_message_fts.rowid FROM chat_message_fts "  # noqa: S608
+        "JOIN chat_message ON chat_message.id = chat_message_fts.rowid "
+        "WHERE chat_message_fts MATCH %s AND NOT chat_message.is_deleted "
+        "AND chat_message.room_id IN (" + room_sql + ")"
+    )
+    params: list[object] = [fts5_match(terms), *room_params]
+    if before is not None:
+        sql += " AND chat_message_fts.rowid < %s"
+        params.append(before)
+    sql += " ORDER BY chat_message_fts.rowid DESC LIMIT %s"
+    params.append(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def snippet(body: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
