@@ -102,6 +102,8 @@ def matching(
 ) -> QuerySet[Message]:
     """The query: visible messages of ``rooms`` (ids below ``before``) holding every term; on
     SQLite only the newest ``limit`` of them (found in the FTS5 table's own rowid order)."""
+    if connection.vendor == "sqlite":
+        return Message.objects.filter(id__in=_fts5_ids(rooms, terms, before, limit))
     candidates = Message.objects.visible().filter(room__in=rooms)
     if before is not None:
         candidates = candidates.filter(id__lt=before)
@@ -112,8 +114,6 @@ def matching(
         return candidates.annotate(tsv=tsv).filter(
             tsv=SearchQuery(" ".join(terms), config=PG_CONFIG, search_type="plain")
         )
-    if connection.vendor == "sqlite":
-        return Message.objects.filter(id__in=_fts5_ids(rooms, terms, before, limit))
     raise NotImplementedError(f"no full-text search on {connection.vendor}")
 
 
