@@ -1,6 +1,6 @@
 """Full-text search of message bodies (chat/search.py): a stored tsvector column with a GIN index
-on PostgreSQL, an FTS5 table
-kept in step by triggers on SQLite; each a no-op on the other back end (chat/search_index.py)."""
+on PostgreSQL, an FTS5 table kept in step by triggers on SQLite; each a no-op on the other back
+end (chat/search_index.py)."""
 
 from django.db import migrations
 
