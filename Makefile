@@ -14,7 +14,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export DJANGO_PORT ?= 8000
 export CHAT_PORT ?= 9000
 
-.PHONY: run test js-test lint format bench bench-smoke faults browser-deps js-deps deploy-deps clean
+.PHONY: run test js-test lint format bench bench-search bench-smoke faults browser-deps js-deps deploy-deps clean
 
 $(RUN_STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,7 +66,8 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 # The Django suite runs a second time on PostgreSQL (the local server, trust auth).
-TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
+# The browser search test also starts a system on a throw-away database of that server.
+export TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/chat
 
 # The tests cover bench/ too (tests/bench: the Channels peer under Daphne), so they take its extra.
 test: $(TEST_STAMP) $(BENCH_STAMP) browser-deps deploy-deps lint js-test
@@ -83,6 +84,10 @@ bench: $(BENCH_STAMP)
 # The benchmark with tiny numbers (< 1 minute): proves it runs, measures nothing.
 bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick
+
+# Full-text search over 1,000,000 messages on SQLite and PostgreSQL (bench/search.py; ~10 min).
+bench-search: $(STAMP)
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

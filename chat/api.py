@@ -8,10 +8,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from django.conf import settings
 from django.db.models import Max, Q
 from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from . import history, ratelimits
+from . import search as chat_search
 from .identity import GuestLimitReached, chat_identity, may_join
 from .models import Room, iso_utc_ms
 from .signing import error_response
@@ -57,18 +59,69 @@ def _room_or_error(request: HttpRequest, slug: str) -> Room | JsonResponse:
 
 @require_GET
 def messages(request: HttpRequest, slug: str) -> JsonResponse:
-    """``GET /api/rooms/<slug>/messages/?before=&after=&limit=``."""
+    """``GET /api/rooms/<slug>/messages/?before=&after=&around=&limit=``."""
     room = _room_or_error(request, slug)
     if isinstance(room, JsonResponse):
         return room
     try:
         before = history.parse_id(request.GET, "before")
         after = history.parse_id(request.GET, "after")
+        target = history.parse_id(request.GET, "around")
         limit = history.parse_limit(request.GET, PUBLIC_PAGE_DEFAULT, PUBLIC_PAGE_MAX)
+        if target is not None:
+            if before is not None or after is not None:
+                raise history.BadParameter("Give `around` alone, without `before` or `after`.")
+            rows, has_older, has_newer = history.around(room, target, limit=limit)
+            return JsonResponse(
+                {
+                    "messages": [m.to_dict(room.slug) for m in rows],
+                    "has_more": has_older,
+                    "has_newer": has_newer,
+                }
+            )
         rows, has_more = history.page(room, before=before, after=after, limit=limit)
     except history.BadParameter as exc:
         return error_response(400, "bad_parameter", str(exc))
     return JsonResponse({"messages": [m.to_dict(room.slug) for m in rows], "has_more": has_more})
+
+
+@require_GET
+def search(request: HttpRequest) -> JsonResponse:
+    """``GET /api/search/?q=&room=&before=&limit=``: messages the session may read, newest first,
+    with highlighted snippets (docs/protocol.md, "Search")."""
+    retry_after = ratelimits.search_limited(request)
+    if retry_after is not None:
+        response = error_response(429, "rate_limited", "Too many searches; wait and retry.")
+        response["Retry-After"] = str(retry_after)
+        return response
+    rooms = chat_search.readable_rooms(request)
+    slug = request.GET.get("room", "")
+    if slug:
+        room = _room_or_error(request, slug)
+        if isinstance(room, JsonResponse):
+            return room
+        rooms = rooms.filter(pk=room.pk)
+    try:
+        before = history.parse_id(request.GET, "before")
+        limit = history.parse_limit(request.GET, chat_search.SEARCH_PAGE, chat_search.SEARCH_PAGE)
+        hits, has_more = chat_search.search(
+            rooms, request.GET.get("q", ""), before=before, limit=limit
+        )
+    except history.BadParameter as exc:
+        return error_response(400, "bad_parameter", str(exc))
+    except chat_search.BadQuery as exc:
+        return error_response(400, exc.code, str(exc))
+    results = [
+        {
+            "message": hit.message.to_dict(hit.message.room.slug),
+            "room_name": hit.message.room.name,
+            "snippet_html": hit.snippet,
+            "url": reverse("chat:room", args=[hit.message.room.slug]) + f"?around={hit.message.id}",
+        }
+        for hit in hits
+    ]
+    next_before = hits[-1].message.id if has_more and hits else None
+    return JsonResponse({"results": results, "has_more": has_more, "next_before": next_before})
 
 
 def _chat_url(scheme_map: dict[str, str], path: str, ticket: str) -> str:

@@ -57,3 +57,21 @@ def page(
     rows = rows[:limit]
     rows.reverse()
     return rows, has_more
+
+
+def around(room: Room, target: int, *, limit: int) -> tuple[list[Message], bool, bool]:
+    """Visible messages of ``room`` in id order around id ``target``: the target (when visible)
+    and up to ``limit // 2`` before it, the rest after it; whether older, and newer, ones exist.
+
+    For opening a search result in context: the reader sees the message with what led to it.
+    """
+    qs = Message.objects.visible().filter(room=room)
+    older_count = limit // 2
+    older = list(qs.filter(id__lt=target).order_by("-id")[: older_count + 1])
+    has_older = len(older) > older_count
+    older = older[:older_count]
+    older.reverse()
+    newer_count = limit - len(older)
+    newer = list(qs.filter(id__gte=target).order_by("id")[: newer_count + 1])
+    has_newer = len(newer) > newer_count
+    return older + newer[:newer_count], has_older, has_newer

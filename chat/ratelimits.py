@@ -2,7 +2,7 @@
 
 The counters live in Django's cache (``CACHES["default"]``): per process with the default
 LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
-(``RATELIMIT_TICKET``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``,
+(``RATELIMIT_TICKET``, ``RATELIMIT_SEARCH``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``,
 ``RATELIMIT_GUEST_IDENTITY``) read at call time.
 
 Sign-in (every sign-in form: ``/accounts/login/`` and ``/admin/login/``, through
@@ -83,6 +83,17 @@ def ticket_limited(request: HttpRequest) -> int | None:
     retry_after = _over(request, "chat.ticket", _session_or_ip, settings.RATELIMIT_TICKET)
     if retry_after is not None:
         log.warning("ticket rate limit reached for %s", request.path)
+    return retry_after
+
+
+def search_limited(request: HttpRequest) -> int | None:
+    """Count a search (``/api/search/`` and the search page); seconds to wait when over the limit.
+
+    Counted like tickets: per signed-in user, per guest session, else per address.
+    """
+    retry_after = _over(request, "chat.search", _session_or_ip, settings.RATELIMIT_SEARCH)
+    if retry_after is not None:
+        log.warning("search rate limit reached")
     return retry_after
 
 

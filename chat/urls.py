@@ -30,6 +30,7 @@ api = [
     path("rooms/", api_views.room_list, name="api_rooms"),
     path("rooms/<slug:slug>/messages/", api_views.messages, name="api_messages"),
     path("rooms/<slug:slug>/ticket/", api_views.ticket, name="api_ticket"),
+    path("search/", api_views.search, name="api_search"),
     path(
         "rooms/<slug:slug>/messages/<int:message_id>/edit/",
         lifecycle.edit_message,
@@ -60,9 +61,17 @@ accounts = [
     path("signup/", views.signup, name="signup"),
 ]
 
-# Listed before the pages: "api/rooms/" is the API even when a room is called "api".
+# The search page (`search/`): its own group, so a project can lay it out beside the pages.
+search = [
+    path("", views.search, name="search"),
+]
+
+# Listed before the pages: under one prefix "api/", "internal/" and "search/" win over rooms
+# with those slugs (such rooms are reachable in a project that lays the groups out itself,
+# as django_twisted_chat/urls.py does).
 urlpatterns = [
     path("api/", include(api)),
     path("internal/", include(internal)),
+    path("search/", include(search)),
     *pages,
 ]

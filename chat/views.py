@@ -1,4 +1,4 @@
-"""HTML pages: the room list, a room, the guest-name form and sign-up."""
+"""HTML pages: the room list, a room, search, the guest-name form and sign-up."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from . import history, ratelimits
+from . import search as chat_search
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
 from .forms import SignUpForm
 from .identity import GuestLimitReached, chat_identity, may_join, set_guest_name
 from .models import MAX_NAME_LENGTH, Room
+from .params import parse_decimal
 
 
 def room_list(request: HttpRequest) -> HttpResponse:
@@ -35,10 +38,18 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         who = chat_identity(request)
     except GuestLimitReached as exc:
         return guest_limited(request, exc.retry_after)
-    latest = list(
-        room.messages.visible().prefetch_related("reactions").order_by("-id")[:PUBLIC_PAGE_DEFAULT]
-    )
-    latest.reverse()
+    target = _around(request)
+    if target is not None:
+        # Opened from a search result: the page holds the history around that message (the
+        # client scrolls to it and marks it, static/chat/client/search-context.js).
+        latest, _, _ = history.around(room, target, limit=PUBLIC_PAGE_DEFAULT)
+    else:
+        latest = list(
+            room.messages.visible()
+            .prefetch_related("reactions")
+            .order_by("-id")[:PUBLIC_PAGE_DEFAULT]
+        )
+        latest.reverse()
     # The rules the browser applies come from the one place Django reads them, never literals.
     limits = {
         "max_body": settings.CHAT_MAX_BODY,
@@ -51,6 +62,44 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     get_token(request)
     context = {"room": room, "chat_messages": latest, "who": who, "limits": limits}
     return render(request, "chat/room.html", context)
+
+
+def _around(request: HttpRequest) -> int | None:
+    """``?around=<id>`` of the room page; a value that is not an id is ignored (newest page)."""
+    try:
+        return parse_decimal(request.GET.get("around", ""))
+    except ValueError:
+        return None
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    """``/search/?q=&room=&before=``: the search form and results (chat/search.py), newest first;
+    each result links to its message in context. Works without JavaScript."""
+    text = request.GET.get("q", "")
+    rooms = chat_search.readable_rooms(request)
+    slug = request.GET.get("room", "")
+    room = get_object_or_404(rooms, slug=slug) if slug else None
+    context = {"q": text, "room": room, "hits": [], "error": "", "searched": False}
+    if text:
+        retry_after = ratelimits.search_limited(request)
+        if retry_after is not None:
+            context["error"] = f"Too many searches; try again in {retry_after} s."
+            response = render(request, "chat/search.html", context, status=429)
+            response["Retry-After"] = str(retry_after)
+            return response
+        try:
+            before = history.parse_id(request.GET, "before")
+            scope = rooms.filter(pk=room.pk) if room else rooms
+            hits, has_more = chat_search.search(scope, text, before=before)
+        except (history.BadParameter, chat_search.BadQuery) as exc:
+            context["error"] = str(exc)
+            return render(request, "chat/search.html", context, status=400)
+        context.update(
+            hits=hits,
+            searched=True,
+            next_before=hits[-1].message.id if has_more and hits else None,
+        )
+    return render(request, "chat/search.html", context)
 
 
 def guest_limited(request: HttpRequest, retry_after: int) -> HttpResponse:

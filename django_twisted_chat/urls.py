@@ -19,6 +19,7 @@ chat_patterns = [
     path("api/", include(chat_urls.api)),
     path("internal/", include(chat_urls.internal)),
     path("accounts/", include(chat_urls.accounts)),
+    path("search/", include(chat_urls.search)),
 ]
 
 urlpatterns = [

@@ -12,6 +12,7 @@ import { FINAL_STATES, StatusView, TypingIndicator, UnreadCounter } from "./indi
 import { wireMessageActions } from "./lifecycle.js";
 import { Outbox } from "./outbox.js";
 import { renderPresence } from "./render.js";
+import { openSearchTarget } from "./search-context.js";
 import { Sender } from "./sender.js";
 import { Timeline } from "./timeline.js";
 
@@ -182,6 +183,7 @@ export function startRoom(root) {
     composer: input,
   });
   connection.start();
+  openSearchTarget(list);
   return { connection, timeline, sender };
 }
 
