@@ -5,34 +5,20 @@ test_admin.py) records and checks the calls; nothing of Django is mocked.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.test import override_settings
 
 from chat import actions
 from chat.models import Room
 
+from . import test_admin
 from .test_admin import FakeChatServer
 
-
-@pytest.fixture
-def control() -> Iterator[FakeChatServer]:
-    """A running fake chat server, pointed at by CHAT_INTERNAL_URL, stopped afterwards."""
-    server = FakeChatServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with override_settings(CHAT_INTERNAL_URL=server.url):
-            yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+# The running fake chat server of test_admin (CHAT_INTERNAL_URL points at it).
+chat_server = test_admin.chat_server
 
 
 @pytest.fixture
@@ -62,20 +48,20 @@ def assert_signed_recent(server: FakeChatServer, started_ms: int) -> None:
             assert started_ms <= before_ms <= time.time_ns() // 1_000_000
 
 
-def test_sign_out_revokes_the_user(client, alice, control, django_capture_on_commit_callbacks):
+def test_sign_out_revokes_the_user(client, alice, chat_server, django_capture_on_commit_callbacks):
     """Signing out: POST /internal/users/u:<id>/revoked with a cut-off, once, after commit."""
     client.force_login(alice)
     started = time.time_ns() // 1_000_000
     with django_capture_on_commit_callbacks(execute=False) as pending:
         assert client.post("/accounts/logout/").status_code == 302
-    assert posts(control) == []  # nothing before commit
+    assert posts(chat_server) == []  # nothing before commit
     for callback in pending:
         callback()
-    assert posts(control) == [f"/internal/users/u:{alice.pk}/revoked"]
-    assert_signed_recent(control, started)
+    assert posts(chat_server) == [f"/internal/users/u:{alice.pk}/revoked"]
+    assert_signed_recent(chat_server, started)
 
 
-def test_deactivating_revokes_once(alice, control, django_capture_on_commit_callbacks):
+def test_deactivating_revokes_once(alice, chat_server, django_capture_on_commit_callbacks):
     """is_active true -> false revokes; saving the inactive user again does not call again."""
     started = time.time_ns() // 1_000_000
     with django_capture_on_commit_callbacks(execute=True):
@@ -84,20 +70,20 @@ def test_deactivating_revokes_once(alice, control, django_capture_on_commit_call
         alice.first_name = "Al"
         alice.save()
         get_user_model().objects.get(pk=alice.pk).save(update_fields=["last_login"])
-    assert posts(control) == [f"/internal/users/u:{alice.pk}/revoked"]
-    assert_signed_recent(control, started)
+    assert posts(chat_server) == [f"/internal/users/u:{alice.pk}/revoked"]
+    assert_signed_recent(chat_server, started)
 
 
-def test_deleting_a_user_revokes(alice, control, django_capture_on_commit_callbacks):
+def test_deleting_a_user_revokes(alice, chat_server, django_capture_on_commit_callbacks):
     """Deleting a user (admin, shell) revokes its uid."""
     pk = alice.pk
     with django_capture_on_commit_callbacks(execute=True):
         alice.delete()
-    assert posts(control) == [f"/internal/users/u:{pk}/revoked"]
+    assert posts(chat_server) == [f"/internal/users/u:{pk}/revoked"]
 
 
 def test_admin_deactivation_and_delete_button(
-    staff, alice, control, django_capture_on_commit_callbacks
+    staff, alice, chat_server, django_capture_on_commit_callbacks
 ):
     """The admin's user change form (unticking Active) and its Delete button each revoke."""
     with django_capture_on_commit_callbacks(execute=True):
@@ -114,10 +100,10 @@ def test_admin_deactivation_and_delete_button(
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
-    assert posts(control) == [f"/internal/users/u:{alice.pk}/revoked"] * 2
+    assert posts(chat_server) == [f"/internal/users/u:{alice.pk}/revoked"] * 2
 
 
-def test_room_stops_allowing_guests(lobby, control, django_capture_on_commit_callbacks):
+def test_room_stops_allowing_guests(lobby, chat_server, django_capture_on_commit_callbacks):
     """allow_guests true -> false: an `access` room event with scope guests; widening calls
     nothing."""
     started = time.time_ns() // 1_000_000
@@ -126,13 +112,13 @@ def test_room_stops_allowing_guests(lobby, control, django_capture_on_commit_cal
         lobby.save()
         lobby.allow_guests = True
         lobby.save()
-    assert posts(control) == ["/internal/rooms/lobby/events access"]
-    assert control.requests[0]["body"]["scope"] == "guests"
-    assert_signed_recent(control, started)
+    assert posts(chat_server) == ["/internal/rooms/lobby/events access"]
+    assert chat_server.requests[0]["body"]["scope"] == "guests"
+    assert_signed_recent(chat_server, started)
 
 
 def test_archive_and_unarchive_on_the_change_form(
-    staff, lobby, control, django_capture_on_commit_callbacks
+    staff, lobby, chat_server, django_capture_on_commit_callbacks
 ):
     """Ticking and unticking Archived in the admin: `archived`, then `unarchived` events."""
     form = {"name": "Lobby", "slug": "lobby", "description": "", "allow_guests": "on"}
@@ -140,23 +126,23 @@ def test_archive_and_unarchive_on_the_change_form(
         staff.post(f"/admin/chat/room/{lobby.pk}/change/", form | {"is_archived": "on"})
     with django_capture_on_commit_callbacks(execute=True):
         staff.post(f"/admin/chat/room/{lobby.pk}/change/", form)
-    assert posts(control) == [
+    assert posts(chat_server) == [
         "/internal/rooms/lobby/events archived",
         "/internal/rooms/lobby/events unarchived",
     ]
 
 
-def test_admin_delete_button(staff, lobby, control, django_capture_on_commit_callbacks):
+def test_admin_delete_button(staff, lobby, chat_server, django_capture_on_commit_callbacks):
     """The admin's stock Delete button: a `room_deleted` event with a cut-off."""
     started = time.time_ns() // 1_000_000
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.post(f"/admin/chat/room/{lobby.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not Room.objects.filter(slug="lobby").exists()
-    assert posts(control) == ["/internal/rooms/lobby/events room_deleted"]
-    assert_signed_recent(control, started)
+    assert posts(chat_server) == ["/internal/rooms/lobby/events room_deleted"]
+    assert_signed_recent(chat_server, started)
 
 
-def test_admin_bulk_delete_action(staff, lobby, control, django_capture_on_commit_callbacks):
+def test_admin_bulk_delete_action(staff, lobby, chat_server, django_capture_on_commit_callbacks):
     """The admin's "Delete selected rooms" action: one call per room."""
     other = Room.objects.create(slug="other", name="Other")
     with django_capture_on_commit_callbacks(execute=True):
@@ -165,27 +151,27 @@ def test_admin_bulk_delete_action(staff, lobby, control, django_capture_on_commi
             {"action": "delete_selected", "_selected_action": [lobby.pk, other.pk], "post": "yes"},
         )
     assert response.status_code == 302 and Room.objects.count() == 0
-    assert sorted(posts(control)) == [
+    assert sorted(posts(chat_server)) == [
         "/internal/rooms/lobby/events room_deleted",
         "/internal/rooms/other/events room_deleted",
     ]
 
 
-def test_queryset_delete_in_the_shell(lobby, control, django_capture_on_commit_callbacks):
+def test_queryset_delete_in_the_shell(lobby, chat_server, django_capture_on_commit_callbacks):
     """``Room.objects.filter(...).delete()`` (the shell, a management command) is covered."""
     with django_capture_on_commit_callbacks(execute=True):
         Room.objects.filter(slug="lobby").delete()
-    assert posts(control) == ["/internal/rooms/lobby/events room_deleted"]
+    assert posts(chat_server) == ["/internal/rooms/lobby/events room_deleted"]
 
 
-def test_queryset_update_in_the_shell(lobby, control, django_capture_on_commit_callbacks):
+def test_queryset_update_in_the_shell(lobby, chat_server, django_capture_on_commit_callbacks):
     """``QuerySet.update()`` sends no model signals; rooms still report what it changed."""
     Room.objects.create(slug="second", name="Second", allow_guests=True)
     with django_capture_on_commit_callbacks(execute=True):
         Room.objects.filter(slug__in=["lobby", "second"]).update(is_archived=True)
         Room.objects.filter(slug="lobby").update(is_archived=False, allow_guests=False)
         Room.objects.filter(slug="lobby").update(description="no access change")
-    assert posts(control) == [
+    assert posts(chat_server) == [
         "/internal/rooms/lobby/events archived",
         "/internal/rooms/second/events archived",
         "/internal/rooms/lobby/events unarchived",
@@ -199,25 +185,25 @@ def test_ticket_api_tells_archived_from_unknown(client, archived_room):
     assert client.get("/api/rooms/nope/ticket/").json()["error"] == "unknown_room"
 
 
-def test_slug_change_closes_the_old_address(lobby, control, django_capture_on_commit_callbacks):
+def test_slug_change_closes_the_old_address(lobby, chat_server, django_capture_on_commit_callbacks):
     """Renaming a room's slug: the chat server closes and forgets the old slug."""
     with django_capture_on_commit_callbacks(execute=True):
         lobby.slug = "hall"
         lobby.save()
-    assert posts(control) == ["/internal/rooms/lobby/events room_deleted"]
+    assert posts(chat_server) == ["/internal/rooms/lobby/events room_deleted"]
 
 
-def test_a_rolled_back_change_calls_nothing(db, control, django_capture_on_commit_callbacks):
+def test_a_rolled_back_change_calls_nothing(db, chat_server, django_capture_on_commit_callbacks):
     """A change that is rolled back never reaches the chat server; a committed one does."""
     Room.objects.create(slug="rb", name="Rollback", allow_guests=True)
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(RuntimeError), transaction.atomic():
             Room.objects.filter(slug="rb").delete()
             raise RuntimeError("abort")
-    assert posts(control) == [] and Room.objects.filter(slug="rb").exists()
+    assert posts(chat_server) == [] and Room.objects.filter(slug="rb").exists()
     with django_capture_on_commit_callbacks(execute=True):
         Room.objects.filter(slug="rb").delete()
-    assert posts(control) == ["/internal/rooms/rb/events room_deleted"]
+    assert posts(chat_server) == ["/internal/rooms/rb/events room_deleted"]
 
 
 def test_one_unanswered_call_skips_the_rest_of_its_transaction(
@@ -238,13 +224,4 @@ def test_actions_refuse_an_unknown_scope(lobby):
         actions.room_access_changed("lobby", "nobody")
 
 
-@pytest.fixture
-def no_chat_server():
-    """CHAT_INTERNAL_URL points at a port where nothing listens."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with override_settings(CHAT_INTERNAL_URL=f"http://127.0.0.1:{port}", CHAT_CONTROL_TIMEOUT=0.5):
-        yield
+no_chat_server = test_admin.no_chat_server
