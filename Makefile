@@ -50,9 +50,15 @@ deploy-deps:
 	@{ test -x /usr/sbin/nginx || command -v nginx; } >/dev/null 2>&1 \
 		&& command -v systemd-analyze >/dev/null 2>&1 || scripts/install_deploy_tools.sh
 
-# Debian's Node.js for the client's unit tests (tests/js, `node --test`, no npm packages).
-js-deps:
-	@command -v node >/dev/null 2>&1 || scripts/install_nodejs.sh
+# Debian's Node.js and npm for the client's unit tests (tests/js, `node --test`) and axe-core
+# (the version pinned in package.json and package-lock.json), which the browser tests inject
+# into the pages (tests/browser/test_axe.py).
+js-deps: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@{ command -v node && command -v npm; } >/dev/null 2>&1 || scripts/install_nodejs.sh
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 js-test: js-deps
 	node --test tests/js/*.test.js
@@ -90,4 +96,4 @@ bench-search: $(STAMP)
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache node_modules

@@ -26,6 +26,12 @@ DEFAULTS: dict[str, Any] = {
     # Must equal the chat server's CHAT_MAX_BODY.
     "CHAT_MAX_BODY": 4000,
     "CHAT_SIGNATURE_WINDOW": 60,
+    # Seconds after sending during which an author may edit (staff always).
+    "CHAT_EDIT_WINDOW": 900,
+    # Most different emoji one message may carry as reactions.
+    "CHAT_MAX_REACTIONS": 20,
+    # How long the room page waits for a socket's hello before it long-polls, milliseconds.
+    "CHAT_SOCKET_GIVE_UP_MS": 2000,
     # Only `manage.py ensuredemo` (this repository's `make run`) reads it.
     "CHAT_DEMO_ADMIN_PASSWORD": "",
     # django-ratelimit rates ("<count>/<period>") of the ticket endpoint, the app's sign-in view
@@ -34,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN_IP": "10/m",
     "RATELIMIT_LOGIN_USER": "10/m",
     "RATELIMIT_GUEST_IDENTITY": "20/10m",
+    "RATELIMIT_SEARCH": "30/m",
     "RATELIMIT_TRUST_X_FORWARDED_FOR": False,
 }
 

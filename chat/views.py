@@ -56,6 +56,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "max_name": MAX_NAME_LENGTH,
         # How many messages a page holds (rendered here, and asked for when scrolling up).
         "page": PUBLIC_PAGE_DEFAULT,
+        "socket_give_up_ms": settings.CHAT_SOCKET_GIVE_UP_MS,
     }
     # The client's message actions (edit) are CSRF-protected JSON posts: make sure the page
     # sets the `csrftoken` cookie the client sends back as `X-CSRFToken`.

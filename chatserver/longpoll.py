@@ -1,9 +1,9 @@
 """The long-polling transport (docs/protocol.md, "Long polling").
 
     GET  /poll/<slug>?ticket=&since=   one page of messages after `since` at once (`has_more` when
-                                       more follow: poll again at once), else held until an event
+         [&wait=0]                     more follow: poll again at once), else held until an event
                                        that wakes polls arrives or `poll_timeout`; without
-                                       `since`, the newest now
+                                       `since`, or with `wait=0`, the newest now
     POST /poll/<slug>?ticket=          {"body", "nonce"} -> {"events": [message or ack frame]}
                                        once stored; {"type": "typing"} -> {"events": []}
 
@@ -70,11 +70,15 @@ class _HeldPoll:
         "pending",
         "done",
         "identity",
+        "wait",
     )
     is_socket = False
 
-    def __init__(self, owner: LongPollResource, request: Any, room: str, uid: str, since) -> None:
+    def __init__(
+        self, owner: LongPollResource, request: Any, room: str, uid: str, since, wait: bool = True
+    ) -> None:
         self.owner = owner
+        self.wait = wait  # False (`wait=0`): answer once the history is read, even when empty
         self.request = request
         self.room = room
         self.uid = uid
@@ -266,6 +270,9 @@ class LongPollResource(MethodsResource):
             since = parse_since((request.args.get(b"since") or [b""])[0])
         except ValueError:
             return error_response(request, 400, "bad_since", "since must be a message id.")
+        wait = (request.args.get(b"wait") or [b"1"])[0]
+        if wait not in (b"0", b"1"):
+            return error_response(request, 400, "bad_wait", "wait must be 0 or 1.")
         if self.hub.shutting_down:
             request.setResponseCode(200)
             request.setHeader(b"Content-Type", b"application/json")
@@ -279,7 +286,7 @@ class LongPollResource(MethodsResource):
             return error_response(
                 request, 429, "too_many_connections", "Too many open connections."
             )
-        held = _HeldPoll(self, request, room, identity.uid, since)
+        held = _HeldPoll(self, request, room, identity.uid, since, wait == b"1")
         held.address = address
         held.identity = identity
         self._lease_start(room, identity)
@@ -321,7 +328,9 @@ class LongPollResource(MethodsResource):
                 # A message stored while the history was read can be in both: skip the copy.
                 frames.append(broadcast.frame)
                 newest = message_id
-        if frames or held.since is None:
+        if frames or held.since is None or not held.wait:
+            # `wait=0` (a client's first poll): the answer says at once that the chat server
+            # took the poll, so the client can count itself connected without a long hold.
             self.finish(held, 200, self.answer(held.room, frames, since=held.since))
             return
         held.deadline = self._clock.seconds() + self._config.poll_timeout

@@ -64,6 +64,9 @@ CHAT_TICKET_TTL = int(env.get("CHAT_TICKET_TTL", "60"))
 # Seconds a guest keeps its name after it was last seen (no one else may take a look-alike).
 CHAT_GUEST_NAME_HOLD = int(env.get("CHAT_GUEST_NAME_HOLD", "86400"))
 CHAT_CONTROL_TIMEOUT = float(env.get("CHAT_CONTROL_TIMEOUT", "1.0"))
+# Milliseconds the room page waits for a socket's hello before it long-polls instead (the socket
+# goes on as a probe): a proxy that accepts WebSockets and never forwards them costs this much.
+CHAT_SOCKET_GIVE_UP_MS = _int("CHAT_SOCKET_GIVE_UP_MS", 2000, minimum=100)
 # Rules both processes apply read the same variable with the same default on both sides
 # (chatserver/config.py; tests/contract/test_shared_rules.py checks that they agree). The longest
 # message body, in characters after stripping surrounding white space; the room page hands it to

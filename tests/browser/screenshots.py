@@ -1,8 +1,9 @@
 """Screenshots of a room for the docs: `.venv/bin/python -m tests.browser.screenshots`.
 
 Starts the real system (tests.support.live) on free ports, seeds a short conversation, opens the
-room in Debian's Chromium at desktop (1280x800) and phone (390x844) sizes and writes
-docs/screenshots/room-desktop.png and docs/screenshots/room-phone.png.
+room in Debian's Chromium at desktop (1280x800) and phone (390x844) sizes, and at desktop size
+with a dark colour-scheme preference, and writes docs/screenshots/room-desktop.png,
+room-phone.png and room-dark.png.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from tests.support.live import LiveSystem
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "screenshots"
-SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+DESKTOP = {"width": 1280, "height": 800}
+# name -> (viewport, preferred colour scheme)
+SHOTS = {
+    "desktop": (DESKTOP, "light"),
+    "phone": ({"width": 390, "height": 844}, "light"),
+    "dark": (DESKTOP, "dark"),
+}
 CONVERSATION = [
     ("alice", "Morning all! Is the release still planned for Thursday?"),
     ("bob", "Yes, unless the migration test finds something.\nI'll know by noon."),
@@ -50,7 +57,7 @@ def seed(live: LiveSystem, slug: str) -> None:
 
 
 def main() -> int:
-    """Write both screenshots; returns the process exit status."""
+    """Write every screenshot; returns the process exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not CHROMIUM.exists():
         log.error("Chromium not found at %s: run `make browser-deps`.", CHROMIUM)
@@ -69,8 +76,10 @@ def main() -> int:
                 other_page = other.new_page()
                 other_page.goto(f"{live.django_url}/chats/{slug}/")
                 expect(other_page.locator("#connection-state")).to_have_text("Live")
-                for name, size in SIZES.items():
-                    context = browser.new_context(viewport=size, device_scale_factor=1)
+                for name, (size, scheme) in SHOTS.items():
+                    context = browser.new_context(
+                        viewport=size, device_scale_factor=1, color_scheme=scheme
+                    )
                     page = context.new_page()
                     page.goto(f"{live.django_url}/chats/{slug}/")
                     expect(page.locator("#connection-state")).to_have_text("Live")

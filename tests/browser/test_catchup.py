@@ -74,7 +74,7 @@ def catch_up_after_outage(open_room, live_room, live, transport: str) -> None:
     """Outage, 700 messages stored meanwhile, the page back: everything shown once, in order."""
     if transport == "poll":
         alice = open_room(live_room, before_load=refuse_websockets, wait_live=False)
-        back = "Polling (fallback)"
+        back = "Live (polling)"
     else:
         alice = open_room(live_room)
         back = "Live"

@@ -80,7 +80,7 @@ def test_typing_is_shown_both_ways_while_one_reader_long_polls(open_room, live_r
     its own typing reaches the socket reader (a POST of the typing frame); neither page shows
     its own notice."""
     poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
-    expect(poller.state).to_have_text("Polling (fallback)")
+    expect(poller.state).to_have_text("Live (polling)")
     socket = open_room(live_room)
     keep_typing_until_shown(socket, poller)
     keep_typing_until_shown(poller, socket)
@@ -225,9 +225,10 @@ def test_moderated_message_is_marked_deleted_for_readers(open_room, live_room, l
     expect(bob.message("regrettable remark")).to_have_count(0)
 
 
-def test_refused_message_shows_failure_with_retry_and_discard(open_room, live_room, live):
+def test_refused_message_shows_failure_with_discard_not_retry(open_room, live_room, live):
     """A message the server refuses for good (here: over 4,000 characters, left in the outbox by
-    an older page) is shown as failed with a reason, a Retry and a Discard button; Discard
+    an older page) is shown as failed with a reason and a Discard button, and no Retry (a resend
+    can never succeed); Discard
     removes it from the page and from localStorage. Nothing is stored."""
     reader = open_room(live_room)
     key = f"dtc.outbox.{live_room}"
@@ -240,7 +241,7 @@ def test_refused_message_shows_failure_with_retry_and_discard(open_room, live_ro
     expect(failed).to_have_count(1)
     # The limit it names is the page's (CHAT_MAX_BODY via data-max-body), not a literal.
     expect(failed.locator(".message-state")).to_contain_text("too long (4,000 characters at most)")
-    expect(failed.get_by_role("button", name="Retry sending this message")).to_be_visible()
+    expect(failed.get_by_role("button", name="Retry sending this message")).to_have_count(0)
     failed.get_by_role("button", name="Discard this unsent message").click()
     expect(failed).to_have_count(0)
     assert reader.page.evaluate("(key) => localStorage.getItem(key)", key) is None

@@ -46,7 +46,7 @@ def test_resent_nonce_of_a_deleted_message_is_dropped_not_shown(open_room, live,
     live_room = f"deleted-repeat-{uuid.uuid4().hex[:10]}"  # one fresh room per transport
     live.create_room(live_room, guests=True)
     hooks = {"before_load": refuse_websockets([])} if transport == "long polling" else {}
-    state = "Polling (fallback)" if transport == "long polling" else "Live"
+    state = "Live (polling)" if transport == "long polling" else "Live"
     writer = open_room(live_room, wait_live=False, **hooks)
     expect(writer.state).to_have_text(state)
     reader = open_room(live_room)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def test_author_edits_and_socket_and_polling_readers_see_it(open_room, live_room, live):
     alice = open_room(live_room)
     poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
-    expect(poller.state).to_have_text("Polling (fallback)")
+    expect(poller.state).to_have_text("Live (polling)")
     alice.send("helo world")
     expect(poller.message("helo world")).to_have_count(1)
     mine = alice.message("helo world")
@@ -104,7 +104,7 @@ def test_author_deletes_and_it_leaves_every_page_live_and_after_reload(open_room
     alice = open_room(live_room)
     bob = open_room(live_room)
     poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
-    expect(poller.state).to_have_text("Polling (fallback)")
+    expect(poller.state).to_have_text("Live (polling)")
     alice.send("take this back")
     alice.send("this stays")
     for page in (bob, poller):
@@ -136,7 +136,7 @@ def test_reactions_toggle_live_for_everyone_and_survive_a_reload(open_room, live
     same."""
     alice = open_room(live_room)
     bob = open_room(live_room, wait_live=False, before_load=refuse_websockets)
-    expect(bob.state).to_have_text("Polling (fallback)")
+    expect(bob.state).to_have_text("Live (polling)")
     bob.send("big news")
     news = alice.message("big news")
     expect(news).to_have_attribute("data-id", re.compile(r"^\d+$"))

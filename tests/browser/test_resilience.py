@@ -73,8 +73,8 @@ def test_blocked_websockets_fall_back_to_long_polling(open_room, live_room, live
     chats both ways with a page on a socket; every message appears once on both sides."""
     attempts: list[str] = []
     poller = open_room(live_room, before_load=refuse_websockets(attempts), wait_live=False)
-    expect(poller.state).to_have_text("Polling (fallback)")
-    assert len(attempts) >= 2 and all("/ws/" in url for url in attempts)
+    expect(poller.state).to_have_text("Live (polling)")
+    assert len(attempts) >= 1 and all("/ws/" in url for url in attempts)
     socket_user = open_room(live_room)
 
     poller.send("from the poller")
@@ -85,7 +85,7 @@ def test_blocked_websockets_fall_back_to_long_polling(open_room, live_room, live
         expect(page.page.locator("#message-list li.pending")).to_have_count(0)
     # The polling reader counts as online for the others.
     expect(socket_user.page.locator("#presence li", has_text=poller.user_name)).to_have_count(1)
-    expect(poller.state).to_have_text("Polling (fallback)")
+    expect(poller.state).to_have_text("Live (polling)")
 
     bodies = [m["body"] for m in live.stored_messages(live_room)]
     assert sorted(bodies) == ["from the poller", "from the socket"]
@@ -137,7 +137,7 @@ def test_polling_client_returns_to_the_socket_without_losing_messages(open_room,
     attempts: list[str] = []
     blocked = {"on": True}
     poller = open_room(live_room, before_load=refuse_websockets(attempts, blocked), wait_live=False)
-    expect(poller.state).to_have_text("Polling (fallback)")
+    expect(poller.state).to_have_text("Live (polling)")
     other = open_room(live_room)
     other.send("while polling")
     expect(poller.message("while polling")).to_have_count(1)

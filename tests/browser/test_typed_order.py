@@ -101,7 +101,7 @@ def test_fast_typist_on_a_socket_keeps_typed_order(room_page, strict):
 def test_fast_typist_on_long_polling_keeps_typed_order(room_page, strict):
     """The same on the long-poll fallback (WebSockets refused in the typist's browser): one
     POST at a time, each refused one retried before any later one."""
-    typist = room_page(before_load=refuse_websockets([]), state="Polling (fallback)")
+    typist = room_page(before_load=refuse_websockets([]), state="Live (polling)")
     reader = room_page()
     type_fast(typist, TYPED)
     assert_same_order_everywhere(strict, room_page.slug, [typist, reader])

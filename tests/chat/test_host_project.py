@@ -88,3 +88,19 @@ def test_defaults_fill_only_what_is_missing():
     assert Host.CHAT_MAX_BODY == 4000
     assert Host.CHAT_INTERNAL_URL == "https://chat.example.org"
     assert Host.RATELIMIT_TICKET == "30/m"
+
+
+def test_every_setting_the_app_reads_has_a_default_or_is_required():
+    """A host project sets only what differs: every `settings.CHAT_*` / `settings.RATELIMIT_*`
+    the app's code reads is in chat/conf.py (a setting added later without a default would
+    crash a host project that never heard of it)."""
+    import re
+    from pathlib import Path
+
+    from chat import conf
+
+    app = Path(conf.__file__).parent
+    read = set()
+    for source in app.rglob("*.py"):
+        read |= set(re.findall(r"settings\.((?:CHAT|RATELIMIT)_[A-Z_]+)", source.read_text()))
+    assert read and read <= set(conf.DEFAULTS) | set(conf.REQUIRED), read - set(conf.DEFAULTS)

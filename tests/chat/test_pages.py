@@ -42,9 +42,16 @@ def test_room_page_dom_contract(client, lobby):
     assert 'data-messages-url="/api/rooms/lobby/messages/"' in main
     assert 'data-guest="true"' in main and 'data-user-name="guest-' in main
     for needle in (
-        'id="connection-state" role="status"',
+        # The badge is not a live region (its countdown ticks); the announcer is, per state.
+        '<span id="connection-state">',
+        'id="connection-announce" class="visually-hidden" role="status"',
+        'id="reconnect-now"',
+        'id="outbox-status" role="status" hidden',
         'id="presence" aria-label="Online now"',
-        'id="message-list" aria-live="polite"',
+        'id="message-log" role="log" aria-live="polite" aria-label="Messages"',
+        'id="message-list" tabindex="0" aria-label="Messages"',
+        'class="skip-link" href="#composer-input"',
+        'rel="icon"',
         'id="typing-indicator"',
         'id="composer"',
         'id="composer-input" name="body" maxlength="4000"',

@@ -82,6 +82,35 @@ def test_held_poll_is_answered_by_a_message_from_a_socket(env):
     assert sock.json_frames()[0]["id"] == answer["messages"][0]["id"]
 
 
+def test_wait_0_answers_at_once_with_nothing_new_and_the_next_poll_is_held(env):
+    """`wait=0` (a client's first poll): with nothing after `since` the answer comes at once,
+    presence and `cursor` only, so the client knows the chat server took it; the same poll
+    without it is held."""
+    hub, _, django, poll = env
+    old = django.add("lobby")
+    request = get(env, f"&since={old['id']}&wait=0")
+    assert request.finished and poll.active() == 0
+    answer = body_json(request)
+    assert answer["events"] == [
+        {
+            "type": "presence",
+            "online": ["alice"],
+            "people": [{"id": "u:1", "name": "alice", "guest": False}],
+        }
+    ]
+    assert answer["cursor"] == old["id"] and answer["has_more"] is False
+    held = get(env, f"&since={old['id']}&wait=1")
+    assert not held.finished and poll.active() == 1
+
+
+@pytest.mark.parametrize("raw", ["2", "no", "00", "true", "-0"])
+def test_wait_other_than_0_or_1_is_400_bad_wait(env, raw):
+    """`wait` is 0 or 1 (absent means 1); anything else is a clear 400 `bad_wait`."""
+    request = get(env, f"&since=0&wait={raw}")
+    assert request.finished and request.responseCode == 400
+    assert body_json(request)["error"] == "bad_wait"
+
+
 def test_held_poll_times_out_with_empty_list_and_disconnect_releases(env):
     """A held poll answers an empty list after the poll timeout; a gone client is forgotten."""
     hub, reactor, _, poll = env

@@ -99,3 +99,41 @@ test("a GET answer's frames are its events; a previous release's answer is rebui
     presence,
   ]);
 });
+
+test("the first GET asks wait=0 (answered at once), later ones wait, and after trouble wait=0 again", async () => {
+  globalThis.window ??= { location: { href: "http://site.test/chats/lobby/" } };
+  const gets = [];
+  globalThis.fetch = (url) =>
+    new Promise((resolve, reject) => gets.push({ url: new URL(url), resolve, reject }));
+  const answer = (call, events) =>
+    call.resolve({ status: 200, ok: true, json: async () => ({ events, cursor: 7, has_more: false }) });
+  const healthy = [];
+  const poll = new PollTransport({
+    pollUrl: "http://chat.test/poll/lobby?ticket=t",
+    since: 7,
+    renewTicket: async () => ({ poll_url: "http://chat.test/poll/lobby?ticket=t2" }),
+    onFrame: () => {},
+    onAnswer: () => {},
+    onGone: () => {},
+    onTrouble: () => {},
+    onHealthy: () => healthy.push(true),
+  });
+  poll.start();
+  await tick();
+  assert.equal(gets[0].url.searchParams.get("wait"), "0");
+  assert.equal(gets[0].url.searchParams.get("since"), "7");
+  // Presence only, answered at once: healthy, and the next poll follows without a pause.
+  answer(gets[0], [{ type: "presence", online: [], people: [] }]);
+  await tick();
+  await tick();
+  assert.equal(healthy.length, 1);
+  assert.equal(gets.length, 2);
+  assert.equal(gets[1].url.searchParams.get("wait"), null);
+  gets[1].reject(new TypeError("network down"));
+  await new Promise((resolve) => {
+    const check = () => (gets.length === 3 ? resolve() : setTimeout(check, 10));
+    check();
+  });
+  assert.equal(gets[2].url.searchParams.get("wait"), "0");
+  poll.stop();
+});

@@ -3,7 +3,11 @@
  *
  *   connecting ──hello──> live ──close──> reconnecting (backoff + full jitter, fresh ticket,
  *        │                                  resume with since) ──hello──> live
- *        └─ socket fails before hello twice in a row ──> polling (long-poll fallback), while a
+ *        ├─ socket fails before hello (once when no socket of this page ever said hello, else
+ *        │  twice in a row) ──> polling (long-poll fallback) at once
+ *        └─ socket open but no hello after `socketGiveUpMs` ──> polling, the socket kept as a
+ *           probe until its own hello timeout
+ *   polling: "live" as soon as the chat server answers the first poll (`wait=0`, at once); a
  *           socket is retried in the background every 30 s; on its hello ──> live
  *   close 4004 / ticket 404 room_archived ──> archived (final)
  *   close 4005 / ticket 404 (room gone) ──> deleted (final)      ticket 403 ──> denied (final)
@@ -32,6 +36,11 @@ export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_CAP_MS = 15000;
 /** After this many sockets in a row failed before hello, try long polling. */
 export const FALLBACK_AFTER = 2;
+/**
+ * A socket without hello after this long is given up on (long polling starts, the socket goes
+ * on as a probe); the room page passes the site's setting (CHAT_SOCKET_GIVE_UP_MS).
+ */
+export const SOCKET_GIVE_UP_MS = 2000;
 /** While polling, how often to try to get back to a socket. */
 export const SOCKET_RETRY_WHILE_POLLING_MS = 30000;
 /** Close 1001 (server going away): reconnect within this jittered window. */
@@ -66,9 +75,16 @@ export class Connection {
    * @param {() => number|null} options.getSince the highest message id shown (every message up
    *   to it is shown once no catch-up is under way).
    * @param {ConnectionHandlers} options.handlers
+   * @param {number} [options.socketGiveUpMs] how long a socket may stay silent before polling.
    */
-  constructor({ ticketUrl, getSince, handlers }) {
+  constructor({ ticketUrl, getSince, handlers, socketGiveUpMs = SOCKET_GIVE_UP_MS }) {
     this.ticketUrl = ticketUrl;
+    this.socketGiveUpMs = socketGiveUpMs;
+    /** True once any socket of this page said hello: sockets can work from here. */
+    this.everHello = false;
+    this.giveUpTimer = null;
+    /** True while `connect` waits for its ticket. */
+    this.ticketPending = false;
     this.getSince = getSince;
     this.handlers = handlers;
     /** "ws", "poll" or null: which transport can take messages right now. */
@@ -111,6 +127,7 @@ export class Connection {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.probeTimer);
     clearTimeout(this.historyTimer);
+    clearTimeout(this.giveUpTimer);
     this.ws?.close();
     this.probe?.close();
     this.poll?.stop();
@@ -219,24 +236,78 @@ export class Connection {
   }
 
   async connect() {
-    if (this.finished) return;
+    // One attempt at a time ("Reconnect now" pressed while a ticket is on its way).
+    if (this.finished || this.ticketPending) return;
     clearTimeout(this.reconnectTimer);
     this.setState(this.state === null || this.state === "connecting" ? "connecting" : "reconnecting", {
       inMs: 0,
     });
     // Django did not answer: same treatment as a socket that did not open.
-    const ticket = await this.ticketOr(() => this.scheduleReconnect());
+    this.ticketPending = true;
+    let ticket;
+    try {
+      ticket = await this.ticketOr(() => this.scheduleReconnect());
+    } finally {
+      this.ticketPending = false;
+    }
     if (!ticket || this.finished) return;
-    const ws = new WsTransport(this.socketUrl(ticket), {
-      onHello: (frame) => this.onSocketHello(ws, frame),
-      onFrame: (frame) => this.onSocketFrame(ws, frame),
-      onClose: (info) => this.onSocketClose(ws, info),
-    });
+    const ws = this.openSocket(ticket);
     this.ws = ws;
+    clearTimeout(this.giveUpTimer);
+    this.giveUpTimer = setTimeout(() => this.giveUpOnSocket(ws), this.socketGiveUpMs);
+  }
+
+  /**
+   * A socket whose events go to the live path while it is `this.ws` and to the probe path
+   * while it is `this.probe` (a socket given up on keeps trying as a probe).
+   */
+  openSocket(ticket) {
+    const ws = new WsTransport(this.socketUrl(ticket), {
+      onHello: (frame) => {
+        if (ws === this.probe) this.probeHello(ws, frame);
+        else this.onSocketHello(ws, frame);
+      },
+      onFrame: (frame) => this.onSocketFrame(ws, frame),
+      onClose: (info) => {
+        if (ws === this.probe) {
+          this.probe = null;
+          if (this.poll) this.scheduleProbe();
+        } else {
+          this.onSocketClose(ws, info);
+        }
+      },
+    });
+    return ws;
+  }
+
+  /**
+   * The socket opened (or is still opening) but said nothing for `socketGiveUpMs`: a proxy that
+   * accepts sockets and never forwards them, or a very slow server. Poll now; the socket goes
+   * on as a probe and takes over if its hello still comes.
+   */
+  giveUpOnSocket(ws) {
+    if (ws !== this.ws || this.finished || ws.hadHello || ws.closed) return;
+    this.ws = null;
+    this.probe?.close();
+    this.probe = ws;
+    this.startPolling();
+  }
+
+  /** A probe said hello: it takes over from polling. */
+  probeHello(probe, frame) {
+    this.probe = null;
+    clearTimeout(this.reconnectTimer);
+    if (this.ws && this.ws !== probe) this.ws.close();
+    this.poll?.stop();
+    this.poll = null;
+    this.ws = probe;
+    this.onSocketHello(probe, frame);
   }
 
   onSocketHello(ws, frame) {
     if (ws !== this.ws) return;
+    clearTimeout(this.giveUpTimer);
+    this.everHello = true;
     this.attempt = 0;
     this.earlyFailures = 0;
     this.mode = "ws";
@@ -260,9 +331,12 @@ export class Connection {
     }
     // 4003 (access revoked) takes the ordinary path below: the reconnect fetches a fresh ticket,
     // and Django's answer decides whether this page may stay in the room.
+    clearTimeout(this.giveUpTimer);
     if (!hadHello) {
       this.earlyFailures += 1;
-      if (this.earlyFailures >= FALLBACK_AFTER) {
+      // A page whose sockets never worked falls back at the first refusal (a proxy that blocks
+      // WebSockets); one that had a socket allows one more try (a restart of the chat server).
+      if (!this.everHello || this.earlyFailures >= FALLBACK_AFTER) {
         this.startPolling();
         return;
       }
@@ -296,9 +370,9 @@ export class Connection {
    * polling fails too and the socket backoff goes on instead.
    */
   async startPolling() {
-    if (this.finished) return;
+    if (this.finished || this.poll) return;
     const ticket = await this.ticketOr(() => this.scheduleReconnect());
-    if (!ticket || this.finished) return;
+    if (!ticket || this.finished || this.poll) return;
     let healthy = false;
     const poll = new PollTransport({
       pollUrl: ticket.poll_url,
@@ -353,29 +427,20 @@ export class Connection {
 
   /** While polling, tries a socket in the background; on hello it takes over from polling. */
   async probeSocket() {
-    if (this.finished || !this.poll) return;
+    if (this.finished || !this.poll || this.probe) return;
     const ticket = await this.ticketOr(() => this.scheduleProbe());
-    if (!ticket || this.finished || !this.poll) return;
-    const probe = new WsTransport(this.socketUrl(ticket), {
-      onHello: (frame) => {
-        if (probe !== this.probe) return;
-        this.probe = null;
-        this.poll?.stop();
-        this.poll = null;
-        this.ws = probe;
-        this.onSocketHello(probe, frame);
-      },
-      onFrame: (frame) => this.onSocketFrame(probe, frame),
-      onClose: (info) => {
-        if (probe === this.probe) {
-          this.probe = null;
-          this.scheduleProbe();
-        } else {
-          this.onSocketClose(probe, info);
-        }
-      },
-    });
-    this.probe = probe;
+    if (!ticket || this.finished || !this.poll || this.probe) return;
+    this.probe = this.openSocket(ticket);
+  }
+
+  /**
+   * The reader pressed "Reconnect now": skip the rest of the backoff wait and try at once (a
+   * fresh ticket, a socket; the usual fallback applies). Nothing to do while connected.
+   */
+  reconnectNow() {
+    if (this.finished || this.mode !== null || this.ws || this.poll) return;
+    this.attempt = 0;
+    this.connect();
   }
 
   onBrowserOnline() {

@@ -8,7 +8,13 @@
 
 import { fetchOlder } from "./api.js";
 import { Connection } from "./connection.js";
-import { FINAL_STATES, StatusView, TypingIndicator, UnreadCounter } from "./indicators.js";
+import {
+  FINAL_STATES,
+  OutboxStatus,
+  StatusView,
+  TypingIndicator,
+  UnreadCounter,
+} from "./indicators.js";
 import { wireMessageActions } from "./lifecycle.js";
 import { Outbox } from "./outbox.js";
 import { renderPresence } from "./render.js";
@@ -88,8 +94,15 @@ export function startRoom(root) {
     if (atBottom) timeline.scrollToBottom();
   };
 
+  const outage = new OutboxStatus(document.getElementById("outbox-status"), list);
+
   const onFinal = (state) => {
-    input.disabled = true;
+    // Read-only, not disabled: the draft stays selectable for copying (client.css greys it).
+    input.readOnly = true;
+    input.setAttribute("aria-disabled", "true");
+    // Nobody is here or typing any more: the room takes no messages.
+    renderPresence(presence, [], meId);
+    typing.clear();
     form.querySelectorAll("button").forEach((b) => {
       b.disabled = true;
     });
@@ -101,10 +114,12 @@ export function startRoom(root) {
 
   const connection = new Connection({
     ticketUrl: root.dataset.ticketUrl,
+    socketGiveUpMs: Number(root.dataset.socketGiveUpMs) || undefined,
     getSince: () => timeline.highestId(),
     handlers: {
       onState: (state, detail) => {
         status.show(state, detail);
+        outage.setState(state);
         if (FINAL_STATES.has(state)) onFinal(state);
       },
       onUser: (user) => {
@@ -174,6 +189,7 @@ export function startRoom(root) {
   timeline.scrollToBottom();
 
   wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
+  document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   wireMessageActions({
     list,
@@ -192,7 +208,7 @@ function wireComposer({ form, input, sender, send }) {
   let lastTyping = 0;
   const submit = () => {
     const body = input.value.trim();
-    if (!body) return;
+    if (!body || input.readOnly) return;
     sender.submit(body);
     // lastTyping is kept: the server drops typing notices closer than 2 s anyway.
     input.value = "";

@@ -157,6 +157,8 @@ export function setTime(time, iso) {
   if (label) {
     time.textContent = label.short;
     time.title = label.full;
+    // Focusable, so the full date is reachable without a mouse (shown on focus, client.css).
+    time.tabIndex = 0;
   }
 }
 

@@ -8,6 +8,9 @@
 
 import { buildEditedMarker, buildMessage, renderBody, setTime } from "./render.js";
 
+/** How long the list stays quiet after older messages went in at the top. */
+const QUIET_AFTER_OLDER_MS = 500;
+
 /** Pixels from the bottom that still count as "reading the newest messages". */
 const NEAR_BOTTOM_PX = 80;
 
@@ -22,6 +25,17 @@ const FAILURE_TEXT = {
   busy: "the server is busy",
   store_failed: "the server could not store it",
 };
+
+/** Refusals that a resend can never turn into success: these offer Discard, not Retry. */
+const NEVER_SUCCEEDS = new Set([
+  "empty_body",
+  "body_too_long",
+  "bad_body",
+  "bad_nonce",
+  "bad_frame",
+  "room_archived",
+  "unknown_room",
+]);
 
 /** Controller for `#message-list`. */
 export class Timeline {
@@ -42,6 +56,17 @@ export class Timeline {
       this.adoptServerRendered(li);
     }
     list.addEventListener("click", (event) => this.onClick(event));
+    // Pinned to the newest message while the reader is there: a resize (a phone's keyboard, a
+    // turned screen, a wrapped header) keeps it in view instead of cutting it off.
+    this.pinned = true;
+    list.addEventListener("scroll", () => {
+      this.pinned = this.isNearBottom();
+    });
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(() => {
+        if (this.pinned) this.scrollToBottom();
+      }).observe(list);
+    }
   }
 
   /** Takes over a server-rendered item: index it and show its time in the reader's zone. */
@@ -175,10 +200,20 @@ export class Timeline {
     const heightBefore = el.scrollHeight;
     const topBefore = el.scrollTop;
     let added = 0;
+    // The list is a live region (role="log"): old messages put at the top are not news, so it
+    // is quiet (aria-live off, aria-busy) while they go in, and live again after a moment.
+    clearTimeout(this.quietTimer);
+    const log = el.closest('[role="log"]') ?? el;
+    log.setAttribute("aria-busy", "true");
+    log.setAttribute("aria-live", "off");
     for (const msg of messages) {
       if (this.upsert(msg)) added += 1;
     }
     el.scrollTop = topBefore + (el.scrollHeight - heightBefore);
+    this.quietTimer = setTimeout(() => {
+      log.setAttribute("aria-live", "polite");
+      log.removeAttribute("aria-busy");
+    }, QUIET_AFTER_OLDER_MS);
     return added;
   }
 
@@ -229,10 +264,14 @@ export class Timeline {
     this.setState(nonce, "retrying", `Not sent yet (${why}), retrying in ${seconds} s…`, false, false);
   }
 
-  /** Marks an unsent message as failed; `final` failures also offer to discard it. */
+  /**
+   * Marks an unsent message as failed; `final` failures also offer to discard it, and one that
+   * can never succeed (too long, the room archived) offers only that.
+   */
   setFailed(nonce, code, final) {
     const why = this.failureText(code);
-    this.setState(nonce, "failed", `Failed — ${why}.`, true, final);
+    const hopeless = NEVER_SUCCEEDS.has(code);
+    this.setState(nonce, "failed", `Failed — ${why}.`, !hopeless, final || hopeless);
   }
 
   setState(nonce, state, text, retry, discard) {

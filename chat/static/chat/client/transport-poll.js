@@ -109,6 +109,8 @@ export class PollTransport {
     /** nonce -> the number of its latest POST: an answer to an earlier one is stale. */
     this.posted = new Map();
     this.posts = 0;
+    /** Until a GET answers: ask with `wait=0`, so the first answer comes at once. */
+    this.answered = false;
   }
 
   start() {
@@ -134,6 +136,7 @@ export class PollTransport {
     let failures = 0;
     while (!this.stopped) {
       const started = Date.now();
+      const first = !this.answered;
       try {
         const batch = await this.pollOnce();
         if (this.stopped) return;
@@ -150,7 +153,7 @@ export class PollTransport {
         this.options.onAnswer(messages, batch.has_more === true);
         // Presence rides along with every answer: only other frames make it a real answer.
         const empty = frames.every((frame) => frame.type === "presence");
-        if (empty && Date.now() - started < MIN_EMPTY_POLL_MS) {
+        if (empty && !first && Date.now() - started < MIN_EMPTY_POLL_MS) {
           await pause(MIN_EMPTY_POLL_MS, this.controller.signal);
         }
       } catch (err) {
@@ -161,6 +164,8 @@ export class PollTransport {
           return;
         }
         failures += 1;
+        // Back from trouble, the first answer must come at once again (it says "healthy").
+        this.answered = false;
         this.options.onTrouble(failures);
         const cap = Math.min(MAX_ERROR_DELAY_MS, 500 * 2 ** failures);
         await pause(Math.random() * cap, this.controller.signal);
@@ -170,7 +175,10 @@ export class PollTransport {
 
   /** One GET; null when the ticket had to be renewed. */
   async pollOnce() {
-    const url = this.since == null ? this.pollUrl : withParam(this.pollUrl, "since", this.since);
+    let url = this.since == null ? this.pollUrl : withParam(this.pollUrl, "since", this.since);
+    // The first answer tells that the chat server took the poll (the page can send from then
+    // on): it must not wait for the room's next event (docs/protocol.md, "Long polling").
+    if (!this.answered) url = withParam(url, "wait", 0);
     const response = await fetch(url, {
       credentials: "omit",
       cache: "no-store",
@@ -188,7 +196,9 @@ export class PollTransport {
     if (!response.ok) {
       throw new Error(`poll answered ${response.status}`);
     }
-    return response.json();
+    const answer = await response.json();
+    this.answered = true;
+    return answer;
   }
 
   /**

@@ -1,0 +1,100 @@
+"""axe-core (installed from npm by `make js-deps`, version pinned in package.json) run inside
+real Chromium on the site's pages: any violation fails the test, with axe's own report.
+
+The pages' CSP allows no inline script, so these contexts bypass CSP to inject axe; nothing else
+about the pages changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@pytest.fixture
+def axe_page(browser: Browser) -> Iterator:
+    """Opens a page (own context) ready for axe; closes every context afterwards."""
+    if not AXE.exists():
+        pytest.fail(
+            f"axe-core not found at {AXE}: run `make js-deps` (npm ci). It is not optional."
+        )
+    contexts = []
+
+    def _open(url: str, viewport=None, color_scheme: str = "light") -> Page:
+        context = browser.new_context(
+            viewport=viewport or DESKTOP, color_scheme=color_scheme, bypass_csp=True
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(url)
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def assert_no_violations(page: Page) -> None:
+    """Runs axe on the whole page (every rule axe enables by default) and fails on any
+    violation, listing each rule with the elements it found."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document)")
+    violations = [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [
+                {"target": n["target"], "summary": n.get("failureSummary", "")}
+                for n in v["nodes"][:5]
+            ],
+        }
+        for v in result["violations"]
+    ]
+    assert violations == [], json.dumps(violations, indent=2)
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_room_list_has_no_axe_violations(axe_page, live, live_room, color_scheme):
+    page = axe_page(f"{live.django_url}/", color_scheme=color_scheme)
+    expect(page.locator("main")).to_be_visible()
+    assert_no_violations(page)
+
+
+@pytest.mark.parametrize(
+    ("viewport", "color_scheme"),
+    [(DESKTOP, "light"), (DESKTOP, "dark"), (PHONE, "light"), (PHONE, "dark")],
+    ids=["desktop-light", "desktop-dark", "phone-light", "phone-dark"],
+)
+def test_room_page_has_no_axe_violations(axe_page, live, live_room, viewport, color_scheme):
+    """The room page with messages (a guest's and the reader's own), presence and the composer,
+    once live."""
+    live.store_messages(live_room, 3, body="stored")
+    page = axe_page(
+        f"{live.django_url}/chats/{live_room}/", viewport=viewport, color_scheme=color_scheme
+    )
+    expect(page.locator("#connection-state")).to_have_text("Live")
+    box = page.locator("#composer-input")
+    box.fill("my own message")
+    box.press("Enter")
+    expect(page.locator("#message-list li.pending")).to_have_count(0)
+    expect(page.locator("#presence li")).to_have_count(1)
+    assert_no_violations(page)
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_sign_in_page_has_no_axe_violations(axe_page, live, color_scheme):
+    page = axe_page(f"{live.django_url}/accounts/login/", color_scheme=color_scheme)
+    expect(page.locator("form")).to_be_visible()
+    assert_no_violations(page)
