@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import actions, ratelimits
+from .access import may_read
 from .models import MAX_NAME_LENGTH, NameClaim, Room
 from .names import name_error, name_key
 
@@ -54,8 +55,8 @@ class ChatIdentity:
 
 
 def may_join(request: HttpRequest, room: Room) -> bool:
-    """A signed-in user may join any open room; a visitor only a room that allows guests."""
-    return request.user.is_authenticated or room.allow_guests
+    """The request's user may read and write ``room`` (``chat.access.may_read``)."""
+    return may_read(request.user, room)
 
 
 def _hold_cutoff():

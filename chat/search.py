@@ -25,6 +25,7 @@ from django.db.models.expressions import RawSQL
 from django.http import HttpRequest
 from django.utils.html import escape
 
+from . import access
 from .models import Message, Room
 
 MAX_QUERY_LENGTH = 200
@@ -48,14 +49,9 @@ class BadQuery(ValueError):
 
 def readable_rooms(request: HttpRequest) -> QuerySet[Room]:
     """The rooms this request may read: the one rule the room page, the history API and the ticket
-    apply (``chat.identity.may_join``), as a query. Archived rooms are never searched.
-
-    Private rooms and direct messages plug in here (a membership filter) when they exist.
+    apply (``chat.access``), as a query. Archived rooms are never searched.
     """
-    rooms = Room.objects.filter(is_archived=False)
-    if not request.user.is_authenticated:
-        rooms = rooms.filter(allow_guests=True)
-    return rooms
+    return access.readable_rooms(request.user).filter(is_archived=False)
 
 
 def query_terms(text: str) -> list[str]:
