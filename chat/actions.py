@@ -114,10 +114,28 @@ def user_access_revoked(user_id: int) -> None:
     _after_commit("user_revoked", lambda: chatserver_client.user_revoked(uid, now_ms()))
 
 
+def _with_quote(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` (about message ``id``) plus ``quote``, the ``reply_to`` its replies show now,
+    when the message has replies (docs/protocol.md, `edited` and `deleted`).
+
+    Read after commit: a reply stored before the change is seen here, one stored after it
+    quoted the changed parent already. The chat server gives the quote to the replies in its
+    recent buffer, and clients to the replies they show.
+    """
+    from .models import Message, quote_of
+
+    message_id = event["id"]
+    if not Message.objects.filter(reply_to_id=message_id).exists():
+        return event
+    parent = Message.objects.filter(pk=message_id).first()
+    return {**event, "quote": quote_of(message_id, parent)}
+
+
 def message_deleted(slug: str, message_id: int) -> None:
-    """A moderator or the author deleted a message: clients remove it (a `deleted` frame)."""
+    """A moderator or the author deleted a message: clients remove it (a `deleted` frame), and
+    its replies show "deleted" in their quote."""
     event = {"type": "deleted", "id": int(message_id)}
-    _room_event("message_deleted", slug, lambda: event)
+    _room_event("message_deleted", slug, lambda: _with_quote(event))
 
 
 def guest_renamed(uid: str, name: str) -> None:
@@ -143,7 +161,7 @@ def message_edited(slug: str, message: dict[str, Any]) -> None:
         "body": message["body"],
         "edited_at": message["edited_at"],
     }
-    _room_event("message_edited", slug, lambda: event)
+    _room_event("message_edited", slug, lambda: _with_quote(event))
 
 
 def message_reactions(slug: str, message: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from .models import (
     body_too_long_text,
     is_valid_nonce,
 )
+from .params import MAX_ID
 from .signing import error_response, internal_endpoint
 
 MAX_BATCH_ITEMS = 1000
@@ -35,6 +36,7 @@ ERROR_TEXT = {
     "bad_body": "A message cannot contain NUL characters or unpaired surrogates.",
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
+    "unknown_parent": "The message this replies to is not in this room.",
 }
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ def _shape_error(item: Any) -> str | None:
         and 1 <= len(name.strip()) <= MAX_NAME_LENGTH
         and isinstance(item.get("guest"), bool)
         and (user_id is None or (isinstance(user_id, int) and not isinstance(user_id, bool)))
+        and _reply_to_shape_ok(item.get("reply_to"))
     ):
         return "bad_item"
     if not _uid_matches(item):
@@ -72,6 +75,13 @@ def _shape_error(item: Any) -> str | None:
     if not is_valid_nonce(item.get("nonce")):
         return "bad_nonce"
     return None
+
+
+def _reply_to_shape_ok(value: Any) -> bool:
+    """``reply_to`` is absent/null or a message id: an integer from 1 to 2**53 - 1."""
+    if value is None:
+        return True
+    return type(value) is int and 1 <= value <= MAX_ID
 
 
 def _uid_matches(item: dict[str, Any]) -> bool:
@@ -157,6 +167,14 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
         )
         room_ids = [room.id for room in rooms.values()]
         nonces = {item["nonce"] for item in good}
+        # Every parent named, deleted ones included (a reply to a message deleted meanwhile is
+        # stored as a reply to a deleted message); one query for the batch.
+        parents = {
+            m.pk: m
+            for m in Message.objects.filter(
+                pk__in={item["reply_to"] for item in good if item.get("reply_to") is not None}
+            )
+        }
         existing: dict[tuple[int, str], Message] = {
             (m.room_id, m.nonce): m
             for m in Message.objects.filter(room_id__in=room_ids, nonce__in=nonces)
@@ -177,7 +195,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     if room.is_archived:
                         err = "room_archived"
                     else:
-                        err = body_error(item["body"])
+                        err = body_error(item["body"]) or _parent_error(item, room, parents)
             if err is not None:
                 results.append(_item_error(item, err))
                 continue
@@ -193,6 +211,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     author_uid=item["uid"],
                     body=item["body"].strip(),
                     nonce=item["nonce"],
+                    reply_to=parents.get(item.get("reply_to")),
                 )
         # Deleted rows count: ids only grow, and a receiver must not wait for a hidden one.
         last_ids = dict(
@@ -211,6 +230,21 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
             results[index] = _created(message, slug, created, previous.get(message.pk))
             first_seen.add(key)
     return [r for r in results if r is not None]
+
+
+def _parent_error(item: dict[str, Any], room: Room, parents: dict[int, Message]) -> str | None:
+    """``unknown_parent`` when the item replies to a message that is not in its room.
+
+    A message of another room is answered exactly like one that never existed, so a reply
+    cannot tell whether an id exists in a room the sender may not read.
+    """
+    parent_id = item.get("reply_to")
+    if parent_id is None:
+        return None
+    parent = parents.get(parent_id)
+    if parent is None or parent.room_id != room.id:
+        return "unknown_parent"
+    return None
 
 
 def _insert(rows: list[Message]) -> dict[tuple[int, str], tuple[Message, bool]]:

@@ -25,6 +25,9 @@ NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # one in Python). The chat server applies the same rule (chatserver/frames.py).
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_TEXT = "cannot contain NUL characters or unpaired surrogates"
+# A reply quotes this many characters of its parent's body (docs/protocol.md, `reply_to`); the
+# client shows what Django cut, so the number lives here alone.
+REPLY_SNIPPET_CHARS = 100
 
 
 def has_unstorable(text: str) -> bool:
@@ -176,6 +179,18 @@ class Message(models.Model):
         related_name="+",
     )
 
+    # The message this one answers (same room, checked when stored). No database constraint and
+    # DO_NOTHING: the parent's id stays whatever happens to the parent row, so a reply to a
+    # deleted (or even purged) message still says "a reply to a deleted message".
+    reply_to = models.ForeignKey(
+        "self",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="replies",
+    )
+
     objects = MessageQuerySet.as_manager()
 
     class Meta:
@@ -221,6 +236,19 @@ class Message(models.Model):
             entry["users"].append({"id": reaction.uid, "name": reaction.name})
         return [{**entry, "count": len(entry["users"])} for entry in by_emoji.values()]
 
+    def reply_shape(self) -> dict[str, Any] | None:
+        """The protocol's ``reply_to``: None, or the quote of the parent (see ``quote_of``).
+
+        Lists ``select_related("reply_to")`` so this costs no query per message.
+        """
+        if self.reply_to_id is None:
+            return None
+        try:
+            parent = self.reply_to
+        except Message.DoesNotExist:  # purged from the database: as good as deleted
+            parent = None
+        return quote_of(self.reply_to_id, parent)
+
     def to_dict(self, room_slug: str | None = None, *, fresh: bool = False) -> dict[str, Any]:
         """The protocol's message shape; the only place it is built.
 
@@ -242,7 +270,37 @@ class Message(models.Model):
             "version": self.version,
             "reactions": [] if fresh else self.reaction_summary(),
             "reactions_version": self.reactions_version,
+            "reply_to": self.reply_shape(),
         }
+
+
+def snippet(body: str) -> str:
+    """The quoted part of a parent's body: its first ``REPLY_SNIPPET_CHARS`` characters (code
+    points), followed by ``…`` when the body is longer."""
+    if len(body) <= REPLY_SNIPPET_CHARS:
+        return body
+    return body[:REPLY_SNIPPET_CHARS] + "…"
+
+
+def quote_of(parent_id: int, parent: Message | None) -> dict[str, Any]:
+    """``reply_to`` for a reply to message ``parent_id`` (docs/protocol.md, shapes).
+
+    ``{"id", "author": {"id", "name", "guest"}, "snippet", "deleted": false}`` for a parent
+    that is shown; ``{"id", "author": null, "snippet": "", "deleted": true}`` for one that was
+    deleted (``parent`` None or deleted): nothing of a deleted message is ever shown again.
+    """
+    if parent is None or parent.is_deleted:
+        return {"id": parent_id, "author": None, "snippet": "", "deleted": True}
+    return {
+        "id": parent_id,
+        "author": {
+            "id": parent.author_uid,
+            "name": parent.author_name,
+            "guest": parent.author_is_guest,
+        },
+        "snippet": snippet(parent.body),
+        "deleted": False,
+    }
 
 
 class Reaction(models.Model):

@@ -46,6 +46,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         latest = list(
             room.messages.visible()
+            .select_related("reply_to")
             .prefetch_related("reactions")
             .order_by("-id")[:PUBLIC_PAGE_DEFAULT]
         )

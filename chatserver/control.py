@@ -224,6 +224,11 @@ def _check_event(event: object) -> None:
     missing = [field for field in row.revises if field not in event]
     if missing:
         raise BadEvent(f"A {kind} event carries {', '.join(row.revises)}.")
+    quote = event.get("quote")
+    if "quote" in event and not (
+        row.requotes and isinstance(quote, dict) and quote.get("id") == message_id
+    ):
+        raise BadEvent("quote is an object about the event's message (edited, deleted).")
 
 
 def _body_fields(body: bytes) -> dict | None:

@@ -25,6 +25,10 @@ Columns (each answers one question the code used to answer with `if kind == ...`
 - `revises`: the message fields the event carries (e.g. `body`, `edited_at`, `version` of an
   edit); the message `id` in the recent buffer takes them, so history answered from memory
   shows the message as it is now, not as it was sent.
+- `requotes`: an event of the kind may carry `quote`, the `reply_to` that replies to the
+  message `id` show now (Django builds it: the parent was edited or deleted); every buffered
+  message whose `reply_to.id` is that id takes it, so history answered from memory quotes the
+  parent as it is now. The chat server never builds or reads a quote beyond its `id`.
 - `control`: Django may send it through `POST /internal/rooms/<slug>/events`.
 """
 
@@ -49,6 +53,7 @@ class Kind:
     relayed: bool = True
     retracts: bool = False
     revises: tuple[str, ...] = ()
+    requotes: bool = False
     control: bool = False
     ordered: bool = False  # the ordered message path (`Fanout.publish`), never `publish_event`
 
@@ -57,13 +62,21 @@ KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind("message", ordered=True),
-        Kind("deleted", remembered=True, after_message=True, retracts=True, control=True),
+        Kind(
+            "deleted",
+            remembered=True,
+            after_message=True,
+            retracts=True,
+            requotes=True,
+            control=True,
+        ),
         Kind(
             "edited",
             remembered=True,
             after_message=True,
             versioned=True,
             revises=("body", "edited_at", "version"),
+            requotes=True,
             control=True,
         ),
         Kind(

@@ -169,8 +169,8 @@ class LocalFanout:
 
         What the registry keeps about it follows its row in `chatserver.events.KINDS`: a
         retracted message leaves the recent buffer, a revised one takes the event's fields
-        there, a remembered event is kept for returning
-        polls, a versioned event older than one already seen is dropped (returns 0).
+        there, replies quoting a requoted one take its `quote`, a remembered event is kept for
+        returning polls, a versioned event older than one already seen is dropped (returns 0).
         """
         kind = kind_of(event)
         message_id = referred_id(event)
@@ -184,6 +184,9 @@ class LocalFanout:
             self._registry.retract(room, message_id)
         if kind.revises and message_id is not None:
             self._registry.revise(room, message_id, {f: event.get(f) for f in kind.revises})
+        quote = event.get("quote")
+        if kind.requotes and message_id is not None and isinstance(quote, dict):
+            self._registry.requote(room, message_id, quote)
         if kind.remembered:
             self._registry.remember_event(room, event)
         return self._deliver(room, Broadcast(event, self._prepare, sender))

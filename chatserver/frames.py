@@ -43,13 +43,15 @@ class FrameError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ClientFrame:
-    """A valid client frame; `body` (stripped) and `nonce` are set for messages only, `after`
-    (a message id) for history requests only."""
+    """A valid client frame; `body` (stripped) and `nonce` are set for messages only, with
+    `reply_to` (the id of the message it answers) when given; `after` (a message id) for
+    history requests only."""
 
     type: str
     body: str | None = None
     nonce: str | None = None
     after: int | None = None
+    reply_to: int | None = None
 
 
 def encode(obj: object) -> bytes:
@@ -93,7 +95,15 @@ def validate_message(obj: dict, max_body: int) -> ClientFrame:
             "The message contains a NUL or an unpaired surrogate, which cannot be stored.",
             nonce,
         )
-    return ClientFrame(type="message", body=stripped, nonce=nonce)
+    reply_to = obj.get("reply_to")
+    if reply_to is not None and (type(reply_to) is not int or not 1 <= reply_to <= MAX_MESSAGE_ID):
+        # Only the shape: whether the message exists in the room is Django's to say.
+        raise FrameError(
+            "bad_reply_to",
+            f"reply_to is the id of a message: a whole number from 1 to {MAX_MESSAGE_ID}.",
+            nonce,
+        )
+    return ClientFrame(type="message", body=stripped, nonce=nonce, reply_to=reply_to)
 
 
 def _safe_nonce(nonce: object) -> str | None:

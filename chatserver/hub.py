@@ -259,6 +259,8 @@ class ChatHub:
             "user_id": identity.user_id,
             "guest": identity.guest,
         }
+        if frame.reply_to is not None:
+            item["reply_to"] = frame.reply_to  # passed through; Django checks the parent
         try:
             d = self.persistence.enqueue(item)
         except QueueFull:

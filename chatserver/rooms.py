@@ -300,6 +300,24 @@ class RoomRegistry:
             maxlen=self._recent_size,
         )
 
+    def requote(self, slug: str, parent_id: int, quote: dict) -> None:
+        """Buffered replies to `parent_id` (`reply_to.id`) take `quote` as their `reply_to`
+        (the parent was edited or deleted). Replaced, not changed in place, as in `revise`."""
+        room = self._rooms.get(slug)
+        if room is None:
+            return
+
+        def quotes(message: dict) -> bool:
+            reply_to = message.get("reply_to")
+            return isinstance(reply_to, dict) and reply_to.get("id") == parent_id
+
+        if not any(quotes(m) for m in room.recent):
+            return
+        room.recent = deque(
+            ({**m, "reply_to": quote} if quotes(m) else m for m in room.recent),
+            maxlen=self._recent_size,
+        )
+
     def remember_event(self, slug: str, event: dict) -> None:
         """Keep an event for long polls that come back later (the newest `REMEMBERED`)."""
         room = self._rooms.get(slug)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 
-from chat.models import Room
+from chat.models import Message, Room
 
 
 def protocol_signature(secret: str, ts: str, method: str, target: str, body: bytes) -> str:
@@ -98,3 +98,16 @@ def alice_client(client, alice) -> Client:
     """A client signed in as alice."""
     client.force_login(alice)
     return client
+
+
+@pytest.fixture
+def alice_message(lobby, alice) -> Message:
+    """A message alice sent in the lobby just now (her own, inside the edit window)."""
+    return Message.objects.create(
+        room=lobby,
+        author=alice,
+        author_uid=f"u:{alice.pk}",
+        author_name="alice",
+        body="helo",
+        nonce="n1",
+    )

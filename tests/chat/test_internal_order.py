@@ -87,6 +87,7 @@ def test_repeats_carry_no_prev_id_and_public_shape_is_unchanged(signed, lobby):
         "version",
         "reactions",
         "reactions_version",
+        "reply_to",
     }
     history = signed.get("/internal/rooms/lobby/messages/?after=0").json()["messages"]
     assert all("prev_id" not in m for m in history)

@@ -31,18 +31,6 @@ def posts(server) -> list[dict]:
     return [r for r in server.requests if r["method"] == "POST"]
 
 
-@pytest.fixture
-def alice_message(lobby, alice) -> Message:
-    return Message.objects.create(
-        room=lobby,
-        author=alice,
-        author_uid=f"u:{alice.pk}",
-        author_name="alice",
-        body="helo",
-        nonce="n1",
-    )
-
-
 def test_author_edits_and_chat_server_gets_the_event(
     alice_client,
     alice_message,

@@ -90,6 +90,7 @@ def test_to_dict_shape(lobby):
         "version": 0,
         "reactions": [],
         "reactions_version": 0,
+        "reply_to": None,
     }
     msg.edited_at = datetime(2026, 11, 22, 9, 20, 0, 1000, tzinfo=UTC)
     msg.version = 2

@@ -59,7 +59,10 @@ ITEM_ERROR_TEXT = {
     "bad_body": "A message cannot contain NUL characters or unpaired surrogates.",
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
+    "unknown_parent": "The message this replies to is not in this room.",
 }
+# Django's quote length (chat/models.py REPLY_SNIPPET_CHARS; the contract suite compares).
+REPLY_SNIPPET_CHARS = 100
 
 
 def _shape_error(item: object) -> str | None:
@@ -76,6 +79,10 @@ def _shape_error(item: object) -> str | None:
         and isinstance(item.get("guest"), bool)
         and (user_id is None or (isinstance(user_id, int) and not isinstance(user_id, bool)))
         and isinstance(uid, str)
+        and (
+            item.get("reply_to") is None
+            or (type(item["reply_to"]) is int and 1 <= item["reply_to"] <= 2**53 - 1)
+        )
     )
     if not typed:
         return "bad_item"
@@ -125,6 +132,7 @@ class FakeDjango:
         self.fail_history = False  # messages_after / latest_messages fail while True
         self.history_reads: list[tuple[str, int | None, int]] = []  # (room, after, limit)
         self.gone_rooms: set[str] = set()  # deleted rooms: reads answer 404, items unknown_room
+        self.rooms_of_deleted: dict[int, str] = {}  # deleted id -> its room (replies may name it)
 
     def delete(self, message_id: int) -> None:
         """Soft-delete a message: never listed again, still the predecessor of the next one."""
@@ -133,6 +141,7 @@ class FakeDjango:
                 self.messages.remove(message)
                 self.deleted_ids.setdefault(message["room"], []).append(message_id)
                 self.deleted_nonces[(message["room"], message["nonce"])] = message_id
+                self.rooms_of_deleted[message_id] = message["room"]
 
     def edit(self, message_id: int, body: str) -> dict:
         """Edit a stored message as Django does (new body, one more version); the event."""
@@ -202,7 +211,7 @@ class FakeDjango:
                 if item["room"] in self.archived_rooms:
                     code = "room_archived"
                 else:
-                    code = _body_error(item["body"], self.max_body)
+                    code = _body_error(item["body"], self.max_body) or self._parent_error(item)
             if code:
                 results.append(self._refusal(item, code))
                 continue
@@ -219,6 +228,7 @@ class FakeDjango:
                 "version": 0,
                 "reactions": [],
                 "reactions_version": 0,
+                "reply_to": self.quote(item.get("reply_to")),
             }
             self.next_id += 1
             self.messages.append(message)
@@ -231,6 +241,26 @@ class FakeDjango:
                 }
             )
         return results
+
+    def _parent_error(self, item: dict) -> str | None:
+        """Django's reply rule: the parent is a message of the item's room (deleted or not)."""
+        parent_id = item.get("reply_to")
+        if parent_id is None:
+            return None
+        rooms = {m["id"]: m["room"] for m in self.messages}
+        rooms.update(self.rooms_of_deleted)
+        return None if rooms.get(parent_id) == item["room"] else "unknown_parent"
+
+    def quote(self, parent_id: int | None) -> dict | None:
+        """`reply_to` as Django builds it (chat/models.py `quote_of`)."""
+        if parent_id is None:
+            return None
+        parent = next((m for m in self.messages if m["id"] == parent_id), None)
+        if parent is None:
+            return {"id": parent_id, "author": None, "snippet": "", "deleted": True}
+        body = parent["body"]
+        cut = body if len(body) <= REPLY_SNIPPET_CHARS else body[:REPLY_SNIPPET_CHARS] + "…"
+        return {"id": parent_id, "author": parent["user"], "snippet": cut, "deleted": False}
 
     def persist_batch(self, items: list[dict]) -> Deferred:
         self.batches.append(list(items))

@@ -43,6 +43,7 @@ MESSAGE_KEYS = {
     "version",
     "reactions",
     "reactions_version",
+    "reply_to",
 }
 CREATED_KEYS = {"ok", "created", "prev_id", "message"}
 REPEAT_KEYS = {"ok", "created", "id", "deleted", "message"}
@@ -283,6 +284,52 @@ def test_each_item_is_judged_on_its_own(django):
         assert (result["nonce"], result["room"]) == (sent["nonce"], sent["room"])
         assert isinstance(result["message"], str) and result["message"]
     assert len(stored_ids(django, room)) == 2
+
+
+def test_replies_quote_their_parent_and_only_a_parent_of_the_same_room(django):
+    """`reply_to` names a message of the item's room (deleted ones included: the quote then
+    says `deleted` and nothing else); another room's message or an unknown id is refused
+    `unknown_parent`, a value that is not an id `bad_item`. The snippet is the parent's first
+    100 characters, `…` when cut."""
+    room, other = django.new_room(), django.new_room()
+    parent, elsewhere, doomed = store(
+        django,
+        item(room, body="p" * 101, name="alice"),
+        item(other, body="not here"),
+        item(room, body="soon gone"),
+    )
+    django.delete(doomed["message"]["id"])
+    parent_id = parent["message"]["id"]
+    cases = [
+        (item(room, "r-1", reply_to=parent_id), None),
+        (item(room, "r-2", reply_to=doomed["message"]["id"]), None),
+        (item(room, "r-3", reply_to=elsewhere["message"]["id"]), "unknown_parent"),
+        (item(room, "r-4", reply_to=2**53 - 1), "unknown_parent"),
+        (item(room, "r-5", reply_to=str(parent_id)), "bad_item"),
+        (item(room, "r-6", reply_to=0), "bad_item"),
+        (item(room, "r-7", reply_to=None), None),
+    ]
+    results = store(django, *(case for case, _ in cases))
+    assert [r.get("error") for r in results] == [code for _, code in cases]
+    assert results[0]["message"]["reply_to"] == {
+        "id": parent_id,
+        "author": {"id": GUEST, "name": "alice", "guest": True},
+        "snippet": "p" * 100 + "…",
+        "deleted": False,
+    }
+    assert results[1]["message"]["reply_to"] == {
+        "id": doomed["message"]["id"],
+        "author": None,
+        "snippet": "",
+        "deleted": True,
+    }
+    assert results[6]["message"]["reply_to"] is None
+    messages, _ = django.call("messages_after", room, 0, 1000)
+    assert [m["reply_to"] for m in messages][1:] == [
+        results[0]["message"]["reply_to"],
+        results[1]["message"]["reply_to"],
+        None,
+    ]
 
 
 def test_a_repeat_in_an_archived_room_is_still_answered_with_the_original(django):

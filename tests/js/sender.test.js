@@ -295,3 +295,30 @@ test("answers arrive as frames whatever the transport: error, ack for a deleted 
   );
   assert.deepEqual(connection.bodies(), ["p1", "p1", "p2", "p3"]);
 });
+
+test("a reply carries reply_to, survives a reload, and a refused parent is final", () => {
+  const storage = new FakeStorage();
+  const first = setup(true, storage);
+  first.sender.submit("plain");
+  first.store(first.connection.frames[0], 1);
+  const entry = first.sender.submit("an answer", 1);
+  assert.equal(entry.reply_to, 1);
+  assert.deepEqual(first.connection.frames[1], {
+    type: "message",
+    body: "an answer",
+    nonce: entry.nonce,
+    reply_to: 1,
+  });
+  assert.equal("reply_to" in first.connection.frames[0], false);
+  // Reloaded before the answer: the resend is the same reply, same nonce.
+  const again = setup(true, storage);
+  again.sender.restore();
+  again.sender.flush();
+  assert.deepEqual(again.connection.frames[0], first.connection.frames[1]);
+  // Django refuses the parent: final (Discard only), and the next message leaves.
+  again.sender.submit("next");
+  again.sender.refused(entry.nonce, "unknown_parent");
+  assert.equal(again.timeline.states.get(entry.nonce), "failed unknown_parent");
+  assert.equal(again.connection.frames.at(-1).body, "next");
+  assert.equal(again.timers.delays().includes(RETRY_BASE_MS), false);
+});

@@ -11,12 +11,37 @@
  * Delete asks once more in place (Delete / Keep; Escape keeps); the message then leaves every
  * reader's list with the `deleted` frame, and at once for this reader.
  * A refusal (`not_author`, `edit_window_passed`, ...) is shown in the message, as an alert.
+ * Reply (on every stored message) hands the message to `onReply` (static/chat/client/replies.js).
+ * On phones the same actions are in a "More actions" menu (static/chat/client/message-menu.js),
+ * opened by its ⋯ button or a long press on the message.
  */
 
 import { deleteMessage, editMessage, toggleReaction } from "./api.js";
+import { wireMessageMenu } from "./message-menu.js";
 
 /** The palette offered first; any other single emoji can be typed. */
 export const PALETTE = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
+/**
+ * A `<button type="button">` (every control of this module is one).
+ * @param {string} text the visible text.
+ * @param {string} label its accessible name (`aria-label`).
+ * @param {{className?: string, tool?: string, type?: string}} [options] `tool` becomes
+ *   `data-tool` (a message action), `type` "submit" for a form's main button.
+ * @returns {HTMLButtonElement}
+ */
+export function makeButton(text, label, { className, tool, type = "button" } = {}) {
+  const button = document.createElement("button");
+  button.type = type;
+  if (className) button.className = className;
+  if (tool) button.dataset.tool = tool;
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  return button;
+}
+
+/** A message action of the hover toolbar. */
+const toolButton = (tool, text, label) => makeButton(text, label, { className: `message-tool ${tool}`, tool });
 
 /** Links this module's stylesheet once (kept apart from client.css). */
 function ensureStylesheet() {
@@ -28,11 +53,12 @@ function ensureStylesheet() {
 }
 
 /**
- * Wires the edit action into the message list.
+ * Wires the message actions into the message list.
  * @param {{list: HTMLOListElement, timeline: import("./timeline.js").Timeline,
- *   meId: string, messagesUrl: string, composer: HTMLTextAreaElement}} options
+ *   meId: string, messagesUrl: string, composer: HTMLTextAreaElement,
+ *   onReply?: (li: HTMLLIElement) => void}} options
  */
-export function wireMessageActions({ list, timeline, meId, messagesUrl, composer }) {
+export function wireMessageActions({ list, timeline, meId, messagesUrl, composer, onReply }) {
   ensureStylesheet();
   const isOwn = (li) =>
     Boolean(meId) && li.dataset.author === meId && li.dataset.id && !li.classList.contains("pending");
@@ -42,29 +68,24 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     if (li.querySelector(".message-tools")) return;
     const tools = document.createElement("span");
     tools.className = "message-tools";
-    const react = document.createElement("button");
-    react.type = "button";
-    react.className = "message-tool react";
-    react.dataset.tool = "react";
-    react.textContent = "React";
-    react.setAttribute("aria-label", "Add a reaction");
+    const react = toolButton("react", "React", "Add a reaction");
     react.setAttribute("aria-expanded", "false");
     tools.append(react);
+    if (onReply) tools.append(" ", toolButton("reply", "Reply", "Reply to this message"));
+    if (isOwn(li)) {
+      tools.append(
+        " ",
+        toolButton("edit", "Edit", "Edit your message"),
+        " ",
+        toolButton("delete", "Delete", "Delete your message"),
+      );
+    }
+    // Phones: one ⋯ button opens every action above as a menu (message-menu.js).
+    const more = makeButton("⋯", "More actions", { className: "message-tool more", tool: "more" });
+    more.setAttribute("aria-haspopup", "menu");
+    more.setAttribute("aria-expanded", "false");
+    tools.append(" ", more);
     li.append(tools);
-    if (!isOwn(li)) return;
-    const edit = document.createElement("button");
-    edit.type = "button";
-    edit.className = "message-tool edit";
-    edit.dataset.tool = "edit";
-    edit.textContent = "Edit";
-    edit.setAttribute("aria-label", "Edit your message");
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "message-tool delete";
-    remove.dataset.tool = "delete";
-    remove.textContent = "Delete";
-    remove.setAttribute("aria-label", "Delete your message");
-    tools.append(" ", edit, " ", remove);
   };
   const decorateAll = () => {
     for (const li of list.querySelectorAll(":scope > li.message[data-id]")) decorate(li);
@@ -101,14 +122,8 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     box.value = body.textContent;
     const maxBody = Number(list.dataset.maxBody);
     if (maxBody) box.maxLength = maxBody;
-    const save = document.createElement("button");
-    save.type = "submit";
-    save.textContent = "Save";
-    save.setAttribute("aria-label", "Save the edited message");
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.textContent = "Cancel";
-    cancel.setAttribute("aria-label", "Cancel editing (Escape)");
+    const save = makeButton("Save", "Save the edited message", { type: "submit" });
+    const cancel = makeButton("Cancel", "Cancel editing (Escape)");
     const hint = document.createElement("span");
     hint.className = "edit-hint";
     hint.textContent = "Enter to save, Escape to cancel";
@@ -179,14 +194,8 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     box.setAttribute("aria-label", "Delete this message?");
     const question = document.createElement("span");
     question.textContent = "Delete this message?";
-    const yes = document.createElement("button");
-    yes.type = "button";
-    yes.textContent = "Delete";
-    yes.setAttribute("aria-label", "Yes, delete your message");
-    const keep = document.createElement("button");
-    keep.type = "button";
-    keep.textContent = "Keep";
-    keep.setAttribute("aria-label", "No, keep your message");
+    const yes = makeButton("Delete", "Yes, delete your message");
+    const keep = makeButton("Keep", "No, keep your message");
     box.append(question, " ", yes, " ", keep);
     li.append(box);
     const close = () => {
@@ -248,17 +257,16 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
         const users = Array.isArray(reaction.users) ? reaction.users : [];
         const mine = users.some((user) => user.id === meId);
         const names = users.map((user) => user.name).join(", ");
-        const chip = document.createElement("button");
-        chip.type = "button";
-        chip.className = "reaction";
+        // The room page renders the same chip (chat/templatetags/chat_messages.py `reactions`).
+        const chip = makeButton(
+          "",
+          `${reaction.emoji} ${reaction.count}: ${names}. ` +
+            (mine ? "Remove your reaction" : `React with ${reaction.emoji}`),
+          { className: "reaction" },
+        );
         chip.dataset.emoji = reaction.emoji;
         chip.setAttribute("aria-pressed", String(mine));
         chip.title = names;
-        chip.setAttribute(
-          "aria-label",
-          `${reaction.emoji} ${reaction.count}: ${names}. ` +
-            (mine ? "Remove your reaction" : `React with ${reaction.emoji}`),
-        );
         const face = document.createElement("span");
         face.className = "reaction-emoji";
         face.textContent = reaction.emoji;
@@ -289,10 +297,7 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
       if (trigger.isConnected) trigger.focus();
     };
     for (const emoji of PALETTE) {
-      const choice = document.createElement("button");
-      choice.type = "button";
-      choice.textContent = emoji;
-      choice.setAttribute("aria-label", `React with ${emoji}`);
+      const choice = makeButton(emoji, `React with ${emoji}`);
       choice.addEventListener("click", async () => {
         if (await react(li, emoji)) close();
       });
@@ -304,10 +309,7 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     other.maxLength = 32;
     other.setAttribute("aria-label", "Any emoji");
     other.placeholder = "🙂";
-    const add = document.createElement("button");
-    add.type = "submit";
-    add.textContent = "Add";
-    add.setAttribute("aria-label", "Add this emoji");
+    const add = makeButton("Add", "Add this emoji", { type: "submit" });
     picker.append(" ", other, " ", add);
     picker.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -334,10 +336,20 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     }
     const button = event.target.closest("button[data-tool]");
     const li = button?.closest("li.message");
-    if (li && button.dataset.tool === "edit") startEdit(li, button);
-    if (li && button.dataset.tool === "delete") confirmDelete(li, button);
-    if (li && button.dataset.tool === "react") openPicker(li, button);
+    if (li && button.dataset.tool !== "more") runTool(li, button.dataset.tool, button);
   });
+
+  /**
+   * Runs a message action; `trigger` gets the focus back when it ends (the toolbar's button,
+   * or the ⋯ button when the action came from the menu).
+   */
+  const runTool = (li, tool, trigger) => {
+    if (tool === "edit") startEdit(li, trigger);
+    if (tool === "delete") confirmDelete(li, trigger);
+    if (tool === "react") openPicker(li, trigger);
+    if (tool === "reply") onReply?.(li);
+  };
+  wireMessageMenu({ list, runTool });
 
   // Up-arrow in the empty composer edits the reader's newest message (as in Slack and Zulip).
   composer.addEventListener("keydown", (event) => {

@@ -18,6 +18,7 @@ import {
 import { wireMessageActions } from "./lifecycle.js";
 import { Outbox } from "./outbox.js";
 import { renderPresence } from "./render.js";
+import { wireReplies } from "./replies.js";
 import { openSearchTarget } from "./search-context.js";
 import { Sender } from "./sender.js";
 import { Timeline } from "./timeline.js";
@@ -150,9 +151,11 @@ export function startRoom(root) {
             break;
           case "deleted":
             timeline.markDeleted(frame.id);
+            replies.parentChanged(frame);
             break;
           case "edited":
             timeline.applyEdit(frame);
+            replies.parentChanged(frame);
             break;
           case "reactions":
             timeline.applyReactions(frame);
@@ -188,7 +191,14 @@ export function startRoom(root) {
   sender.restore();
   timeline.scrollToBottom();
 
-  wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
+  const replies = wireReplies({
+    list,
+    timeline,
+    form,
+    input,
+    messagesUrl: root.dataset.messagesUrl,
+  });
+  wireComposer({ form, input, sender, replies, send: (frame) => connection.send(frame) });
   document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   wireMessageActions({
@@ -197,19 +207,23 @@ export function startRoom(root) {
     meId,
     messagesUrl: root.dataset.messagesUrl,
     composer: input,
+    onReply: (li) => replies.start(li),
   });
   connection.start();
   openSearchTarget(list);
   return { connection, timeline, sender };
 }
 
-/** Enter sends, Shift+Enter adds a line, typing notices are throttled (on either transport). */
-function wireComposer({ form, input, sender, send }) {
+/** Enter sends (as a reply while one is being written), Shift+Enter adds a line, typing notices
+ * are throttled (on either transport). */
+function wireComposer({ form, input, sender, replies, send }) {
   let lastTyping = 0;
   const submit = () => {
     const body = input.value.trim();
     if (!body || input.readOnly) return;
-    sender.submit(body);
+    const target = replies.take();
+    const entry = sender.submit(body, target?.id ?? null);
+    replies.decoratePending(entry.nonce, target);
     // lastTyping is kept: the server drops typing notices closer than 2 s anyway.
     input.value = "";
   };

@@ -31,6 +31,7 @@ export function newNonce() {
  * @property {string} body
  * @property {string} created ISO time the user pressed send.
  * @property {string|null} failed error code of a final failure, or null while still trying.
+ * @property {number} [reply_to] the id of the message it answers (a reply), when it is one.
  */
 
 /** The unsent messages of one room. */
@@ -62,10 +63,12 @@ export class Outbox {
   /**
    * Adds a message and returns its entry.
    * @param {string} body
+   * @param {number|null} [replyTo] the id of the message it answers.
    * @returns {OutboxEntry}
    */
-  add(body) {
+  add(body, replyTo = null) {
     const entry = { nonce: newNonce(), body, created: new Date().toISOString(), failed: null };
+    if (Number.isSafeInteger(replyTo) && replyTo > 0) entry.reply_to = replyTo;
     this.write([...this.all(), entry]);
     return entry;
   }

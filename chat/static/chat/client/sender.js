@@ -80,12 +80,15 @@ export class Sender {
   /**
    * Queues a message the reader typed; it leaves when everything typed before it has.
    * @param {string} body
+   * @param {number|null} [replyTo] the id of the message it answers (docs/protocol.md `reply_to`).
+   * @returns {import("./outbox.js").OutboxEntry} its outbox entry.
    */
-  submit(body) {
-    const entry = this.outbox.add(body);
+  submit(body, replyTo = null) {
+    const entry = this.outbox.add(body, replyTo);
     this.timeline.addPending(entry, this.me());
     this.timeline.scrollToBottom();
     this.pump();
+    return entry;
   }
 
   /**
@@ -108,7 +111,9 @@ export class Sender {
     if (this.inFlight !== null || this.waitTimer !== null) return;
     const entry = this.head();
     if (!entry) return;
-    if (!this.connection.send({ type: "message", body: entry.body, nonce: entry.nonce })) {
+    const frame = { type: "message", body: entry.body, nonce: entry.nonce };
+    if (entry.reply_to) frame.reply_to = entry.reply_to;
+    if (!this.connection.send(frame)) {
       return; // not sent: it goes out on the next "ready"
     }
     // Answers always come later (a socket frame, a POST's answer): never inside `send`.

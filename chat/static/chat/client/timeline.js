@@ -24,6 +24,8 @@ const FAILURE_TEXT = {
   rate_limited: "sending too fast",
   busy: "the server is busy",
   store_failed: "the server could not store it",
+  unknown_parent: "the message it replies to is not in this room",
+  bad_reply_to: "the client named a bad message to reply to",
 };
 
 /** Refusals that a resend can never turn into success: these offer Discard, not Retry. */
@@ -35,6 +37,8 @@ const NEVER_SUCCEEDS = new Set([
   "bad_frame",
   "room_archived",
   "unknown_room",
+  "unknown_parent",
+  "bad_reply_to",
 ]);
 
 /** Controller for `#message-list`. */
@@ -139,6 +143,7 @@ export class Timeline {
       if (msg.nonce) this.removePending(msg.nonce);
       this.applyEdit(msg);
       this.applyReactions(msg);
+      this.applyReply(msg);
       return false;
     }
     let li = msg.nonce ? this.pendingElement(msg.nonce) : null;
@@ -161,6 +166,7 @@ export class Timeline {
     this.byId.set(msg.id, li);
     this.placeById(li, msg.id);
     this.applyReactions(msg);
+    this.applyReply(msg);
     return true;
   }
 
@@ -342,6 +348,16 @@ export class Timeline {
     li.dataset.reactionsVersion = String(version);
     this.onReactions?.(li, update.reactions);
     return true;
+  }
+
+  /**
+   * Shows the quote of the message a reply answers (`reply_to`, docs/protocol.md); `onReply`
+   * (static/chat/client/replies.js) draws it. A message without the field changes nothing.
+   * @param {{id: number, reply_to?: object|null}} msg
+   */
+  applyReply(msg) {
+    const li = this.byId.get(msg.id);
+    if (li && msg.reply_to !== undefined) this.onReply?.(li, msg.reply_to);
   }
 
   /**
