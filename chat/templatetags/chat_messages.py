@@ -55,10 +55,10 @@ def reactions(message: Message, reader_uid: str) -> SafeString | str:
         label = f"{reaction['emoji']} {reaction['count']}: {names}. {action}"
         chips.append(
             (
+                label,
                 reaction["emoji"],
                 "true" if mine else "false",
                 names,
-                label,
                 reaction["emoji"],
                 reaction["count"],
             )
@@ -69,8 +69,9 @@ def reactions(message: Message, reader_uid: str) -> SafeString | str:
         '<div class="reactions" role="group" aria-label="Reactions">{}</div>',
         format_html_join(
             "",
-            '<button type="button" class="reaction" data-emoji="{}" aria-pressed="{}" title="{}"'
-            ' aria-label="{}"><span class="reaction-emoji">{}</span>'
+            # The attributes in the order the client sets them (same markup, not only same look).
+            '<button type="button" class="reaction" aria-label="{}" data-emoji="{}"'
+            ' aria-pressed="{}" title="{}"><span class="reaction-emoji">{}</span>'
             ' <span class="reaction-count">{}</span></button>',
             chips,
         ),

@@ -1,7 +1,9 @@
-"""Editing and deleting your own messages in real browsers (two or three contexts): the
-actions on hover and focus, Enter saves, Escape cancels, Up-arrow in the empty composer edits
-the newest own message, Delete asks once more, a refusal is shown, and every reader (a socket
-one and a long-polling one) sees the change live and after a reload."""
+"""Editing and deleting your own messages, reactions and replies in real browsers (two or three
+contexts): the actions on hover and focus, Enter saves, Escape cancels, Up-arrow in the empty
+composer edits the newest own message, Delete asks once more, a refusal is shown, a reply quotes
+its parent and follows its edits and deletion, a quote leads to its parent, and every reader (a
+socket one and a long-polling one) sees the change live and after a reload; on a phone the
+actions are in the ⋯ menu and behind a long press."""
 
 from __future__ import annotations
 
@@ -170,3 +172,137 @@ def test_reactions_toggle_live_for_everyone_and_survive_a_reload(open_room, live
     expect(news.locator("button.reaction", has_text="👍").locator(".reaction-count")).to_have_text(
         "1"
     )
+
+
+def quote_of(page, text: str):
+    """The quote shown in the message whose body is `text`."""
+    return page.message(text).locator(".reply-quote")
+
+
+def test_a_reply_carries_a_live_quote_of_its_parent_for_everyone(open_room, live_room, live):
+    """Bob (long polling) replies to Alice's message from its Reply action: the composer says
+    what he replies to (Escape and the cancel button leave the reply), Alice (socket) sees the
+    reply with the quote; Alice edits, then deletes the parent: Bob's quote follows live, and a
+    reload shows exactly what the live page shows."""
+    alice = open_room(live_room)
+    bob = open_room(live_room, wait_live=False, before_load=refuse_websockets)
+    expect(bob.state).to_have_text("Live (polling)")
+    alice.send("lunch at noon?")
+    parent = bob.message("lunch at noon?")
+    expect(parent).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    parent.hover()
+    parent.get_by_role("button", name="Reply to this message").click()
+    composer = bob.page.locator("#composer-input")
+    bar = bob.page.locator("#reply-bar")
+    expect(bar).to_have_text(f"Replying to {alice.user_name}: lunch at noon?✕")
+    expect(composer).to_be_focused()
+    composer.press("Escape")
+    expect(bar).to_be_hidden()
+    parent.get_by_role("button", name="Reply to this message").focus()
+    bob.page.keyboard.press("Enter")
+    expect(bar).to_be_visible()
+    bob.page.get_by_role("button", name="Cancel the reply (Escape)").click()
+    expect(bar).to_be_hidden()
+    parent.get_by_role("button", name="Reply to this message").click()
+    bob.send("yes, see you")
+    expect(bar).to_be_hidden()
+    for page in (alice, bob):
+        quote = quote_of(page, "yes, see you")
+        expect(quote).to_have_text(f"Reply to {alice.user_name}: lunch at noon?")
+        expect(quote).to_have_attribute("data-reply-to", parent.get_attribute("data-id"))
+    [stored] = [m for m in live.stored_messages(live_room) if m["body"] == "yes, see you"]
+    assert stored["reply_to"]["snippet"] == "lunch at noon?"
+    # The parent is edited: the quote on Bob's page follows, and a reload agrees.
+    mine = alice.message("lunch at noon?")
+    mine.get_by_role("button", name="Edit your message").click()
+    box = alice.page.get_by_role("textbox", name="Edit message")
+    box.fill("lunch at one?")
+    box.press("Enter")
+    expect(quote_of(bob, "yes, see you")).to_have_text(f"Reply to {alice.user_name}: lunch at one?")
+    live_html = quote_of(bob, "yes, see you").evaluate("el => el.outerHTML")
+    bob.page.reload()
+    expect(quote_of(bob, "yes, see you")).to_have_text(f"Reply to {alice.user_name}: lunch at one?")
+    assert quote_of(bob, "yes, see you").evaluate("el => el.outerHTML") == live_html
+    expect(bob.state).to_have_text("Live (polling)")
+    # The parent is deleted: "deleted" live on both pages, nothing of its text, and after reload.
+    mine = alice.message("lunch at one?")
+    mine.hover()
+    mine.get_by_role("button", name="Delete your message").click()
+    mine.get_by_role("button", name="Yes, delete your message").click()
+    for page in (alice, bob):
+        quote = quote_of(page, "yes, see you")
+        expect(quote).to_have_text("Reply to a deleted message")
+        expect(quote).to_have_class(re.compile(r"\bdeleted\b"))
+    live_html = quote_of(bob, "yes, see you").evaluate("el => el.outerHTML")
+    bob.page.reload()
+    expect(quote_of(bob, "yes, see you")).to_have_text("Reply to a deleted message")
+    assert quote_of(bob, "yes, see you").evaluate("el => el.outerHTML") == live_html
+
+
+def test_reactions_are_rendered_by_the_server_as_the_client_draws_them(open_room, live_room):
+    """A reload shows the reactions the live page showed, in the same markup (pressed state,
+    who reacted, count)."""
+    alice = open_room(live_room)
+    bob = open_room(live_room)
+    alice.send("vote here")
+    for page, emoji in ((alice, "👍"), (bob, "👍"), (bob, "🎉")):
+        news = page.message("vote here")
+        expect(news).to_have_attribute("data-id", re.compile(r"^\d+$"))
+        news.hover()
+        news.get_by_role("button", name="Add a reaction").click()
+        news.get_by_role("button", name=f"React with {emoji}", exact=True).click()
+        expect(news.locator(".reaction-picker")).to_have_count(0)
+    chips = bob.message("vote here").locator(".reactions")
+    expect(chips.locator("button.reaction")).to_have_count(2)
+    expect(chips.locator("button.reaction", has_text="👍").locator(".reaction-count")).to_have_text(
+        "2"
+    )
+    live_html = chips.evaluate("el => el.outerHTML")
+    bob.page.reload()
+    bob.wait_live()
+    expect(chips.locator("button.reaction")).to_have_count(2)
+    assert chips.evaluate("el => el.outerHTML") == live_html
+
+
+def store_reply_far_back(live, slug: str, between: int) -> int:
+    """Stores "the plan", `between` other messages, then a reply to "the plan" (straight
+    through Django, before anyone opens the room); returns the plan's id."""
+    [plan] = live.store_messages(slug, 1, body="the plan")
+    live.store_messages(slug, between, body="chatter")
+    item = {
+        "room": slug,
+        "nonce": f"reply-{plan['id']}",
+        "body": "agreed",
+        "name": "bulk",
+        "uid": "g:" + "0" * 16,
+        "user_id": None,
+        "guest": True,
+        "reply_to": plan["id"],
+    }
+    answer = live.internal_post(live.django_url, "/internal/messages/batch/", {"messages": [item]})
+    assert answer.json()["results"][0]["ok"], answer.text
+    return plan["id"]
+
+
+@pytest.mark.parametrize("between", [150, 600], ids=["older-pages", "around"])
+def test_clicking_a_quote_loads_its_parent_and_scrolls_to_it(open_room, live_room, live, between):
+    """The parent is not on the page: a click on the quote (or Enter on it) loads older history
+    until it is there (a few pages: the list keeps every message in between), or opens the room
+    around it when it is further back; the parent is scrolled into view, marked and focused."""
+    plan_id = store_reply_far_back(live, live_room, between)
+    reader = open_room(live_room)
+    plan = reader.page.locator(f'#message-list > li.message[data-id="{plan_id}"]')
+    expect(plan).to_have_count(0)
+    quote = quote_of(reader, "agreed")
+    expect(quote).to_have_text("Reply to bulk: the plan 0")
+    quote.focus()
+    reader.page.keyboard.press("Enter")
+    expect(plan).to_be_in_viewport()
+    expect(plan).to_be_focused()
+    expect(plan).to_have_attribute("aria-current", "true")
+    if between == 150:
+        expect(plan).to_have_class(re.compile(r"\breply-target\b"))
+        # Nothing in between is missing: every message from the plan to the reply is listed.
+        expect(reader.messages).to_have_count(between + 2)
+    else:
+        assert f"around={plan_id}" in reader.page.url

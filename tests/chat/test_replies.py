@@ -197,6 +197,7 @@ def test_the_room_page_renders_quotes_and_reactions(signed, alice_client, alice,
     assert f'data-reply-to="{alice_message.pk}"' in page
     assert 'class="reply-quote"' in page and ">helo</span>" in page
     assert 'data-reactions-version="2"' in page
-    assert 'class="reaction" data-emoji="👍" aria-pressed="true" title="alice, g"' in page
+    chip = 'aria-label="👍 2: alice, g. Remove your reaction" data-emoji="👍" aria-pressed="true"'
+    assert chip + ' title="alice, g"' in page
     assert '<span class="reaction-count">2</span>' in page
     assert result["message"]["id"]

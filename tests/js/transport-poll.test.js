@@ -137,3 +137,17 @@ test("the first GET asks wait=0 (answered at once), later ones wait, and after t
   assert.equal(gets[2].url.searchParams.get("wait"), "0");
   poll.stop();
 });
+
+test("a reply's POST carries reply_to, and Django's refusal of its parent is an error frame", async () => {
+  const { fetch, calls, respond } = fakeFetch();
+  globalThis.fetch = fetch;
+  const { poll, frames } = transport();
+  poll.send({ type: "message", body: "yes", nonce: "r1", reply_to: 12 });
+  await tick();
+  assert.deepEqual(calls[0].body, { body: "yes", nonce: "r1", reply_to: 12 });
+  respond(calls[0], 400, { error: "unknown_parent", message: "not in this room" });
+  await tick();
+  assert.equal(frames[0].type, "error");
+  assert.equal(frames[0].code, "unknown_parent");
+  assert.equal(frames[0].nonce, "r1");
+});

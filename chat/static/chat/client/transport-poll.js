@@ -202,7 +202,8 @@ export class PollTransport {
   }
 
   /**
-   * Sends one frame with a POST (`{"body", "nonce"}` for a message, `{"type": "typing"}`);
+   * Sends one frame with a POST (`{"body", "nonce"}` for a message, with `reply_to` for a
+   * reply; `{"type": "typing"}`);
    * what it answers goes to `onFrame`: the frames of its `events`, or an `error` frame (with the
    * nonce and `retry_after`) when it was refused. An answer to a POST of a nonce that was posted
    * again since is dropped (the later one answers).
@@ -230,6 +231,7 @@ export class PollTransport {
     const refused = (code, retryAfter) =>
       nonce ? [{ type: "error", code, nonce, retry_after: retryAfter }] : [];
     const body = frame.type === "message" ? { body: frame.body, nonce } : frame;
+    if (frame.type === "message" && frame.reply_to != null) body.reply_to = frame.reply_to;
     for (let attempt = 0; attempt < 2; attempt += 1) {
       let response;
       try {
