@@ -306,3 +306,64 @@ def test_clicking_a_quote_loads_its_parent_and_scrolls_to_it(open_room, live_roo
         expect(reader.messages).to_have_count(between + 2)
     else:
         assert f"around={plan_id}" in reader.page.url
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def long_press(page, target) -> None:
+    """A finger resting on `target`: a touch pointerdown now, the pointerup only once the menu
+    is open (the page decides when a press is long; the test waits for its answer)."""
+    box = target.bounding_box()
+    point = {"clientX": box["x"] + 10, "clientY": box["y"] + 5}
+    init = {"pointerType": "touch", "isPrimary": True, "bubbles": True, **point}
+    target.dispatch_event("pointerdown", init)
+    expect(page.get_by_role("menu", name="Message actions")).to_be_visible()
+    target.dispatch_event("pointerup", init)
+
+
+def test_on_a_phone_the_actions_are_in_a_menu_behind_more_actions_and_a_long_press(
+    open_room, live_room
+):
+    """At phone width the toolbar gives way to a labelled ⋯ button: it opens a menu (keyboard:
+    arrows move, Escape closes and returns the focus) whose items run the actions; a long
+    press on a message opens the same menu."""
+    alice = open_room(live_room, viewport=PHONE)
+    bob = open_room(live_room)
+    bob.send("are you on the train?")
+    theirs = alice.message("are you on the train?")
+    expect(theirs).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    expect(theirs.get_by_role("button", name="Reply to this message")).to_be_hidden()
+    more = theirs.get_by_role("button", name="More actions")
+    expect(more).to_be_visible()
+    expect(more).to_have_attribute("aria-haspopup", "menu")
+    more.click()
+    menu = alice.page.get_by_role("menu", name="Message actions")
+    items = menu.get_by_role("menuitem")
+    expect(items).to_have_text(["Add a reaction", "Reply to this message"])
+    expect(more).to_have_attribute("aria-expanded", "true")
+    expect(items.first).to_be_focused()
+    alice.page.keyboard.press("ArrowDown")
+    expect(items.nth(1)).to_be_focused()
+    alice.page.keyboard.press("Escape")
+    expect(menu).to_have_count(0)
+    expect(more).to_be_focused()
+    expect(more).to_have_attribute("aria-expanded", "false")
+    # Keyboard all the way: open, move to Reply, choose it.
+    alice.page.keyboard.press("Enter")
+    alice.page.keyboard.press("End")
+    alice.page.keyboard.press("Enter")
+    expect(alice.page.locator("#reply-bar")).to_contain_text("Replying to")
+    expect(alice.page.locator("#composer-input")).to_be_focused()
+    alice.send("yes, almost there")
+    expect(quote_of(bob, "yes, almost there")).to_contain_text("are you on the train?")
+    # A long press on her own message: its menu has her actions too; Delete from it.
+    mine = alice.message("yes, almost there")
+    expect(mine).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    long_press(alice.page, mine.locator(".body"))
+    expect(menu.get_by_role("menuitem")).to_have_text(
+        ["Add a reaction", "Reply to this message", "Edit your message", "Delete your message"]
+    )
+    menu.get_by_role("menuitem", name="Delete your message").click()
+    mine.get_by_role("button", name="Yes, delete your message").click()
+    expect(bob.message("yes, almost there")).to_have_count(0)

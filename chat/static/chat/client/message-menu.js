@@ -11,8 +11,6 @@
 export const LONG_PRESS_MS = 500;
 /** A finger that moves further than this (pixels) scrolls: no long press. */
 const MOVE_TOLERANCE_PX = 10;
-/** The finger lifting right after a long press must not choose the item under it. */
-const SETTLE_MS = 400;
 
 /**
  * @param {{list: HTMLOListElement,
@@ -21,7 +19,8 @@ const SETTLE_MS = 400;
  * @returns {{open: (li: HTMLLIElement) => HTMLElement|null, close: () => void}}
  */
 export function wireMessageMenu({ list, runTool }) {
-  /** @type {{menu: HTMLElement, button: HTMLButtonElement, li: HTMLLIElement, at: number}|null} */
+  /** @type {{menu: HTMLElement, button: HTMLButtonElement, li: HTMLLIElement,
+   *   settle?: boolean}|null} `settle`: opened by a finger that has not lifted yet. */
   let current = null;
 
   const close = ({ focus = false } = {}) => {
@@ -58,7 +57,7 @@ export function wireMessageMenu({ list, runTool }) {
     }
     li.append(menu);
     button.setAttribute("aria-expanded", "true");
-    current = { menu, button, li, at: Date.now() };
+    current = { menu, button, li };
     items()[0]?.focus();
     return menu;
   };
@@ -73,7 +72,9 @@ export function wireMessageMenu({ list, runTool }) {
     }
     const item = event.target.closest('[role="menuitem"][data-menu-tool]');
     if (!item || !current || !current.menu.contains(item)) return;
-    if (current.settle && Date.now() - current.at < SETTLE_MS) return;
+    // The finger that long-pressed is still down (or lifting): it must not choose the item
+    // under it.
+    if (current.settle) return;
     const { li, button } = current;
     close();
     runTool(li, item.dataset.menuTool, button);
@@ -137,6 +138,13 @@ export function wireMessageMenu({ list, runTool }) {
   for (const type of ["pointerup", "pointercancel", "scroll"]) {
     list.addEventListener(type, cancelPress, { passive: true });
   }
+  for (const type of ["pointerup", "pointercancel"]) {
+    document.addEventListener(type, () => {
+      const opened = current;
+      // After the events of this lift (its click included), the menu takes taps.
+      if (opened?.settle) setTimeout(() => (opened.settle = false), 0);
+    });
+  }
   // The browser's own long-press menu (or text selection) would cover ours.
   // Chromium fires it for a long press too: open ours at once instead.
   list.addEventListener("contextmenu", (event) => {
@@ -145,7 +153,7 @@ export function wireMessageMenu({ list, runTool }) {
       cancelPress();
       if (li && open(li) && current) current.settle = true;
     }
-    if (current?.settle && Date.now() - current.at < SETTLE_MS * 2) event.preventDefault();
+    if (current?.settle) event.preventDefault();
   });
 
   return { open, close };
