@@ -201,3 +201,19 @@ def test_the_room_page_renders_quotes_and_reactions(signed, alice_client, alice,
     assert chip + ' title="alice, g"' in page
     assert '<span class="reaction-count">2</span>' in page
     assert result["message"]["id"]
+
+
+def test_a_hostile_parent_is_quoted_as_text(signed, lobby, client):
+    """Markup in a parent's body or author name stays text in the server-rendered quote."""
+    parent = Message.objects.create(
+        room=lobby,
+        author_name='<b onmouseover="x()">eve</b>',
+        body='<img src=x onerror="alert(1)">',
+        nonce="evil",
+    )
+    store(signed, reply("r-1", parent.pk))
+    page = client.get("/chats/lobby/").content.decode()
+    quote = page[page.index('class="reply-quote"') :]
+    quote = quote[: quote.index("</button>")]
+    assert "<img" not in quote and "<b " not in quote
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in quote

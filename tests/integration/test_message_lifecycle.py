@@ -186,3 +186,83 @@ def test_reactions_reach_socket_and_poll_readers_on_both_instances_in_order(clus
             client.close()
     finally:
         poller.stop()
+
+
+def on_instance(url: str, instance) -> str:
+    """`url` (a chat server URL Django handed out) pointed at `instance` instead."""
+    return instance.url + url[url.index("/poll/") :]
+
+
+def test_a_reply_reaches_both_transports_after_its_parent_and_follows_its_deletion(cluster):
+    """A reply sent on instance A reaches a socket reader and a long-polling reader on instance
+    B with the quote of its parent, after the parent; a poller replies too, and refusals
+    (another room's message, not an id) come back to their sender. Once the parent is deleted,
+    the deletion carries the quote, and whoever comes back (a socket with `since`, a fresh
+    socket, the history API) sees the reply as a reply to a deleted message."""
+    a, b = pair(cluster)
+    slug = room(cluster, "reply")
+    elsewhere = room(cluster, "elsewhere")
+    alice = a.join(slug)
+    bob = b.join(slug)
+    guest = cluster.guest_session(slug)
+    poll_url = on_instance(cluster.ticket(guest, slug)["poll_url"], b)
+    poller = Poller(poll_url, cluster.origin)
+    try:
+        outsider = a.join(elsewhere)
+        outsider.say("not yours", nonce())
+        foreign = outsider.wait_for(lambda f: f.get("type") == "message")
+        alice.say("lunch at noon?", nonce())
+        parent = alice.wait_for(lambda f: f.get("type") == "message")
+        alice.send({"type": "message", "body": "yes!", "nonce": nonce(), "reply_to": parent["id"]})
+        reply = bob.wait_for(lambda f: f.get("type") == "message" and f["body"] == "yes!")
+        quote = {
+            "id": parent["id"],
+            "author": parent["user"],
+            "snippet": "lunch at noon?",
+            "deleted": False,
+        }
+        assert reply["reply_to"] == quote
+        wait_until(lambda: [f for f in poller.of_type("message") if f["body"] == "yes!"])
+        for frames in (bob.frames, poller.frames):
+            ids = [f["id"] for f in frames if f.get("type") == "message"]
+            assert ids.index(parent["id"]) < ids.index(reply["id"]), ids
+            [seen] = [f for f in frames if f.get("type") == "message" and f["body"] == "yes!"]
+            assert seen["reply_to"] == quote
+        # A poller replies with a POST; what Django or the chat server refuses comes back.
+        headers = {"Origin": cluster.origin}
+
+        def post(**frame):
+            return requests.post(poll_url, json=frame, headers=headers, timeout=30)
+
+        answer = post(body="me too", nonce=nonce(), reply_to=parent["id"])
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["message"]["reply_to"] == quote
+        refused = post(body="sneaky", nonce=nonce(), reply_to=foreign["id"])
+        assert refused.status_code == 400 and refused.json()["error"] == "unknown_parent"
+        refused = post(body="odd", nonce=nonce(), reply_to="1")
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_reply_to"
+        sent = nonce()
+        alice.send({"type": "message", "body": "gone?", "nonce": sent, "reply_to": 2**53 - 1})
+        error = alice.wait_for(lambda f: f.get("type") == "error")
+        assert (error["code"], error["nonce"]) == ("unknown_parent", sent)
+        # The parent is deleted: the deletion carries the quote replies show now.
+        answer = action(cluster, alice.session, slug, parent["id"], "delete")
+        assert answer.status_code == 200
+        gone = {"id": parent["id"], "author": None, "snippet": "", "deleted": True}
+        deleted = bob.wait_for(lambda f: f.get("type") == "deleted")
+        assert deleted == {"type": "deleted", "id": parent["id"], "quote": gone}
+        wait_until(lambda: poller.of_type("deleted"))
+        assert poller.of_type("deleted")[-1]["quote"] == gone
+        # Coming back: every path shows the reply as a reply to a deleted message.
+        again = b.join(slug, since=parent["id"])
+        replies = {m["body"]: m["reply_to"] for m in again.hello["history"]}
+        assert replies == {"yes!": gone, "me too": gone}
+        assert {"type": "deleted", "id": parent["id"], "quote": gone} in again.hello["events"]
+        fresh = a.join(slug)
+        assert {m["body"]: m["reply_to"] for m in fresh.hello["history"]} == replies
+        listed = guest.get(f"{cluster.django_url}/api/rooms/{slug}/messages/", timeout=10).json()
+        assert {m["body"]: m["reply_to"] for m in listed["messages"]} == replies
+        for client in (alice, bob, outsider, again, fresh):
+            client.close()
+    finally:
+        poller.stop()
