@@ -88,7 +88,11 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     li.append(tools);
   };
   const decorateAll = () => {
+    // The toolbar makes a message taller after the list scrolled to it: a reader at the
+    // newest message stays there (the last one is not cut off by its own toolbar).
+    const atBottom = timeline.isNearBottom();
     for (const li of list.querySelectorAll(":scope > li.message[data-id]")) decorate(li);
+    if (atBottom) timeline.scrollToBottom();
   };
   // Messages arrive by every path (server-rendered, hello, live, older pages) into the list;
   // the reader's own unsent message becomes a stored one when it gets its `data-id`.
