@@ -177,7 +177,9 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
         }
         existing: dict[tuple[int, str], Message] = {
             (m.room_id, m.nonce): m
-            for m in Message.objects.filter(room_id__in=room_ids, nonce__in=nonces)
+            for m in Message.objects.filter(room_id__in=room_ids, nonce__in=nonces).select_related(
+                "reply_to"
+            )
         }
         results: list[dict[str, Any] | None] = []
         pending: dict[tuple[int, str], Message] = {}  # new rows, keyed for in-batch repeats
