@@ -22,8 +22,8 @@ Columns (each answers one question the code used to answer with `if kind == ...`
   people (chatserver/redisfanout.py) and every instance computes the union.
 - `retracts`: the message `id` leaves the recent buffer (history answered from memory must
   not show it again).
-- `revises`: the message fields the event carries (e.g. `body`, `edited_at`, `version` of an
-  edit); the message `id` in the recent buffer takes them, so history answered from memory
+- `revises`: the message fields the event carries (e.g. `body`, `html`, `edited_at`, `version`
+  of an edit; `html` is Django's rendering, opaque data here); the message `id` in the recent buffer takes them, so history answered from memory
   shows the message as it is now, not as it was sent.
 - `control`: Django may send it through `POST /internal/rooms/<slug>/events`.
 """
@@ -63,7 +63,7 @@ KINDS: dict[str, Kind] = {
             remembered=True,
             after_message=True,
             versioned=True,
-            revises=("body", "edited_at", "version"),
+            revises=("body", "html", "edited_at", "version"),
             control=True,
         ),
         Kind(
