@@ -23,8 +23,9 @@ Columns (each answers one question the code used to answer with `if kind == ...`
 - `retracts`: the message `id` leaves the recent buffer (history answered from memory must
   not show it again).
 - `revises`: the message fields the event carries (e.g. `body`, `html`, `edited_at`, `version`
-  of an edit; `html` is Django's rendering, opaque data here); the message `id` in the recent buffer takes them, so history answered from memory
-  shows the message as it is now, not as it was sent.
+  of an edit; `html` is Django's rendering, opaque data here); the message `id` in the recent
+  buffer takes them, so history answered from memory shows the message as it is now, not as
+  it was sent.
 - `control`: Django may send it through `POST /internal/rooms/<slug>/events`.
 """
 
