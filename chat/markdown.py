@@ -116,9 +116,16 @@ def _cleaner() -> nh3.Cleaner:
     )
 
 
+def sanitize(html: str) -> str:
+    """``html`` reduced to the allowlist (step 2): only ``ALLOWED_TAGS``, their listed
+    attributes, links with an allowed scheme and ``rel``/``target`` set; the content of
+    anything else is kept as text (``<script>`` and ``<style>`` content is dropped)."""
+    return _cleaner().clean(html)
+
+
 def render(body: str) -> str:
     """The sanitized HTML of a message body (Markdown source, at most ``CHAT_MAX_BODY``
     characters); deterministic, never raises for any string. The result holds only
     ``ALLOWED_TAGS``; it is an HTML fragment meant for a ``<div>`` (it may hold block elements).
     """
-    return _cleaner().clean(_parser().render(body)).strip()
+    return sanitize(_parser().render(body)).strip()

@@ -14,6 +14,7 @@
  */
 
 import { deleteMessage, editMessage, toggleReaction } from "./api.js";
+import { bodySource } from "./richtext.js";
 
 /** The palette offered first; any other single emoji can be typed. */
 export const PALETTE = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
@@ -98,7 +99,7 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     const box = document.createElement("textarea");
     box.id = `edit-${id}`;
     box.rows = 2;
-    box.value = body.textContent;
+    box.value = bodySource(li);
     const maxBody = Number(list.dataset.maxBody);
     if (maxBody) box.maxLength = maxBody;
     const save = document.createElement("button");
