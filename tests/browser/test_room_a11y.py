@@ -65,7 +65,8 @@ def test_connection_state_is_announced_once_per_change_not_per_countdown_tick(op
           const make = (tag, props) => Object.assign(document.createElement(tag), props);
           const status = make("span", { id: "connection-announce" });
           status.setAttribute("role", "status");
-          root.append(make("span", { id: "b" }), status, make("button", { id: "reconnect-now", hidden: true }));
+          const reconnect = make("button", { id: "reconnect-now", hidden: true });
+          root.append(make("span", { id: "b" }), status, reconnect);
           document.body.append(root);
           const badge = root.querySelector("#b");
           const announce = root.querySelector("#connection-announce");

@@ -160,3 +160,18 @@ def test_migration_renders_existing_rows():
         # Going back and forth may rebuild chat_message on SQLite (dropping its search
         # triggers); a real `migrate` reinstalls them in post_migrate, as here.
         search_index.install(connection)
+
+
+def test_search_reads_the_source_and_snippets_stay_escaped(lobby, client):
+    """Search indexes `body` (the source), never the rendering: a tag name of the rendering
+    finds nothing, and the snippet is the escaped source with only our `<mark>`."""
+    assert client.get("/chats/lobby/").status_code == 200  # a guest of the room
+    message = Message.objects.create(
+        room=lobby, author_name="a", body="**deploy** <b>now</b> `strong`", nonce="s"
+    )
+    assert "<strong>" in message.html
+    [hit] = client.get("/api/search/", {"q": "deploy"}).json()["results"]
+    assert hit["snippet_html"] == ("**<mark>deploy</mark>** &lt;b&gt;now&lt;/b&gt; `strong`")
+    assert hit["message"]["body"] == message.body and hit["message"]["html"] == message.html
+    assert client.get("/api/search/", {"q": "code"}).json()["results"] == []
+    assert client.get("/api/search/", {"q": "p"}).json()["results"] == []
