@@ -232,3 +232,31 @@ def test_hostile_corpus_runs_nothing_live_or_after_reload(open_room, live_room, 
     assert re.fullmatch(r"\d+", stored_item(bob, "still usable").get_attribute("data-id") or "")
     for chat in (alice, bob):
         assert_clean(chat)
+
+
+def test_room_page_refuses_html_strings_outside_the_client_policy(open_room, live_room):
+    """Trusted Types are enforced on the room page: a plain string given to innerHTML or
+    insertAdjacentHTML throws, and no second policy can be created (only the client's
+    `chat-html`, already taken by richtext.js)."""
+    alice = open_room(live_room)
+    refused = alice.page.evaluate(
+        """() => {
+          const outcomes = {};
+          const tries = {
+            innerHTML: () => { document.createElement("div").innerHTML = "<b>x</b>"; },
+            insertAdjacentHTML: () => document.body.insertAdjacentHTML("beforeend", "<b>x</b>"),
+            otherPolicy: () => trustedTypes.createPolicy("other", { createHTML: (s) => s }),
+            samePolicyAgain: () => trustedTypes.createPolicy("chat-html", { createHTML: (s) => s }),
+          };
+          for (const [name, attempt] of Object.entries(tries)) {
+            try { attempt(); outcomes[name] = "allowed"; } catch (e) { outcomes[name] = e.name; }
+          }
+          return outcomes;
+        }"""
+    )
+    assert refused == {
+        "innerHTML": "TypeError",
+        "insertAdjacentHTML": "TypeError",
+        "otherPolicy": "TypeError",
+        "samePolicyAgain": "TypeError",
+    }
