@@ -14,9 +14,14 @@ import re
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.browser import test_axe
+from tests.browser.test_axe import assert_no_violations
 from tests.support.xss import CORPUS
 
 pytestmark = pytest.mark.browser
+
+# The axe tests' page fixture (a context that lets axe in past the CSP).
+axe_page = test_axe.axe_page
 
 FORMATTED = (
     "**bold** *italic* ~~struck~~ `inline <code>`\n"
@@ -260,3 +265,23 @@ def test_room_page_refuses_html_strings_outside_the_client_policy(open_room, liv
         "otherPolicy": "TypeError",
         "samePolicyAgain": "TypeError",
     }
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_formatted_messages_have_no_axe_violations(axe_page, live, live_room, color_scheme):
+    """A stored and a live formatted message (code block with its copy button, quote, list,
+    links, inline code) pass every axe rule, contrast included, in light and dark mode."""
+    live.store_messages(live_room, 1, body=FORMATTED + "\n\nstored")
+    page = axe_page(f"{live.django_url}/chats/{live_room}/", color_scheme=color_scheme)
+    expect(page.locator("#connection-state")).to_have_text("Live")
+    box = page.locator("#composer-input")
+    box.fill(FORMATTED)
+    box.press("Enter")
+    expect(page.locator("#message-list li.pending")).to_have_count(0)
+    # (Both color schemes share the room: the slug is cut before the parameter.)
+    for item in (
+        page.locator("#message-list > li.message").first,
+        page.locator("#message-list > li.message").last,
+    ):
+        expect(item.locator("button.copy-code")).to_have_count(1)
+    assert_no_violations(page)

@@ -146,7 +146,6 @@ function addCodeTools(target) {
     button.addEventListener("click", () => copyCode(pre, button));
     // A focusable scroll container: a keyboard reader can scroll a long line sideways.
     pre.tabIndex = 0;
-    pre.setAttribute("aria-label", "Code");
     pre.replaceWith(block);
     block.append(button, pre);
   }
