@@ -21,22 +21,17 @@
  */
 
 /** The elements a body may hold (the server's `chat.markdown.ALLOWED_TAGS`). */
-const TAGS = new Set([
-  "P",
-  "BR",
-  "STRONG",
-  "EM",
-  "S",
-  "CODE",
-  "PRE",
-  "BLOCKQUOTE",
-  "UL",
-  "OL",
-  "LI",
-  "A",
-]);
+const TAGS = new Set(
+  ["P", "BR", "STRONG", "EM", "S", "CODE", "PRE", "BLOCKQUOTE", "UL", "OL", "LI", "A"],
+);
 /** Attributes kept per element; every other attribute goes. */
-const ATTRIBUTES = { A: new Set(["href", "title"]), OL: new Set(["start"]), CODE: new Set(["class"]) };
+const ATTRIBUTES = {
+  A: new Set(["href", "title"]),
+  OL: new Set(["start"]),
+  CODE: new Set(["class"]),
+};
+/** Elements dropped with their content (the rest of what is not allowed leaves its text). */
+const DROPPED = new Set(["SCRIPT", "STYLE", "TEMPLATE", "NOSCRIPT", "IFRAME", "OBJECT"]);
 const LINK_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
 const LINK_REL = "nofollow noopener noreferrer ugc";
 const LANGUAGE_CLASS_RE = /^language-[A-Za-z0-9_+#.-]{1,40}$/;
@@ -97,8 +92,7 @@ export function cleanTree(root) {
     if (!root.contains(el)) continue; // inside an element already replaced
     const tag = el.tagName.toUpperCase();
     if (!TAGS.has(tag)) {
-      const keepText = !["SCRIPT", "STYLE", "TEMPLATE", "NOSCRIPT", "IFRAME", "OBJECT"].includes(tag);
-      el.replaceWith(keepText ? document.createTextNode(el.textContent) : "");
+      el.replaceWith(DROPPED.has(tag) ? "" : document.createTextNode(el.textContent));
       continue;
     }
     const allowed = ATTRIBUTES[tag];
