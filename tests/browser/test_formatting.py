@@ -16,6 +16,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser import test_axe
 from tests.browser.test_axe import assert_no_violations
+from tests.browser.test_catchup import refuse_websockets
 from tests.support.xss import CORPUS
 
 pytestmark = pytest.mark.browser
@@ -108,14 +109,18 @@ def assert_clean(chat) -> None:
 
 
 def test_formatting_is_the_same_live_and_after_reload(open_room, live_room):
-    """The sender's own copy (pending, then stored), the other reader's live copy and a
-    reloaded page show the same body HTML, built from the server's rendering: every construct
-    of the subset, links with rel/target, dir="auto", and the copy button on the code block."""
+    """The sender's own copy (pending, then stored), the other readers' live copies (socket and
+    long poll) and a reloaded page show the same body HTML, built from the server's rendering:
+    every construct of the subset, links with rel/target, dir="auto", the code block's copy
+    button."""
     alice = watched(open_room, live_room)
     bob = watched(open_room, live_room)
+    poller = open_room(live_room, wait_live=False, before_load=refuse_websockets)
+    expect(poller.state).to_have_text("Live (polling)")
     alice.send(FORMATTED)
 
     live_bob = body_html(bob, FORMATTED)
+    assert body_html(poller, FORMATTED) == live_bob  # a long-poll answer carries the same html
     live_alice = body_html(alice, FORMATTED)
     body = stored_item(bob, FORMATTED).locator(".body")
     expect(body).to_have_attribute("dir", "auto")
