@@ -151,6 +151,9 @@ def live_stats() -> dict[str, Any] | None:
 def message_edited(slug: str, message: dict[str, Any]) -> None:
     """An author (or staff) edited a message: members show the new body and "(edited)".
 
+    The event carries the new source (``body``) and its rendering (``html``); the chat server
+    passes both through.
+
     ``message`` is the stored message's protocol shape (``Message.to_dict``) after the edit; its
     ``version`` lets the newest edit win when events race across chat server instances.
     """
@@ -159,6 +162,7 @@ def message_edited(slug: str, message: dict[str, Any]) -> None:
         "id": int(message["id"]),
         "version": int(message["version"]),
         "body": message["body"],
+        "html": message["html"],
         "edited_at": message["edited_at"],
     }
     _room_event("message_edited", slug, lambda: _with_quote(event))

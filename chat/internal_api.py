@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import history
+from . import history, markdown
 from .models import (
     GUEST_UID_RE,
     MAX_NAME_LENGTH,
@@ -150,6 +150,12 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
     """
     shaped = [(item, _shape_error(item)) for item in items]
     good = [item for item, err in shaped if err is None]
+    # Rendered before the rooms are locked: the Markdown work never holds up other batches.
+    html = {
+        id(item): markdown.render(item["body"].strip())
+        for item in good
+        if body_error(item["body"]) is None
+    }
     slugs = {item["room"] for item in good}
     user_ids = {item["user_id"] for item in good if item["user_id"] is not None}
     with transaction.atomic():
@@ -212,6 +218,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     author_is_guest=item["guest"],
                     author_uid=item["uid"],
                     body=item["body"].strip(),
+                    html=html[id(item)],
                     nonce=item["nonce"],
                     reply_to=parents.get(item.get("reply_to")),
                 )

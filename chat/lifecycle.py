@@ -124,7 +124,8 @@ def edit_message(request: HttpRequest, slug: str, message_id: int) -> JsonRespon
                 message.body = body
                 message.edited_at = timezone.now()
                 message.version += 1
-                message.save(update_fields=["body", "edited_at", "version"])
+                # Saving `body` renders `html` again (Message.save) and writes it too.
+                message.save(update_fields=["body", "html", "edited_at", "version"])
                 shape = message.to_dict(room.slug)
                 actions.message_edited(room.slug, shape)
             else:

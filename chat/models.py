@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from . import markdown
+
 # The body limit is a setting (`CHAT_MAX_BODY`, read by both processes); the lengths below are
 # fixed by the database columns, and the chat server keeps the same numbers (chatserver/tickets.py,
 # chatserver/frames.py; checked by tests/contract/test_shared_rules.py).
@@ -161,6 +163,9 @@ class Message(models.Model):
     # No max_length: the limit is the CHAT_MAX_BODY setting, checked in clean() and by the
     # internal API (a setting in a field's arguments would ask for a migration when it changes).
     body = models.TextField()
+    # The body rendered by chat/markdown.py (sanitized HTML), kept in step with `body` by
+    # `save()` (and by the internal API's bulk insert): rendered once, never per read.
+    html = models.TextField(blank=True, default="", editable=False)
     sent_at = models.DateTimeField(default=timezone.now, db_index=True)
     nonce = models.CharField(max_length=MAX_NONCE_LENGTH)
     # Set by the last edit; `version` counts edits, so the newest one wins when edit events race
@@ -220,6 +225,16 @@ class Message(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, rendering ``html`` from ``body`` whenever ``body`` is written (a new row, an
+        edit, the admin's change form), so the two can never disagree."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "body" in update_fields:
+            self.html = markdown.render(self.body or "")
+            if update_fields is not None and "html" not in update_fields:
+                kwargs["update_fields"] = [*update_fields, "html"]
+        super().save(*args, **kwargs)
+
     @property
     def sent_at_iso(self) -> str:
         """``sent_at`` in the protocol's format."""
@@ -264,6 +279,7 @@ class Message(models.Model):
                 "guest": self.author_is_guest,
             },
             "body": self.body,
+            "html": self.html,
             "sent_at": self.sent_at_iso,
             "nonce": self.nonce,
             "edited_at": iso_utc_ms(self.edited_at) if self.edited_at else None,

@@ -22,9 +22,10 @@ Columns (each answers one question the code used to answer with `if kind == ...`
   people (chatserver/redisfanout.py) and every instance computes the union.
 - `retracts`: the message `id` leaves the recent buffer (history answered from memory must
   not show it again).
-- `revises`: the message fields the event carries (e.g. `body`, `edited_at`, `version` of an
-  edit); the message `id` in the recent buffer takes them, so history answered from memory
-  shows the message as it is now, not as it was sent.
+- `revises`: the message fields the event carries (e.g. `body`, `html`, `edited_at`, `version`
+  of an edit; `html` is Django's rendering, opaque data here); the message `id` in the recent
+  buffer takes them, so history answered from memory shows the message as it is now, not as
+  it was sent.
 - `requotes`: an event of the kind may carry `quote`, the `reply_to` that replies to the
   message `id` show now (Django builds it: the parent was edited or deleted); every buffered
   message whose `reply_to.id` is that id takes it, so history answered from memory quotes the
@@ -75,7 +76,7 @@ KINDS: dict[str, Kind] = {
             remembered=True,
             after_message=True,
             versioned=True,
-            revises=("body", "edited_at", "version"),
+            revises=("body", "html", "edited_at", "version"),
             requotes=True,
             control=True,
         ),

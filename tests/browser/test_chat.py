@@ -102,7 +102,7 @@ def test_hostile_message_is_shown_as_text_and_runs_nothing(open_room, live_room)
         # The URL becomes a real link, built safely and opening in a new tab without referrer.
         link = page.message(hostile).locator("a")
         expect(link).to_have_count(1)
-        expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+        expect(link).to_have_attribute("rel", "nofollow noopener noreferrer ugc")
         # The link stops where HTML-like text starts; the rest stays text.
         expect(link).to_have_attribute("href", "https://example.org/?q=")
 

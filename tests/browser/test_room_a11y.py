@@ -60,9 +60,13 @@ def test_connection_state_is_announced_once_per_change_not_per_countdown_tick(op
     changes = reader.page.evaluate(
         """async () => {
           const { StatusView } = await import("/static/chat/client/indicators.js");
+          // Built element by element: the room page requires Trusted Types (no innerHTML).
           const root = document.createElement("div");
-          root.innerHTML = '<span id="b"></span><span id="connection-announce" role="status">'
-            + '</span><button id="reconnect-now" hidden></button>';
+          const make = (tag, props) => Object.assign(document.createElement(tag), props);
+          const status = make("span", { id: "connection-announce" });
+          status.setAttribute("role", "status");
+          const reconnect = make("button", { id: "reconnect-now", hidden: true });
+          root.append(make("span", { id: "b" }), status, reconnect);
           document.body.append(root);
           const badge = root.querySelector("#b");
           const announce = root.querySelector("#connection-announce");

@@ -81,6 +81,7 @@ def test_repeats_carry_no_prev_id_and_public_shape_is_unchanged(signed, lobby):
         "room",
         "user",
         "body",
+        "html",
         "sent_at",
         "nonce",
         "edited_at",

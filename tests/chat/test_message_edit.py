@@ -51,6 +51,7 @@ def test_author_edits_and_chat_server_gets_the_event(
         "id": alice_message.pk,
         "version": 1,
         "body": "hello",
+        "html": "<p>hello</p>",
         "edited_at": shape["edited_at"],
     }
     # History (and so a reload) shows the latest body, the marker's timestamp and the version.

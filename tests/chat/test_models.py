@@ -84,6 +84,7 @@ def test_to_dict_shape(lobby):
         "room": "lobby",
         "user": {"id": "", "name": "bob", "guest": True},
         "body": "hello <b>world</b>",
+        "html": "<p>hello &lt;b&gt;world&lt;/b&gt;</p>",
         "sent_at": "2026-11-22T09:14:03.512Z",
         "nonce": "abc",
         "edited_at": None,

@@ -59,10 +59,11 @@ def test_room_page_dom_contract(client, lobby):
         'data-max-body="4000" data-page-size="50"',
         f'data-id="{msg.id}" data-nonce="z1"',
         f'<time datetime="{msg.sent_at_iso}">',
-        # Newlines stay text (the stylesheet keeps them with white-space: pre-wrap).
-        '<p class="body" dir="auto">line1\nline2</p>',
+        # The stored rendering (a newline is a line break), with the source kept for editing.
+        '<div class="body" dir="auto" data-body="line1\nline2"><p>line1<br>\nline2</p></div>',
         "chat/client/main.js",
         "chat/client/client.css",
+        "chat/client/richtext.css",
         "chat/site.css",
     ):
         assert needle in html, needle

@@ -7,6 +7,7 @@ the collaborator, never the unit under test.
 from __future__ import annotations
 
 import base64
+import html
 import os
 import struct
 from typing import Any
@@ -108,6 +109,12 @@ def _body_error(body: str, max_body: int) -> str | None:
     return None
 
 
+def stand_in_html(body: str) -> str:
+    """What the fake stores as a message's `html`: Django renders Markdown (chat/markdown.py),
+    the chat server only passes the string through, so any distinct string does here."""
+    return "<p>" + html.escape(body) + "</p>"
+
+
 class FakeDjango:
     """Stores messages in memory like Django's internal API; can be told to hold or fail.
 
@@ -148,6 +155,7 @@ class FakeDjango:
         for message in self.messages:
             if message["id"] == message_id:
                 message["body"] = body
+                message["html"] = stand_in_html(body)
                 message["version"] += 1
                 message["edited_at"] = "2026-11-22T09:15:00.000Z"
                 return {
@@ -155,6 +163,7 @@ class FakeDjango:
                     "id": message_id,
                     "version": message["version"],
                     "body": body,
+                    "html": message["html"],
                     "edited_at": message["edited_at"],
                 }
         raise KeyError(message_id)
@@ -222,6 +231,7 @@ class FakeDjango:
                 "room": item["room"],
                 "user": {"id": item["uid"], "name": item["name"].strip(), "guest": item["guest"]},
                 "body": item["body"].strip(),
+                "html": stand_in_html(item["body"].strip()),
                 "sent_at": "2026-11-22T09:14:03.512Z",
                 "nonce": item["nonce"],
                 "edited_at": None,

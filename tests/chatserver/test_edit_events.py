@@ -24,6 +24,7 @@ def edited(message_id: int, version: int, body: str) -> dict:
         "id": message_id,
         "version": version,
         "body": body,
+        "html": f"<p>{body}</p>",
         "edited_at": f"2026-11-22T09:15:0{version}.000Z",
     }
 
@@ -32,7 +33,7 @@ def test_the_row_of_an_edit():
     kind = KINDS["edited"]
     assert kind.control and kind.remembered and kind.after_message and kind.versioned
     assert kind.hello_buffer and kind.wakes_polls and kind.relayed and not kind.retracts
-    assert kind.revises == ("body", "edited_at", "version")
+    assert kind.revises == ("body", "html", "edited_at", "version")
     assert refers_to_message(kind)
 
 
@@ -102,10 +103,11 @@ def test_control_endpoint_takes_an_edit_and_refuses_a_broken_one(env):
     answer = env.call("/internal/rooms/lobby/events", edited(7, 1, "x"))
     assert answer.responseCode == 200 and body_json(answer) == {"notified": 1}
     for broken in (
-        {"type": "edited", "id": 7, "body": "x", "edited_at": None},  # no version
-        {"type": "edited", "id": 7, "version": "2", "body": "x", "edited_at": None},
+        {"type": "edited", "id": 7, "body": "x", "html": "x", "edited_at": None},  # no version
+        {"type": "edited", "id": 7, "version": "2", "body": "x", "html": "x", "edited_at": None},
         {"type": "edited", "id": 7, "version": 3},  # no body
-        {"type": "edited", "version": 3, "body": "x", "edited_at": None},  # no id
+        {"type": "edited", "id": 7, "version": 3, "body": "x", "edited_at": None},  # no html
+        {"type": "edited", "version": 3, "body": "x", "html": "x", "edited_at": None},  # no id
     ):
         answer = env.call("/internal/rooms/lobby/events", broken)
         assert answer.responseCode == 400 and body_json(answer)["error"] == "bad_request"
@@ -132,4 +134,23 @@ def test_a_resuming_socket_and_a_returning_poll_see_the_edit():
     # Without `since`, history answered from memory already shows the new body.
     fresh = WsClient(env.factory, f"/ws/lobby?ticket={env.ticket(uid='u:4')}", ORIGIN)
     [message] = fresh.json_frames()[0]["history"]
-    assert (message["body"], message["version"]) == ("hello", 1)
+    assert (message["body"], message["html"], message["version"]) == ("hello", "<p>hello</p>", 1)
+
+
+def test_the_chat_server_passes_html_through_as_opaque_data():
+    """`html` is Django's rendering: the chat server never renders, parses or rewrites it. The
+    message frame, the edit frame, hello's remembered events and history answered from memory
+    all carry exactly the string Django gave."""
+    env = Env()
+    alice = env.socket(uid="u:1")
+    alice.send({"type": "message", "body": "**hi**", "nonce": "n-1"})
+    env.reactor.advance(1)
+    [stored] = [f for f in alice.json_frames() if f["type"] == "message"]
+    assert stored["html"] == "<p>**hi**</p>"  # the fake's stand-in, untouched
+    odd = '<p data-x="1">\u202e<b>not ours to judge</b></p>'
+    event = {**edited(1, 1, "**bye**"), "html": odd}
+    assert env.call("/internal/rooms/lobby/events", event).responseCode == 200
+    assert [f["html"] for f in alice.json_frames() if f["type"] == "edited"] == [odd]
+    fresh = WsClient(env.factory, f"/ws/lobby?ticket={env.ticket(uid='u:4')}", ORIGIN)
+    [message] = fresh.json_frames()[0]["history"]
+    assert message["html"] == odd

@@ -109,6 +109,7 @@ def test_edited_and_deleted_may_carry_a_quote_that_revises_buffered_replies(env)
         "id": 1,
         "version": 1,
         "body": "dinner?",
+        "html": "<p>dinner?</p>",
         "edited_at": "2026-11-22T09:15:00.000Z",
         "quote": {**quote, "snippet": "dinner?", "deleted": False},
     }

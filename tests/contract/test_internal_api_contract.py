@@ -37,6 +37,7 @@ MESSAGE_KEYS = {
     "room",
     "user",
     "body",
+    "html",
     "sent_at",
     "nonce",
     "edited_at",
@@ -199,6 +200,7 @@ def assert_message_shape(message: dict, room: str) -> None:
     assert set(message) == MESSAGE_KEYS
     assert set(message["user"]) == {"id", "name", "guest"}
     assert message["room"] == room and isinstance(message["id"], int)
+    assert isinstance(message["html"], str) and message["html"]
     assert SENT_AT.fullmatch(message["sent_at"]), message["sent_at"]
 
 

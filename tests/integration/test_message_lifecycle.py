@@ -76,18 +76,20 @@ def test_an_edit_reaches_socket_and_poll_readers_on_both_instances_in_order(clus
     try:
         alice.say("helo", nonce())
         sent = alice.wait_for(lambda f: f.get("type") == "message")
+        assert sent["html"] == "<p>helo</p>"  # Django's rendering, carried as is
         answer = edit(cluster, alice.session, slug, sent["id"], "hello")
         assert answer.status_code == 200, answer.text
         assert answer.json()["message"]["version"] == 1
         edited = bob.wait_for(lambda f: f.get("type") == "edited")
         assert (edited["id"], edited["body"], edited["version"]) == (sent["id"], "hello", 1)
+        assert edited["html"] == "<p>hello</p>"
         wait_until(lambda: poller.of_type("edited"))
         alice.wait_for(lambda f: f.get("type") == "edited")
         for frames in (alice.frames, bob.frames, poller.frames):
             kinds = positions(frames, sent["id"])
             assert kinds[0] == "message" and "edited" in kinds, kinds
         # A second edit, and someone else's edit refused: the newest body wins everywhere.
-        assert edit(cluster, alice.session, slug, sent["id"], "hello!").status_code == 200
+        assert edit(cluster, alice.session, slug, sent["id"], "*hello!*").status_code == 200
         stranger = cluster.guest_session(slug)
         refused = edit(cluster, stranger, slug, sent["id"], "mine")
         assert refused.status_code == 403 and refused.json()["error"] == "not_author"
@@ -99,12 +101,17 @@ def test_an_edit_reaches_socket_and_poll_readers_on_both_instances_in_order(clus
         again = b.join(slug, since=sent["id"])
         assert again.hello["history"] == []
         newest = [e for e in again.hello["events"] if e["type"] == "edited"][-1]
-        assert (newest["id"], newest["body"], newest["version"]) == (sent["id"], "hello!", 2)
+        assert (newest["id"], newest["body"], newest["version"]) == (sent["id"], "*hello!*", 2)
+        assert newest["html"] == "<p><em>hello!</em></p>"
         fresh = a.join(slug)
         [message] = fresh.hello["history"]
-        assert (message["body"], message["version"]) == ("hello!", 2)
+        assert (message["body"], message["html"], message["version"]) == (
+            "*hello!*",
+            "<p><em>hello!</em></p>",
+            2,
+        )
         assert message["edited_at"]
-        assert [m["body"] for m in cluster.stored_messages(slug)] == ["hello!"]
+        assert [m["body"] for m in cluster.stored_messages(slug)] == ["*hello!*"]
         for client in (alice, bob, again, fresh):
             client.close()
     finally:

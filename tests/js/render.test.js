@@ -2,7 +2,8 @@
  * Unit tests for chat/static/chat/client/render.js (run by `node --test tests/js/`, from `make test`).
  *
  * Rendering runs against a small fake DOM (tests/js/fake-dom.js) whose markup-parsing entry
- * points throw. What they pin: message data stays text (bodies, names, link texts), only http(s)
+ * points throw. What they pin: message data stays text (names, link texts, bodies without the
+ * server's `html`; inserting that is richtext.js's, tested in Chromium), only http(s)
  * URLs become links, names and bodies are bidi-isolated, guests carry a visible badge, and "own"
  * and "me" are decided by the stable id, never by the display name.
  */
@@ -48,10 +49,11 @@ function texts(node) {
 for (const body of HOSTILE) {
   test(`a body that looks like markup stays text: ${body}`, () => {
     const li = buildMessage(message({ body }));
-    const p = li.all("p")[0];
-    assert.equal(p.className, "body");
+    const p = li.all("div")[0];
+    assert.equal(p.className, "body plain");
     assert.equal(p.children.length, 0, "no element was made from the body");
     assert.deepEqual(texts(p), [body]);
+    assert.equal(p.dataset.body, body, "the source is kept for the edit box");
     assert.ok(!doc.created.includes("img") && !doc.created.includes("script"));
   });
 
@@ -84,6 +86,15 @@ test("http(s) URLs become links around a text node; other schemes stay text", ()
   );
 });
 
+test("a body without the server's rendering (not stored yet) is text; never parsed", () => {
+  for (const html of [undefined, ""]) {
+    const li = buildMessage(message({ body: "**not yet** <b>x</b>", html }));
+    const body = li.all("div")[0];
+    assert.ok(body.classList.contains("plain"));
+    assert.deepEqual(texts(body), ["**not yet** <b>x</b>"]);
+  }
+});
+
 test("rendering a body again replaces what was there", () => {
   const p = doc.createElement("p");
   renderBody(p, "first https://a.test");
@@ -99,7 +110,7 @@ test("names and bodies are bidi-isolated so they cannot reorder the text around 
   assert.equal(author.className, "author");
   assert.equal(author.dir, "auto");
   assert.equal(author.textContent, name, "the override stays inside the isolate");
-  const p = li.all("p")[0];
+  const p = li.all("div")[0];
   assert.equal(p.dir, "auto");
   assert.equal(p.textContent, body);
 });

@@ -18,6 +18,7 @@
 
 import { deleteMessage, editMessage, toggleReaction } from "./api.js";
 import { wireMessageMenu } from "./message-menu.js";
+import { bodySource } from "./richtext.js";
 
 /** The palette offered first; any other single emoji can be typed. */
 export const PALETTE = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
@@ -123,7 +124,7 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     const box = document.createElement("textarea");
     box.id = `edit-${id}`;
     box.rows = 2;
-    box.value = body.textContent;
+    box.value = bodySource(li);
     const maxBody = Number(list.dataset.maxBody);
     if (maxBody) box.maxLength = maxBody;
     const save = makeButton("Save", "Save the edited message", { type: "submit" });

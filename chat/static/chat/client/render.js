@@ -1,12 +1,15 @@
 /**
  * DOM rendering of the message list, presence and typing indicator.
  *
- * Message data only ever reaches the page through textContent / text nodes: bodies are plain text
- * (docs/protocol.md), and links are built as elements around text nodes, never from HTML strings.
+ * Message data reaches the page through textContent / text nodes (names, the source of a body not
+ * stored yet, with links built as elements around text nodes), except a stored body's `html`, the
+ * server's sanitized rendering, which only `showBody` inserts, through richtext.js.
  * Names and bodies are bidi-isolated (`<bdi>`, `dir="auto"`, client.css `unicode-bidi: isolate`;
  * UAX #9 section 2.7), so a right-to-left override inside them cannot reorder the text around.
  * Guests carry a visible "guest" badge: a guest's name proves nothing about who it is.
  */
+
+import { insertHtml } from "./richtext.js";
 
 const LINK_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
 // Punctuation that usually ends a sentence rather than a URL ("see https://x.org.").
@@ -76,6 +79,22 @@ export function renderBody(target, text) {
 }
 
 /**
+ * Shows a message's body in its `.body` element: the server's rendering (`html`) when the
+ * message carries one, else the source as text with http(s) links (the reader's own message
+ * before it is stored, or a message stored without a rendering). Keeps the source in
+ * `data-body` (the edit box starts from it; richtext.js `bodySource`).
+ * @param {HTMLElement} target
+ * @param {{body: string, html?: string}} msg
+ */
+export function showBody(target, msg) {
+  target.dataset.body = msg.body;
+  const rendered = typeof msg.html === "string" && msg.html !== "";
+  target.classList.toggle("plain", !rendered);
+  if (rendered) insertHtml(target, msg.html);
+  else renderBody(target, msg.body);
+}
+
+/**
  * The author's name, isolated from the text around it, as a `<bdi class="author">`.
  * @param {string} name
  * @returns {HTMLElement}
@@ -101,7 +120,7 @@ export function buildGuestBadge() {
  * Builds the `<li class="message">` for a message (same shape as the server-rendered items).
  * `data-author` is the author's stable id (`user.id`): "own message" is decided by it.
  * @param {{id?: number, nonce?: string, user: {id?: string, name: string, guest?: boolean},
- *   body: string, sent_at?: string, edited_at?: string|null, version?: number}} msg
+ *   body: string, html?: string, sent_at?: string, edited_at?: string|null, version?: number}} msg
  * @returns {HTMLLIElement}
  */
 export function buildMessage(msg) {
@@ -123,10 +142,11 @@ export function buildMessage(msg) {
   setTime(time, msg.sent_at || new Date().toISOString());
   if (msg.sent_at) li.dataset.sentAt = msg.sent_at;
   li.dataset.version = String(msg.version || 0);
-  const body = document.createElement("p");
+  // A <div>: a rendered body may hold paragraphs, lists, quotes and code blocks.
+  const body = document.createElement("div");
   body.className = "body";
   body.dir = "auto";
-  renderBody(body, msg.body);
+  showBody(body, msg);
   li.append(...parts, document.createTextNode(" "), time);
   if (msg.edited_at) li.append(" ", buildEditedMarker(msg.edited_at));
   li.append(body);

@@ -16,6 +16,7 @@
  */
 
 import { fetchOlder } from "./api.js";
+import { bodySource } from "./richtext.js";
 
 /** The text of the quote of a deleted parent (the server renders the same). */
 export const DELETED_QUOTE_TEXT = "Reply to a deleted message";
@@ -136,8 +137,7 @@ export function wireReplies({ list, timeline, form, input, messagesUrl, navigate
     const id = Number(li.dataset.id);
     if (!Number.isSafeInteger(id)) return;
     const name = li.querySelector(":scope > .author")?.textContent || "";
-    const body = li.querySelector(":scope > .body")?.textContent || "";
-    target = { id, name, snippet: body };
+    target = { id, name, snippet: bodySource(li) };
     const who = document.createElement("bdi");
     who.dir = "auto";
     who.textContent = name;

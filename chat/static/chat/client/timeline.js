@@ -6,7 +6,8 @@
  * batches, older pages) goes through `upsert`, which is what guarantees "never twice".
  */
 
-import { buildEditedMarker, buildMessage, renderBody, setTime } from "./render.js";
+import { buildEditedMarker, buildMessage, setTime, showBody } from "./render.js";
+import { adoptBody } from "./richtext.js";
 
 /** How long the list stays quiet after older messages went in at the top. */
 const QUIET_AFTER_OLDER_MS = 500;
@@ -88,11 +89,13 @@ export class Timeline {
     if (time) {
       setTime(time, time.getAttribute("datetime"));
     }
-    // The server renders the body as plain text (line breaks kept as characters); rebuild it
-    // the same way live messages are built so every message gets the same clickable links.
+    // The server put its stored rendering in the page: it gets the same allowlist check and
+    // code tools as a live message's, so a reload shows what the live reader saw.
     const body = li.querySelector(".body");
-    if (body) {
-      renderBody(body, body.textContent);
+    if (body?.classList.contains("plain")) {
+      showBody(body, { body: body.dataset.body ?? body.textContent });
+    } else if (body) {
+      adoptBody(body);
     }
   }
 
@@ -159,6 +162,9 @@ export class Timeline {
       if (time && msg.sent_at) setTime(time, msg.sent_at);
       if (msg.sent_at) li.dataset.sentAt = msg.sent_at;
       li.dataset.version = "0";
+      // The typed text becomes the server's rendering of it.
+      const body = li.querySelector(".body");
+      if (body) showBody(body, msg);
       this.applyEdit(msg);
     } else {
       li = buildMessage(msg);
@@ -313,7 +319,8 @@ export class Timeline {
    * Shows an edit (an `edited` frame, or a message in a newer version than the one shown):
    * the new body and the "(edited)" marker. A version not above the shown one is ignored, so
    * whatever order edits arrive in, the newest stays.
-   * @param {{id: number, version?: number, body?: string, edited_at?: string|null}} edit
+   * @param {{id: number, version?: number, body?: string, html?: string,
+   *   edited_at?: string|null}} edit
    * @returns {boolean} true when the message changed.
    */
   applyEdit(edit) {
@@ -323,7 +330,7 @@ export class Timeline {
     if (version <= (Number(li.dataset.version) || 0)) return false;
     li.dataset.version = String(version);
     const body = li.querySelector(".body");
-    if (body) renderBody(body, edit.body);
+    if (body) showBody(body, edit);
     if (edit.edited_at) {
       const marker = buildEditedMarker(edit.edited_at);
       const old = li.querySelector(".edited");
