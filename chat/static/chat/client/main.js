@@ -8,6 +8,7 @@
 
 import { fetchOlder } from "./api.js";
 import { Connection } from "./connection.js";
+import { watchGroups } from "./daygroups.js";
 import {
   FINAL_STATES,
   OutboxStatus,
@@ -17,6 +18,7 @@ import {
 } from "./indicators.js";
 import { wireMessageActions } from "./lifecycle.js";
 import { Outbox } from "./outbox.js";
+import { wireRoomMenu } from "./room-menu.js";
 import { renderPresence } from "./render.js";
 import { openSearchTarget } from "./search-context.js";
 import { Sender } from "./sender.js";
@@ -50,6 +52,10 @@ export function startRoom(root) {
   const form = /** @type {HTMLFormElement} */ (document.getElementById("composer"));
   const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("composer-input"));
 
+  const menuButton = document.getElementById("room-menu-button");
+  const menuPanel = document.getElementById("room-menu");
+  if (menuButton && menuPanel) wireRoomMenu({ button: menuButton, panel: menuPanel });
+
   const status = new StatusView(document.getElementById("connection-state"), root);
   const typing = new TypingIndicator(document.getElementById("typing-indicator"));
   const unread = new UnreadCounter(document);
@@ -58,6 +64,8 @@ export function startRoom(root) {
     onRetry: (nonce) => sender.retry(nonce),
     onDiscard: (nonce) => sender.discard(nonce),
   });
+
+  watchGroups(list);
 
   const markOwn = (msg) => {
     const li = timeline.byId.get(msg.id);
