@@ -7,6 +7,7 @@
  */
 
 import { fetchOlder } from "./api.js";
+import { wireComposerLimit } from "./composer-limit.js";
 import { Connection } from "./connection.js";
 import { watchGroups } from "./daygroups.js";
 import {
@@ -196,7 +197,11 @@ export function startRoom(root) {
   sender.restore();
   timeline.scrollToBottom();
 
-  wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
+  const limitOutput = document.getElementById("composer-limit");
+  const limit = limitOutput
+    ? wireComposerLimit({ input, output: limitOutput, max: Number(list.dataset.maxBody) || 4000 })
+    : null;
+  wireComposer({ form, input, sender, limit, send: (frame) => connection.send(frame) });
   document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   wireMessageActions({
@@ -212,14 +217,17 @@ export function startRoom(root) {
 }
 
 /** Enter sends, Shift+Enter adds a line, typing notices are throttled (on either transport). */
-function wireComposer({ form, input, sender, send }) {
+function wireComposer({ form, input, sender, limit, send }) {
   let lastTyping = 0;
   const submit = () => {
     const body = input.value.trim();
     if (!body || input.readOnly) return;
+    // Over the server's limit: refused here with the reason shown, the text kept.
+    if (limit && !limit.allows()) return;
     sender.submit(body);
     // lastTyping is kept: the server drops typing notices closer than 2 s anyway.
     input.value = "";
+    limit?.update();
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
