@@ -42,9 +42,21 @@ export function dayLabel(ms, now, locale) {
   const noon = new Date(now);
   noon.setHours(12, 0, 0, 0);
   if (key === dayKey(noon.getTime() - DAY_MS)) return "Yesterday";
-  const options = { weekday: "long", month: "long", day: "numeric" };
-  if (new Date(ms).getFullYear() !== new Date(now).getFullYear()) options.year = "numeric";
-  return new Intl.DateTimeFormat(locale, options).format(new Date(ms));
+  const withYear = new Date(ms).getFullYear() !== new Date(now).getFullYear();
+  return dateFormat(locale, withYear).format(new Date(ms));
+}
+
+/** Formatters by locale and year-or-not: every pass over the list labels every day again. */
+const formats = new Map();
+
+function dateFormat(locale, withYear) {
+  const key = `${locale || ""}|${withYear}`;
+  if (!formats.has(key)) {
+    const options = { weekday: "long", month: "long", day: "numeric" };
+    if (withYear) options.year = "numeric";
+    formats.set(key, new Intl.DateTimeFormat(locale, options));
+  }
+  return formats.get(key);
 }
 
 /**
