@@ -105,8 +105,13 @@ def open_room(browser: Browser, live) -> Iterator[OpenRoom]:
         viewport: dict[str, int] | None = None,
         before_load: Callable[[BrowserContext, Page], None] | None = None,
         wait_live: bool = True,
+        **context_options: object,
     ) -> ChatPage:
-        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
+        """`context_options` go to `browser.new_context` (`device_scale_factor`, `locale`,
+        `timezone_id`, `color_scheme`...)."""
+        context = browser.new_context(
+            viewport=viewport or {"width": 1280, "height": 800}, **context_options
+        )
         page = context.new_page()
         chat = ChatPage(context=context, page=page)
         page.on("dialog", lambda dialog: (chat.dialogs.append(dialog.message), dialog.dismiss()))

@@ -3,7 +3,8 @@
 Starts the real system (tests.support.live) on free ports, seeds a short conversation, opens the
 room in Debian's Chromium at desktop (1280x800) and phone (390x844) sizes, and at desktop size
 with a dark colour-scheme preference, and writes docs/screenshots/room-desktop.png,
-room-phone.png and room-dark.png.
+room-phone.png (and room-phone-menu.png, its menu open) and room-dark.png. The conversation
+starts yesterday (a day divider) and has runs of one author (grouped under one name).
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ SHOTS = {
     "phone": ({"width": 390, "height": 844}, "light"),
     "dark": (DESKTOP, "dark"),
 }
+# (name, body); the first YESTERDAY messages are back-dated to yesterday evening.
 CONVERSATION = [
+    ("carol", "Meeting notes are up: https://example.org/notes/2026-11-30"),
+    ("carol", "Anything I missed, add it there."),
     ("alice", "Morning all! Is the release still planned for Thursday?"),
-    ("bob", "Yes, unless the migration test finds something.\nI'll know by noon."),
-    ("carol", "Notes from yesterday are here: https://example.org/notes/2026-11-21"),
+    ("bob", "Yes, unless the migration test finds something."),
+    ("bob", "I'll know by noon."),
     ("alice", "Great, thanks. I'll prepare the announcement draft."),
-    ("bob", "<b>Reminder</b>: bodies are plain text, so this shows the tags as typed."),
+    ("alice", "Who wants to review it?"),
+    ("bob", "<b>Me</b>: bodies are plain text, so this shows the tags as typed."),
 ]
+YESTERDAY = 2
+NAMES = sorted({name for name, _ in CONVERSATION})
 
 log = logging.getLogger("screenshots")
 
@@ -46,7 +53,7 @@ def seed(live: LiveSystem, slug: str) -> None:
             "nonce": f"demo-{i}",
             "body": body,
             "name": name,
-            "uid": f"g:{i:016x}",
+            "uid": f"g:{NAMES.index(name):016x}",
             "user_id": None,
             "guest": True,
         }
@@ -54,6 +61,16 @@ def seed(live: LiveSystem, slug: str) -> None:
     ]
     response = live.internal_post(live.django_url, "/internal/messages/batch/", {"messages": items})
     response.raise_for_status()
+    ids = [r["message"]["id"] for r in response.json()["results"]]
+    # Yesterday evening, minutes apart (the ORM, as an operator's data fix would).
+    live.shell(
+        "from datetime import timedelta\n"
+        "from django.utils import timezone\n"
+        "from chat.models import Message\n"
+        "evening = timezone.localtime().replace(hour=18, minute=40) - timedelta(days=1)\n"
+        f"for n, pk in enumerate({ids[:YESTERDAY]!r}):\n"
+        "    Message.objects.filter(pk=pk).update(sent_at=evening + timedelta(minutes=n))\n"
+    )
 
 
 def main() -> int:
@@ -77,8 +94,13 @@ def main() -> int:
                 other_page.goto(f"{live.django_url}/chats/{slug}/")
                 expect(other_page.locator("#connection-state")).to_have_text("Live")
                 for name, (size, scheme) in SHOTS.items():
+                    # The server's zone (UTC): "Yesterday" is the day the seed back-dated.
                     context = browser.new_context(
-                        viewport=size, device_scale_factor=1, color_scheme=scheme
+                        viewport=size,
+                        device_scale_factor=1,
+                        color_scheme=scheme,
+                        locale="en-US",
+                        timezone_id="UTC",
                     )
                     page = context.new_page()
                     page.goto(f"{live.django_url}/chats/{slug}/")
@@ -97,6 +119,12 @@ def main() -> int:
                     path = OUT / f"room-{name}.png"
                     page.screenshot(path=str(path))
                     log.info("wrote %s", path.relative_to(ROOT))
+                    if name == "phone":
+                        page.get_by_role("button", name="Menu").click()
+                        expect(page.locator("#room-menu")).to_be_visible()
+                        path = OUT / f"room-{name}-menu.png"
+                        page.screenshot(path=str(path))
+                        log.info("wrote %s", path.relative_to(ROOT))
                     context.close()
                 other.close()
             finally:

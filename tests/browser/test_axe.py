@@ -20,6 +20,8 @@ AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.m
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
+# 1280x800 at 200 % zoom: a 640x400 CSS viewport at device scale factor 2.
+ZOOM200 = {"width": 640, "height": 400}
 
 
 @pytest.fixture
@@ -32,8 +34,12 @@ def axe_page(browser: Browser) -> Iterator:
     contexts = []
 
     def _open(url: str, viewport=None, color_scheme: str = "light") -> Page:
+        size = viewport or DESKTOP
         context = browser.new_context(
-            viewport=viewport or DESKTOP, color_scheme=color_scheme, bypass_csp=True
+            viewport=size,
+            device_scale_factor=2 if size == ZOOM200 else 1,
+            color_scheme=color_scheme,
+            bypass_csp=True,
         )
         contexts.append(context)
         page = context.new_page()
@@ -74,12 +80,19 @@ def test_room_list_has_no_axe_violations(axe_page, live, live_room, color_scheme
 
 @pytest.mark.parametrize(
     ("viewport", "color_scheme"),
-    [(DESKTOP, "light"), (DESKTOP, "dark"), (PHONE, "light"), (PHONE, "dark")],
-    ids=["desktop-light", "desktop-dark", "phone-light", "phone-dark"],
+    [
+        (DESKTOP, "light"),
+        (DESKTOP, "dark"),
+        (PHONE, "light"),
+        (PHONE, "dark"),
+        (ZOOM200, "light"),
+    ],
+    ids=["desktop-light", "desktop-dark", "phone-light", "phone-dark", "zoom200-light"],
 )
 def test_room_page_has_no_axe_violations(axe_page, live, live_room, viewport, color_scheme):
-    """The room page with messages (a guest's and the reader's own), presence and the composer,
-    once live."""
+    """The room page with messages (a guest's group with a day divider, and the reader's own),
+    presence and the composer, once live; near the body limit (the counter shows); on small
+    windows also with the menu open."""
     live.store_messages(live_room, 3, body="stored")
     page = axe_page(
         f"{live.django_url}/chats/{live_room}/", viewport=viewport, color_scheme=color_scheme
@@ -90,6 +103,26 @@ def test_room_page_has_no_axe_violations(axe_page, live, live_room, viewport, co
     box.press("Enter")
     expect(page.locator("#message-list li.pending")).to_have_count(0)
     expect(page.locator("#presence li")).to_have_count(1)
+    expect(page.locator("#message-list li.day-divider")).to_have_count(1)
+    limit = int(page.locator("#message-list").get_attribute("data-max-body") or "0")
+    box.fill("z" * (limit - 5))
+    expect(page.locator("#composer-limit")).to_be_visible()
+    assert_no_violations(page)
+    menu = page.get_by_role("button", name="Menu")
+    if viewport != DESKTOP:
+        menu.click()
+        expect(page.locator("#room-menu")).to_be_visible()
+        assert_no_violations(page)
+    else:
+        expect(menu).to_be_hidden()
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_search_page_has_no_axe_violations(axe_page, live, live_room, color_scheme):
+    """The search page with results (highlighted words, links into the room)."""
+    live.store_messages(live_room, 2, body="axe-findable words")
+    page = axe_page(f"{live.django_url}/search/?q=findable", color_scheme=color_scheme)
+    expect(page.locator(".search-result").first).to_be_visible()
     assert_no_violations(page)
 
 

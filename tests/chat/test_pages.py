@@ -54,7 +54,9 @@ def test_room_page_dom_contract(client, lobby):
         'rel="icon"',
         'id="typing-indicator"',
         'id="composer"',
-        'id="composer-input" name="body" maxlength="4000"',
+        # No maxlength (it counts UTF-16 units): the client counts code points, as the server.
+        'id="composer-input" name="body" rows="2" required aria-describedby="composer-limit"',
+        'id="composer-limit" class="composer-limit" hidden',
         # The shared rules come from settings (CHAT_MAX_BODY) and Django's page size.
         'data-max-body="4000" data-page-size="50"',
         f'data-id="{msg.id}" data-nonce="z1"',

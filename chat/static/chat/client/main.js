@@ -7,7 +7,9 @@
  */
 
 import { fetchOlder } from "./api.js";
+import { wireComposerLimit } from "./composer-limit.js";
 import { Connection } from "./connection.js";
+import { watchGroups } from "./daygroups.js";
 import {
   FINAL_STATES,
   OutboxStatus,
@@ -17,6 +19,7 @@ import {
 } from "./indicators.js";
 import { wireMessageActions } from "./lifecycle.js";
 import { Outbox } from "./outbox.js";
+import { wireRoomMenu } from "./room-menu.js";
 import { renderPresence } from "./render.js";
 import { wireReplies } from "./replies.js";
 import { openSearchTarget } from "./search-context.js";
@@ -51,6 +54,10 @@ export function startRoom(root) {
   const form = /** @type {HTMLFormElement} */ (document.getElementById("composer"));
   const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("composer-input"));
 
+  const menuButton = document.getElementById("room-menu-button");
+  const menuPanel = document.getElementById("room-menu");
+  if (menuButton && menuPanel) wireRoomMenu({ button: menuButton, panel: menuPanel });
+
   const status = new StatusView(document.getElementById("connection-state"), root);
   const typing = new TypingIndicator(document.getElementById("typing-indicator"));
   const unread = new UnreadCounter(document);
@@ -59,6 +66,8 @@ export function startRoom(root) {
     onRetry: (nonce) => sender.retry(nonce),
     onDiscard: (nonce) => sender.discard(nonce),
   });
+
+  watchGroups(list);
 
   const markOwn = (msg) => {
     const li = timeline.byId.get(msg.id);
@@ -198,7 +207,11 @@ export function startRoom(root) {
     input,
     messagesUrl: root.dataset.messagesUrl,
   });
-  wireComposer({ form, input, sender, replies, send: (frame) => connection.send(frame) });
+  const limitOutput = document.getElementById("composer-limit");
+  const limit = limitOutput
+    ? wireComposerLimit({ input, output: limitOutput, max: Number(list.dataset.maxBody) || 4000 })
+    : null;
+  wireComposer({ form, input, sender, replies, limit, send: (frame) => connection.send(frame) });
   document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   wireMessageActions({
@@ -216,16 +229,19 @@ export function startRoom(root) {
 
 /** Enter sends (as a reply while one is being written), Shift+Enter adds a line, typing notices
  * are throttled (on either transport). */
-function wireComposer({ form, input, sender, replies, send }) {
+function wireComposer({ form, input, sender, replies, limit, send }) {
   let lastTyping = 0;
   const submit = () => {
     const body = input.value.trim();
     if (!body || input.readOnly) return;
+    // Over the server's limit: refused here with the reason shown, the text (and reply) kept.
+    if (limit && !limit.allows()) return;
     const target = replies.take();
     const entry = sender.submit(body, target?.id ?? null);
     replies.decoratePending(entry.nonce, target);
     // lastTyping is kept: the server drops typing notices closer than 2 s anyway.
     input.value = "";
+    limit?.update();
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();

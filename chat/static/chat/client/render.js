@@ -15,15 +15,14 @@ const LINK_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
 // Punctuation that usually ends a sentence rather than a URL ("see https://x.org.").
 const TRAILING_PUNCT_RE = /[.,;:!?)\]}'"]+$/;
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  dateStyle: "medium",
-  timeStyle: "short",
-});
+// hour "numeric": "9:05 AM" in 12-hour locales (no leading zero), the locale's own form in
+// 24-hour ones ("09:05" or "9:05").
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
 
 /**
- * Local-time label for an ISO timestamp: the time alone today, date and time otherwise.
+ * Local-time label for an ISO timestamp: the time of day (the list's day dividers,
+ * daygroups.js, say which day), and the full date and time for its title.
  * @param {string} iso
  * @returns {{short: string, full: string}|null}
  */
@@ -32,11 +31,7 @@ export function formatTime(iso) {
   if (Number.isNaN(when.getTime())) {
     return null;
   }
-  const today = new Date().toDateString() === when.toDateString();
-  return {
-    short: (today ? timeFormat : dateTimeFormat).format(when),
-    full: fullFormat.format(when),
-  };
+  return { short: timeFormat.format(when), full: fullFormat.format(when) };
 }
 
 /**

@@ -63,15 +63,45 @@ export class Timeline {
     list.addEventListener("click", (event) => this.onClick(event));
     // Pinned to the newest message while the reader is there: a resize (a phone's keyboard, a
     // turned screen, a wrapped header) keeps it in view instead of cutting it off.
+    // Only the reader scrolling up unpins it: content that grows below after a scroll to the
+    // bottom (times relabelled, message actions and day dividers added, fonts loaded) moves
+    // the bottom away without any scrolling up, and must not unpin.
     this.pinned = true;
-    list.addEventListener("scroll", () => {
-      this.pinned = this.isNearBottom();
-    });
+    this.lastScrollTop = list.scrollTop;
+    list.addEventListener("scroll", () => this.updatePinned());
+    const keepPinned = () => {
+      if (this.pinned && !this.isAtBottom()) this.scrollToBottom();
+    };
+    // A resize may move scrollTop up by itself (scroll anchoring while lines unwrap): that is
+    // not the reader scrolling, so the pin holds.
     if (typeof ResizeObserver === "function") {
-      new ResizeObserver(() => {
-        if (this.pinned) this.scrollToBottom();
-      }).observe(list);
+      new ResizeObserver(keepPinned).observe(list);
     }
+    if (typeof MutationObserver === "function") {
+      // A scroll up not yet reported by a scroll event (a search result's scrollIntoView)
+      // unpins it before new content could pull the list back down.
+      new MutationObserver(() => {
+        this.updatePinned();
+        keepPinned();
+      }).observe(list, {
+        childList: true,
+        subtree: true,
+        characterData: true,
+      });
+    }
+  }
+
+  /** Unpinned when scrolled up since last seen and not near the bottom; pinned near it. */
+  updatePinned() {
+    const top = this.list.scrollTop;
+    this.pinned = this.isNearBottom() || (this.pinned && top >= this.lastScrollTop - 1);
+    this.lastScrollTop = top;
+  }
+
+  /** @returns {boolean} whether the list is scrolled all the way down. */
+  isAtBottom() {
+    const el = this.list;
+    return el.scrollHeight - el.scrollTop - el.clientHeight <= 1;
   }
 
   /** Takes over a server-rendered item: index it and show its time in the reader's zone. */
@@ -125,6 +155,8 @@ export class Timeline {
 
   scrollToBottom() {
     this.list.scrollTop = this.list.scrollHeight;
+    this.lastScrollTop = this.list.scrollTop;
+    this.pinned = true;
   }
 
   /**
