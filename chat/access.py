@@ -1,29 +1,55 @@
 """Who may read and write a room: the one rule every entry point applies.
 
 The room page, the history API, tickets, search, lifecycle actions and (later) mentions and the
-personal feed all ask here, so a new kind of room (private, direct) changes one module.
+personal feed all ask here, so a new kind of room changes one module.
+
+- ``public``: everyone, guests included;
+- ``signed_in``: every signed-in user;
+- ``private`` (direct conversations included): the room's members only (chat/membership.py).
+  Staff are not special here: they manage members in the admin.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from .models import Room
+from .models import PRIVATE, PUBLIC, SIGNED_IN, Membership, Room
 
 
 def may_read(user: User | AnonymousUser, room: Room) -> bool:
     """True when ``user`` (signed in or anonymous) may read and write in ``room``.
 
-    A signed-in user may enter any open room; a visitor only a room that allows guests.
     Archiving is not an access rule: an archived room stays readable, it refuses new messages.
     """
-    return user.is_authenticated or room.allow_guests
+    if room.visibility == PUBLIC:
+        return True
+    if not user.is_authenticated:
+        return False
+    if room.visibility == SIGNED_IN:
+        return True
+    return membership(user, room) is not None
+
+
+def membership(user: User | AnonymousUser, room: Room) -> Membership | None:
+    """The user's membership of ``room`` (any visibility), or None (always None for guests)."""
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(room=room, user=user).first()
 
 
 def readable_rooms(user: User | AnonymousUser) -> QuerySet[Room]:
     """The rooms ``user`` may read, as a query (the same rule as :func:`may_read`)."""
-    rooms = Room.objects.all()
     if not user.is_authenticated:
-        rooms = rooms.filter(allow_guests=True)
-    return rooms
+        return Room.objects.filter(visibility=PUBLIC)
+    mine = Membership.objects.filter(user=user).values("room_id")
+    return Room.objects.filter(Q(visibility__in=[PUBLIC, SIGNED_IN]) | Q(pk__in=mine))
+
+
+def is_owner(user: User | AnonymousUser, room: Room) -> bool:
+    """True when ``user`` owns ``room`` (may invite and remove members)."""
+    found = membership(user, room)
+    return found is not None and found.is_owner
+
+
+__all__ = ["PRIVATE", "is_owner", "may_read", "membership", "readable_rooms"]
