@@ -11,6 +11,8 @@ personal feed all ask here, so a new kind of room changes one module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
@@ -29,6 +31,37 @@ def may_read(user: User | AnonymousUser, room: Room) -> bool:
     if room.visibility == SIGNED_IN:
         return True
     return membership(user, room) is not None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why ``user`` may not enter a room: an HTTP ``status``, the protocol's ``code`` and a text
+    for people (docs/protocol.md, "Errors")."""
+
+    status: int
+    code: str
+    message: str
+
+
+SIGN_IN_REQUIRED = Refusal(403, "sign_in_required", "Sign in to join this room.")
+NOT_A_MEMBER = Refusal(
+    403, "not_a_member", "This room is private: only its members may enter. Ask an owner."
+)
+# A direct conversation is nobody else's business: it answers as a room that does not exist.
+UNKNOWN_ROOM = Refusal(404, "unknown_room", "No such room.")
+
+
+def refusal(user: User | AnonymousUser, room: Room) -> Refusal | None:
+    """None when :func:`may_read` allows ``user`` into ``room``, else why not: a guest outside a
+    public room must sign in; a signed-in non-member of a private room is not a member; a direct
+    conversation answers a non-member as an unknown room."""
+    if may_read(user, room):
+        return None
+    if room.direct_key is not None:
+        return UNKNOWN_ROOM
+    if not user.is_authenticated:
+        return SIGN_IN_REQUIRED
+    return NOT_A_MEMBER
 
 
 def membership(user: User | AnonymousUser, room: Room) -> Membership | None:
@@ -52,4 +85,4 @@ def is_owner(user: User | AnonymousUser, room: Room) -> bool:
     return found is not None and found.is_owner
 
 
-__all__ = ["PRIVATE", "is_owner", "may_read", "membership", "readable_rooms"]
+__all__ = ["PRIVATE", "Refusal", "is_owner", "may_read", "membership", "readable_rooms", "refusal"]

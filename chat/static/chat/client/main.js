@@ -8,6 +8,7 @@
 
 import { fetchOlder } from "./api.js";
 import { Connection } from "./connection.js";
+import { wireDirectMessages } from "./direct.js";
 import {
   FINAL_STATES,
   OutboxStatus,
@@ -197,6 +198,12 @@ export function startRoom(root) {
     meId,
     messagesUrl: root.dataset.messagesUrl,
     composer: input,
+  });
+  wireDirectMessages({
+    form: /** @type {HTMLFormElement|null} */ (document.getElementById("direct-form")),
+    presence,
+    list,
+    meId,
   });
   connection.start();
   openSearchTarget(list);
