@@ -16,6 +16,8 @@ from . import history
 from .models import (
     GUEST_UID_RE,
     MAX_NAME_LENGTH,
+    PRIVATE,
+    Membership,
     Message,
     Room,
     body_error,
@@ -35,6 +37,7 @@ ERROR_TEXT = {
     "bad_body": "A message cannot contain NUL characters or unpaired surrogates.",
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
+    "not_a_member": "Only members may write in this private room.",
 }
 
 log = logging.getLogger(__name__)
@@ -156,6 +159,13 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
             get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True)
         )
         room_ids = [room.id for room in rooms.values()]
+        # Private rooms take messages from their members only, checked here too: a ticket minted
+        # just before a member was removed must not write after the removal committed.
+        members = set(
+            Membership.objects.filter(
+                room_id__in=[room.id for room in rooms.values() if room.visibility == PRIVATE]
+            ).values_list("room_id", "user_id")
+        )
         nonces = {item["nonce"] for item in good}
         existing: dict[tuple[int, str], Message] = {
             (m.room_id, m.nonce): m
@@ -176,6 +186,10 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                         continue
                     if room.is_archived:
                         err = "room_archived"
+                    elif room.visibility == PRIVATE and (
+                        item["guest"] or (room.id, item["user_id"]) not in members
+                    ):
+                        err = "not_a_member"
                     else:
                         err = body_error(item["body"])
             if err is not None:

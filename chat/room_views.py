@@ -216,7 +216,9 @@ def invite_link_page(request: HttpRequest, token: str) -> HttpResponse:
     longer works); POST (signed in) accepts. A guest is asked to sign in first."""
     invite = invites.find_link(token)
     if invite is None:
-        return render(request, "chat/rooms/invite.html", {"error": "No such invitation."}, 404)
+        return render(
+            request, "chat/rooms/invite.html", {"error": "No such invitation."}, status=404
+        )
     context: dict[str, Any] = {"invite": invite, "room": invite.room, "error": None}
     if request.method == "POST" and request.user.is_authenticated:
         try:
