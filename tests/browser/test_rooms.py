@@ -138,3 +138,52 @@ def test_direct_message_from_a_name_in_presence(person, live, live_room):
     shows(ben, "just between us")
     say(ben, "sure")
     shows(ann, "sure")
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
+    """axe finds nothing on the signed-in room list (with an invitation and a direct
+    conversation), the new-room form, and an owner's members page showing a new link."""
+    from tests.browser.test_axe import AXE, assert_no_violations
+
+    assert AXE.exists(), "run `make js-deps`"
+    owner, guest_name = f"axe-{secrets.token_hex(3)}", f"axe-{secrets.token_hex(3)}"
+    live.create_user(owner, PASSWORD)
+    live.create_user(guest_name, PASSWORD)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, color_scheme=color_scheme, bypass_csp=True
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{live.django_url}/accounts/login/")
+        page.fill("#id_username", owner)
+        page.fill("#id_password", PASSWORD)
+        page.locator("form button[type=submit], form input[type=submit]").first.click()
+        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        page.goto(f"{live.django_url}/chats/new/")
+        assert_no_violations(page)
+        page.get_by_label("Name").fill("Axe " + secrets.token_hex(2))
+        page.get_by_label("Private: members only").check()
+        page.get_by_role("button", name="Create room").click()
+        live_state(page)
+        page.get_by_role("link", name=re.compile("Members")).click()
+        page.get_by_label("Invite by username").fill(guest_name)
+        page.get_by_role("button", name="Invite", exact=True).click()
+        page.get_by_role("button", name="Make an invitation link").click()
+        expect(page.locator("#new-invite-link")).to_be_visible()
+        assert_no_violations(page)
+        live.shell(
+            "from django.contrib.auth import get_user_model\nfrom chat.direct import open_direct\n"
+            "from chat.invites import invite_user\nfrom chat.models import Room\n"
+            f"U = get_user_model()\na, b = U.objects.get(username={owner!r}), "
+            f"U.objects.get(username={guest_name!r})\nopen_direct(a, b.pk)\n"
+            "room = Room.objects.create(name='Invited', slug='inv-' + b.username, "
+            "visibility='private')\nfrom chat.membership import Membership\n"
+            "Membership.objects.create(room=room, user=b, role='owner')\ninvite_user(room, b, a)\n"
+        )
+        page.goto(f"{live.django_url}/chats/")
+        expect(page.locator(".direct-rooms")).to_be_visible()
+        expect(page.locator(".invitation")).to_have_count(1)
+        assert_no_violations(page)
+    finally:
+        context.close()
