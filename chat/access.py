@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
-from .models import PRIVATE, PUBLIC, SIGNED_IN, Membership, Room
+from .models import PUBLIC, SIGNED_IN, Membership, Room
 
 
 def may_read(user: User | AnonymousUser, room: Room) -> bool:
@@ -83,6 +83,3 @@ def is_owner(user: User | AnonymousUser, room: Room) -> bool:
     """True when ``user`` owns ``room`` (may invite and remove members)."""
     found = membership(user, room)
     return found is not None and found.is_owner
-
-
-__all__ = ["PRIVATE", "Refusal", "is_owner", "may_read", "membership", "readable_rooms", "refusal"]
