@@ -140,6 +140,30 @@ def test_direct_message_from_a_name_in_presence(person, live, live_room):
     shows(ann, "sure")
 
 
+def test_a_removed_member_is_told_at_once(person, live):
+    """The owner removes a member whose room page is open: within moments that page says it
+    cannot join, its composer stops taking text, and it does not reconnect."""
+    owner, member = person("owner"), person("member")
+    owner.goto(f"{live.django_url}/chats/new/")
+    owner.get_by_label("Name").fill("Removal " + secrets.token_hex(2))
+    owner.get_by_label("Private: members only").check()
+    owner.get_by_role("button", name="Create room").click()
+    live_state(owner)
+    room_url = owner.url
+    owner.get_by_role("link", name=re.compile("Members")).click()
+    owner.get_by_label("Invite by username").fill(member.username)
+    owner.get_by_role("button", name="Invite", exact=True).click()
+    member.goto(f"{live.django_url}/chats/")
+    member.locator(".invitation").get_by_role("button", name="Accept").click()
+    live_state(member)
+    assert member.url == room_url
+    owner.reload()
+    owner.get_by_role("button", name=f"Remove {member.username}").click()
+    expect(owner.locator(".flash")).to_contain_text("was removed")
+    expect(member.locator("#connection-state")).to_have_text("You cannot join this room")
+    expect(member.locator("#composer-input")).not_to_be_editable()
+
+
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
 def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
     """axe finds nothing on the signed-in room list (with an invitation and a direct
