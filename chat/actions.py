@@ -107,6 +107,18 @@ def room_access_changed(slug: str, scope: str) -> None:
     )
 
 
+def member_removed(slug: str, user_id: int) -> None:
+    """A member left or was removed from a private room: that user's connections to the room
+    close with 4003 and its earlier tickets for it are refused (its other rooms stay open); the
+    fresh ticket the client then asks for is refused with 403 ``not_a_member``."""
+    uid = f"u:{int(user_id)}"
+    _room_event(
+        "member_removed",
+        slug,
+        lambda: {"type": "access", "scope": "member", "uid": uid, "before_ms": now_ms()},
+    )
+
+
 def user_access_revoked(user_id: int) -> None:
     """A user signed out, was deactivated or deleted: every connection of ``u:<id>`` closes
     with 4003 and its earlier tickets are refused; a fresh ticket decides what it may do now."""

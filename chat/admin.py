@@ -1,7 +1,8 @@
 """Staff screens for rooms and messages.
 
-Archiving, un-archiving, narrowing access and deleting rooms reach the chat server through the
-model signals (`chat.signals`); moderation calls `chat.actions`.
+Archiving, un-archiving, narrowing access, removing members and deleting rooms reach the chat
+server through the model signals (`chat.signals`); moderation calls `chat.actions`. Staff manage a
+room's members in an inline of the room (removing one closes its connections at once).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from . import actions
 from .forms import AdminUserChangeForm, AdminUserCreationForm
+from .membership import Invite, Membership
 from .models import Message, NameClaim, Room
 
 # The chat server's stats for the changelist being rendered: fetched once per page, never per row.
@@ -28,6 +30,15 @@ _live_stats: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Context
 )
 
 
+class MembershipInline(admin.TabularInline):
+    """A room's members and their roles (deleting a row removes the member)."""
+
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    fields = ["user", "role", "joined_at"]
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     """Rooms with message counts, last activity and who is online now."""
@@ -35,16 +46,17 @@ class RoomAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "slug",
-        "allow_guests",
+        "visibility",
         "is_archived",
         "message_count",
         "last_activity",
         "online_now",
     ]
-    list_filter = ["is_archived", "allow_guests"]
+    list_filter = ["is_archived", "visibility"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
     actions = ["archive_rooms"]
+    inlines = [MembershipInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
         """Annotate counts and last activity so the list needs no query per row."""
@@ -61,8 +73,15 @@ class RoomAdmin(admin.ModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """Fetch the chat server's stats once for the whole page."""
-        token = _live_stats.set(actions.live_stats() or {})
+        """Fetch the chat server's stats once for the whole page (and which direct
+        conversations the viewer is in: only those show who is online)."""
+        stats = dict(actions.live_stats() or {})
+        stats["_my_direct"] = set(
+            Membership.objects.filter(
+                user=request.user, room__direct_key__isnull=False
+            ).values_list("room_id", flat=True)
+        )
+        token = _live_stats.set(stats)
         try:
             response = super().changelist_view(request, extra_context)
             if hasattr(response, "render"):
@@ -83,8 +102,12 @@ class RoomAdmin(admin.ModelAdmin):
 
     @admin.display(description="Online now")
     def online_now(self, room: Room) -> str:
-        """People online according to the chat server; "—" when it did not answer."""
-        rooms = (_live_stats.get() or {}).get("rooms")
+        """People online according to the chat server; "—" when it did not answer. A direct
+        conversation is its two people's business: "private" unless the viewer is one of them."""
+        stats = _live_stats.get() or {}
+        if room.direct_key is not None and room.pk not in stats.get("_my_direct", ()):
+            return "private"
+        rooms = stats.get("rooms")
         if not isinstance(rooms, dict):
             return "—"
         entry = rooms.get(room.slug) or {}
@@ -99,6 +122,29 @@ class RoomAdmin(admin.ModelAdmin):
             room.is_archived = True
             room.save(update_fields=["is_archived"])
         self.message_user(request, f"Archived {len(rooms)} room(s).", messages.SUCCESS)
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    """Invitations to private rooms; withdrawing one stops it admitting anybody."""
+
+    list_display = ["room", "invitee", "created_by", "created_at", "expires_at", "uses", "state"]
+    list_filter = ["revoked_at"]
+    list_select_related = ["room", "invitee", "created_by"]
+    raw_id_fields = ["room", "invitee", "created_by"]
+    search_fields = ["room__name", "room__slug", "invitee__username"]
+    actions = ["withdraw"]
+
+    @admin.display(description="State")
+    def state(self, invite: Invite) -> str:
+        """usable, revoked, expired or used_up."""
+        return invite.state()
+
+    @admin.action(description="Withdraw selected invitations")
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[Invite]) -> None:
+        """Revoke invitations (links stop working at once)."""
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Withdrew {count} invitation(s).", messages.SUCCESS)
 
 
 @admin.register(Message)

@@ -6,16 +6,17 @@ import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Max, Q
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from . import history, ratelimits
+from . import access, history, ratelimits
 from . import search as chat_search
-from .identity import GuestLimitReached, chat_identity, may_join
-from .models import Room, iso_utc_ms
+from .identity import GuestLimitReached, chat_identity
+from .models import PUBLIC, SIGNED_IN, Room, iso_utc_ms
 from .signing import error_response
 from .tickets import mint_ticket
 
@@ -23,25 +24,32 @@ PUBLIC_PAGE_DEFAULT = 50
 PUBLIC_PAGE_MAX = 100
 
 
-def rooms_with_activity():
-    """Open rooms annotated with ``last_activity`` (newest visible message) in one query."""
-    return Room.objects.filter(is_archived=False).annotate(
+def rooms_with_activity(user: User | AnonymousUser):
+    """The open (not archived) rooms ``user`` may enter (``chat.access.readable_rooms``),
+    direct conversations included, annotated with ``last_activity`` (newest visible message).
+    A visitor also sees the rooms signing in opens (listed as "sign-in"), never private ones."""
+    rooms = access.readable_rooms(user)
+    if not user.is_authenticated:
+        rooms = Room.objects.filter(visibility__in=[PUBLIC, SIGNED_IN])
+    return rooms.filter(is_archived=False).annotate(
         last_activity=Max("messages__sent_at", filter=Q(messages__is_deleted=False))
     )
 
 
 @require_GET
 def room_list(request: HttpRequest) -> JsonResponse:
-    """``GET /api/rooms/``: every open room."""
+    """``GET /api/rooms/``: every open room the session may enter (direct conversations are the
+    room list page's own section, not listed here)."""
     rooms = [
         {
             "slug": room.slug,
             "name": room.name,
             "description": room.description,
             "allow_guests": room.allow_guests,
+            "visibility": room.visibility,
             "last_activity": iso_utc_ms(room.last_activity) if room.last_activity else None,
         }
-        for room in rooms_with_activity()
+        for room in rooms_with_activity(request.user).filter(direct_key__isnull=True)
     ]
     return JsonResponse({"rooms": rooms})
 
@@ -52,8 +60,9 @@ def _room_or_error(request: HttpRequest, slug: str) -> Room | JsonResponse:
         return error_response(404, "unknown_room", "No such room.")
     if room.is_archived:
         return error_response(404, "room_archived", "This room is archived.")
-    if not may_join(request, room):
-        return error_response(403, "sign_in_required", "Sign in to join this room.")
+    refused = access.refusal(request.user, room)
+    if refused is not None:
+        return error_response(refused.status, refused.code, refused.message)
     return room
 
 

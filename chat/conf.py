@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN_USER": "10/m",
     "RATELIMIT_GUEST_IDENTITY": "20/10m",
     "RATELIMIT_SEARCH": "30/m",
+    # Rooms one user may create, and invitations (by username or link) one user may make.
+    "RATELIMIT_ROOM_CREATE": "10/h",
+    "RATELIMIT_INVITE": "30/h",
     "RATELIMIT_TRUST_X_FORWARDED_FOR": False,
 }
 

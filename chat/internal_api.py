@@ -16,6 +16,8 @@ from . import history, markdown
 from .models import (
     GUEST_UID_RE,
     MAX_NAME_LENGTH,
+    PRIVATE,
+    Membership,
     Message,
     Room,
     body_error,
@@ -37,6 +39,7 @@ ERROR_TEXT = {
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
     "unknown_parent": "The message this replies to is not in this room.",
+    "not_a_member": "Only members may write in this private room.",
 }
 
 log = logging.getLogger(__name__)
@@ -172,6 +175,13 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
             get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True)
         )
         room_ids = [room.id for room in rooms.values()]
+        # Private rooms take messages from their members only, checked here too: a ticket minted
+        # just before a member was removed must not write after the removal committed.
+        members = set(
+            Membership.objects.filter(
+                room_id__in=[room.id for room in rooms.values() if room.visibility == PRIVATE]
+            ).values_list("room_id", "user_id")
+        )
         nonces = {item["nonce"] for item in good}
         # Every parent named, deleted ones included (a reply to a message deleted meanwhile is
         # stored as a reply to a deleted message); one query for the batch.
@@ -202,6 +212,10 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                         continue
                     if room.is_archived:
                         err = "room_archived"
+                    elif room.visibility == PRIVATE and (
+                        item["guest"] or (room.id, item["user_id"]) not in members
+                    ):
+                        err = "not_a_member"
                     else:
                         err = body_error(item["body"]) or _parent_error(item, room, parents)
             if err is not None:

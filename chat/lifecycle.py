@@ -21,8 +21,8 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import actions
-from .identity import GuestLimitReached, chat_identity, may_join
+from . import access, actions
+from .identity import GuestLimitReached, chat_identity
 from .models import UNSTORABLE_TEXT, Message, Reaction, Room, body_error, body_too_long_text
 from .signing import error_response
 
@@ -47,9 +47,10 @@ def _room(request: HttpRequest, slug: str) -> Room:
         raise Refused(404, "unknown_room", "No such room.")
     if room.is_archived:
         raise Refused(409, "room_archived", "This room is archived: its messages stay as they are.")
-    if not may_join(request, room):
-        # Also a guest in a room that no longer allows guests.
-        raise Refused(403, "sign_in_required", "Sign in to join this room.")
+    refused = access.refusal(request.user, room)
+    if refused is not None:
+        # Also a guest in a room that no longer allows guests, or a removed member.
+        raise Refused(refused.status, refused.code, refused.message)
     return room
 
 

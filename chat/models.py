@@ -1,4 +1,8 @@
-"""Rooms and messages, and the one function that turns a message into the protocol's shape."""
+"""Rooms and messages, and the one function that turns a message into the protocol's shape.
+
+Who may enter a room is decided in chat/access.py from ``Room.visibility`` and the room's
+``Membership`` rows (chat/membership.py holds the models of members and invitations).
+"""
 
 from __future__ import annotations
 
@@ -69,8 +73,28 @@ def iso_utc_ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+# Who may enter a room (chat/access.py): everyone including guests, every signed-in user, or
+# its members only. `Room.allow_guests` is kept as the stored shadow of "public" for code and
+# data from before visibility existed (a database constraint keeps the two in step).
+PUBLIC = "public"
+SIGNED_IN = "signed_in"
+PRIVATE = "private"
+VISIBILITY_CHOICES = [
+    (PUBLIC, "Public: guests too"),
+    (SIGNED_IN, "Open to signed-in users"),
+    (PRIVATE, "Private: members only"),
+]
+
 # The fields of a room whose change changes who may be connected (chat/signals.py).
-ROOM_ACCESS_FIELDS = ("slug", "allow_guests", "is_archived")
+ROOM_ACCESS_FIELDS = ("slug", "allow_guests", "visibility", "is_archived")
+
+
+def visibility_for_guests(allow_guests: bool, visibility: str) -> str:
+    """The visibility a room takes when old code sets ``allow_guests``: True opens it to guests;
+    False closes a public room to them (signed-in users stay) and leaves other rooms as they are."""
+    if allow_guests:
+        return PUBLIC
+    return SIGNED_IN if visibility == PUBLIC else visibility
 
 
 class RoomQuerySet(models.QuerySet):
@@ -78,7 +102,11 @@ class RoomQuerySet(models.QuerySet):
 
     def update(self, **kwargs: Any) -> int:
         """``QuerySet.update`` that tells the chat server (after commit) when it archives,
-        un-archives, renames or closes rooms to guests: bulk updates send no model signals."""
+        un-archives, renames or closes rooms to guests: bulk updates send no model signals.
+
+        ``allow_guests`` and ``visibility`` are updated together (either one given sets the
+        other: ``visibility_for_guests``); both given and disagreeing raise ``ValueError``."""
+        kwargs = _access_update(kwargs)
         if not set(kwargs) & set(ROOM_ACCESS_FIELDS):
             return super().update(**kwargs)
         from .signals import room_changed
@@ -97,15 +125,52 @@ class RoomQuerySet(models.QuerySet):
         return count
 
 
+def _access_update(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` of an update with ``allow_guests`` and ``visibility`` kept in step."""
+    has_guests, has_visibility = "allow_guests" in kwargs, "visibility" in kwargs
+    if has_guests and has_visibility:
+        if bool(kwargs["allow_guests"]) != (kwargs["visibility"] == PUBLIC):
+            raise ValueError("allow_guests is true exactly when visibility is public")
+    elif has_visibility:
+        kwargs = {**kwargs, "allow_guests": kwargs["visibility"] == PUBLIC}
+    elif has_guests:
+        if kwargs["allow_guests"]:
+            visibility: Any = PUBLIC
+        else:
+            visibility = models.Case(
+                models.When(visibility=PUBLIC, then=models.Value(SIGNED_IN)),
+                default=models.F("visibility"),
+            )
+        kwargs = {**kwargs, "visibility": visibility}
+    return kwargs
+
+
 class Room(models.Model):
-    """A chat room; URLs use its slug."""
+    """A chat room; URLs use its slug.
+
+    ``visibility`` says who may enter (chat/access.py). ``allow_guests`` is its stored shadow
+    (true exactly when public): code that sets only ``allow_guests`` keeps working, saving the
+    room derives ``visibility`` from it (``visibility_for_guests``); setting ``visibility``
+    derives ``allow_guests``. A direct conversation (``direct_key`` set) is always private.
+    """
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
     description = models.CharField(max_length=300, blank=True)
-    allow_guests = models.BooleanField(
-        default=False, help_text="Anonymous visitors may read and write under a guest name."
+    visibility = models.CharField(
+        max_length=16,
+        choices=VISIBILITY_CHOICES,
+        default=SIGNED_IN,
+        help_text="Who may enter: everyone (guests too), signed-in users, or members only.",
     )
+    allow_guests = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Anonymous visitors may read and write under a guest name (visibility public).",
+    )
+    # "<lower user id>-<higher user id>" for a direct conversation between two users, else NULL;
+    # unique, so two people opening their conversation at once end up in one room.
+    direct_key = models.CharField(max_length=41, unique=True, null=True, blank=True, editable=False)
     is_archived = models.BooleanField(
         default=False, help_text="Archived rooms are hidden and read-only; sockets are closed."
     )
@@ -115,9 +180,69 @@ class Room(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(visibility__in=[PUBLIC, SIGNED_IN, PRIVATE]),
+                name="chat_room_visibility_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(visibility=PUBLIC, allow_guests=True)
+                | (~models.Q(visibility=PUBLIC) & models.Q(allow_guests=False)),
+                name="chat_room_allow_guests_is_public",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(direct_key__isnull=True) | models.Q(visibility=PRIVATE),
+                name="chat_room_direct_is_private",
+            ),
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        guests, visibility = kwargs.get("allow_guests"), kwargs.get("visibility")
+        super().__init__(*args, **kwargs)
+        if not args:  # built by code, not loaded (Model.from_db passes positional values)
+            if visibility is None and guests is not None:
+                self.visibility = visibility_for_guests(bool(guests), self.visibility)
+            elif visibility is not None and guests is not None:
+                if bool(guests) != (visibility == PUBLIC):
+                    raise ValueError("allow_guests is true exactly when visibility is public")
+            self.allow_guests = self.visibility == PUBLIC
+        self._access_seen = (self.visibility, self.allow_guests)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_direct(self) -> bool:
+        """True for a direct conversation between two users (chat/direct.py)."""
+        return self.direct_key is not None
+
+    @property
+    def is_private(self) -> bool:
+        """True when only members may enter."""
+        return self.visibility == PRIVATE
+
+    def _sync_access(self) -> None:
+        """Keep ``allow_guests`` and ``visibility`` in step, whichever one the caller changed
+        since the room was loaded or saved (visibility wins when both changed)."""
+        seen_visibility, seen_guests = self._access_seen
+        if self.visibility != seen_visibility:
+            self.allow_guests = self.visibility == PUBLIC
+        elif self.allow_guests != seen_guests:
+            self.visibility = visibility_for_guests(self.allow_guests, self.visibility)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save with ``allow_guests`` and ``visibility`` in step (both written when either is)."""
+        self._sync_access()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and {"allow_guests", "visibility"} & set(update_fields):
+            kwargs["update_fields"] = {*update_fields, "allow_guests", "visibility"}
+        super().save(*args, **kwargs)
+        self._access_seen = (self.visibility, self.allow_guests)
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        """Reload, and take the stored access fields as the ones seen."""
+        super().refresh_from_db(*args, **kwargs)
+        self._access_seen = (self.visibility, self.allow_guests)
 
     def clean(self) -> None:
         """Refuse text the database cannot store in any text field (admin, commands, forms).
@@ -375,3 +500,7 @@ class NameClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.uid})"
+
+
+# The membership models live in their own module; imported here so Django registers them.
+from .membership import Invite, Membership  # noqa: E402, F401

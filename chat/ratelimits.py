@@ -3,7 +3,7 @@
 The counters live in Django's cache (``CACHES["default"]``): per process with the default
 LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
 (``RATELIMIT_TICKET``, ``RATELIMIT_SEARCH``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``,
-``RATELIMIT_GUEST_IDENTITY``) read at call time.
+``RATELIMIT_GUEST_IDENTITY``, ``RATELIMIT_ROOM_CREATE``, ``RATELIMIT_INVITE``) read at call time.
 
 Sign-in (every sign-in form: ``/accounts/login/`` and ``/admin/login/``, through
 :func:`sign_in_limited`) counts *failed* attempts per (username, client address) and per client
@@ -94,6 +94,24 @@ def search_limited(request: HttpRequest) -> int | None:
     retry_after = _over(request, "chat.search", _session_or_ip, settings.RATELIMIT_SEARCH)
     if retry_after is not None:
         log.warning("search rate limit reached")
+    return retry_after
+
+
+def room_create_limited(request: HttpRequest) -> int | None:
+    """Count a room creation (``RATELIMIT_ROOM_CREATE``, per signed-in user); seconds to wait
+    when over the limit."""
+    retry_after = _over(request, "chat.room_create", _session_or_ip, settings.RATELIMIT_ROOM_CREATE)
+    if retry_after is not None:
+        log.warning("room creation rate limit reached")
+    return retry_after
+
+
+def invite_limited(request: HttpRequest) -> int | None:
+    """Count an invitation (by username or a link; ``RATELIMIT_INVITE``, per signed-in user);
+    seconds to wait when over the limit."""
+    retry_after = _over(request, "chat.invite", _session_or_ip, settings.RATELIMIT_INVITE)
+    if retry_after is not None:
+        log.warning("invitation rate limit reached")
     return retry_after
 
 

@@ -7,6 +7,9 @@ calls one function of `chat.actions` (which calls the chat server after commit):
 - a user signs out, is deactivated (``is_active`` goes from true to false) or is deleted:
   ``actions.user_access_revoked``;
 - a room: ``allow_guests`` goes from true to false -> ``room_access_changed(GUESTS)``;
+  ``visibility`` becomes private -> ``room_access_changed(EVERYONE)`` (members get a fresh
+  ticket at once, everyone else is refused);
+- a membership is deleted (removed, left, its user or room deleted) -> ``member_removed``;
   ``is_archived`` changes -> ``room_archived`` / ``room_unarchived``; the room is deleted, or
   its slug changes (the old address is gone) -> ``room_deleted``.
 
@@ -27,8 +30,8 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from . import actions
+from .models import PRIVATE, Membership, Room
 from .models import ROOM_ACCESS_FIELDS as ROOM_FIELDS
-from .models import Room
 
 
 def _before_save(
@@ -104,8 +107,18 @@ def room_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
             actions.room_archived(after["slug"])
         else:
             actions.room_unarchived(after["slug"])
-    if before["allow_guests"] and not after["allow_guests"]:
+    if before["visibility"] != PRIVATE and after["visibility"] == PRIVATE:
+        actions.room_access_changed(after["slug"], actions.EVERYONE)
+    elif before["allow_guests"] and not after["allow_guests"]:
         actions.room_access_changed(after["slug"], actions.GUESTS)
+
+
+def _membership_deleted(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    # Also when a user or a room is deleted (memberships cascade): a redundant call then, as the
+    # user's revocation or the room's deletion already covers it. A room already gone is skipped.
+    room = Room.objects.filter(pk=instance.room_id).values("slug").first()
+    if room is not None:
+        actions.member_removed(room["slug"], instance.user_id)
 
 
 def _room_deleted(sender: Any, instance: Room, **kwargs: Any) -> None:
@@ -123,3 +136,6 @@ def connect() -> None:
     pre_save.connect(_room_before_save, sender=Room, dispatch_uid="chat.room_before_save")
     post_save.connect(_room_saved, sender=Room, dispatch_uid="chat.room_saved")
     post_delete.connect(_room_deleted, sender=Room, dispatch_uid="chat.room_deleted")
+    post_delete.connect(
+        _membership_deleted, sender=Membership, dispatch_uid="chat.membership_deleted"
+    )

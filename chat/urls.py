@@ -16,14 +16,54 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import api as api_views
-from . import internal_api, lifecycle, ratelimits, views
+from . import internal_api, lifecycle, ratelimits, room_views, views
 
 app_name = "chat"
 
+# Rooms and membership (chat/room_views.py). Listed before `<slug>/`: a room whose slug is one
+# of these words is never created from the room list (chat/room_forms.py, RESERVED_SLUGS).
+rooms = [
+    path("new/", room_views.room_create, name="room_create"),
+    path("invite/<str:token>/", room_views.invite_link_page, name="invite_link"),
+    path(
+        "invites/<int:invite_id>/accept/",
+        room_views.answer_invite,
+        {"answer": "accept"},
+        name="invite_accept",
+    ),
+    path(
+        "invites/<int:invite_id>/decline/",
+        room_views.answer_invite,
+        {"answer": "decline"},
+        name="invite_decline",
+    ),
+    path("direct/<int:user_id>/", room_views.open_direct, name="direct"),
+]
+
+room_members = [
+    path("<slug:slug>/members/", room_views.room_members, name="room_members"),
+    path("<slug:slug>/members/invite/", room_views.invite_user, name="invite_user"),
+    path("<slug:slug>/members/link/", room_views.invite_link, name="invite_make_link"),
+    path(
+        "<slug:slug>/members/<int:user_id>/remove/",
+        room_views.remove_member,
+        name="remove_member",
+    ),
+    path("<slug:slug>/members/<int:user_id>/owner/", room_views.make_owner, name="make_owner"),
+    path(
+        "<slug:slug>/invites/<int:invite_id>/revoke/",
+        room_views.revoke_invite,
+        name="revoke_invite",
+    ),
+    path("<slug:slug>/leave/", room_views.leave_room, name="leave_room"),
+]
+
 pages = [
     path("", views.room_list, name="rooms"),
+    *rooms,
     path("<slug:slug>/", views.room_detail, name="room"),
     path("<slug:slug>/guest-name/", views.guest_name, name="guest_name"),
+    *room_members,
 ]
 
 api = [

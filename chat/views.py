@@ -6,25 +6,28 @@ from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import history, ratelimits
+from . import access, history, ratelimits, room_directory
 from . import search as chat_search
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
 from .forms import SignUpForm
-from .identity import GuestLimitReached, chat_identity, may_join, set_guest_name
+from .identity import GuestLimitReached, chat_identity, set_guest_name
 from .models import MAX_NAME_LENGTH, Room
 from .params import parse_decimal
 
 
 def room_list(request: HttpRequest) -> HttpResponse:
-    """``/chats/``: open rooms with their description and last activity."""
-    return render(request, "chat/room_list.html", {"rooms": rooms_with_activity()})
+    """``/chats/``: the open rooms the reader may enter, with their description and last
+    activity; for a signed-in reader also its memberships, direct conversations and
+    invitations (chat/room_directory.py)."""
+    context = room_directory.context(request.user, rooms_with_activity(request.user))
+    return render(request, "chat/room_list.html", context)
 
 
 # The room page runs the client, which inserts the server's rendering of message bodies: on top
@@ -42,7 +45,12 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if room.is_archived:
         # 404 like the API (the room is gone for visitors), with a page that says why.
         return render(request, "chat/room_archived.html", {"room": room}, status=404)
-    if not may_join(request, room):
+    refused = access.refusal(request.user, room)
+    if refused is access.UNKNOWN_ROOM:
+        raise Http404("No such room.")
+    if refused is access.NOT_A_MEMBER:
+        return render(request, "chat/rooms/not_a_member.html", {"room": room}, status=403)
+    if refused is not None:
         return render(request, "chat/sign_in_required.html", {"room": room}, status=403)
     try:
         who = chat_identity(request)

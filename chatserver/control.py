@@ -6,7 +6,8 @@
     GET  /internal/stats                                -> live numbers
 
 A room event is `{"type": ...}`: a room state change (`archived`, `unarchived`, `room_deleted`
-with `before_ms`, `access` with `before_ms` and `scope`) or a frame for the room's members (a
+with `before_ms`, `access` with `before_ms` and `scope` "guests", "all", or "member" with the
+removed member's `uid`) or a frame for the room's members (a
 kind of chatserver/events.py marked `control`, e.g. `{"type": "deleted", "id": 812}`). The
 per-change URLs of the previous release are aliases of it:
 
@@ -32,7 +33,7 @@ from twisted.web.resource import Resource
 from chatserver.admission import MAX_ID, parse_decimal
 from chatserver.events import KINDS, refers_to_message
 from chatserver.methods import refuse_method
-from chatserver.revocations import ROOM, ROOM_GUESTS, USER, Revocation
+from chatserver.revocations import MEMBER, ROOM, ROOM_GUESTS, USER, Revocation, member_key
 from chatserver.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify_request
 from chatserver.tickets import MAX_NAME_LENGTH
 from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_body
@@ -40,6 +41,7 @@ from chatserver.web import MAX_SIGNED_BODY, error_response, json_response, read_
 log = Logger()
 
 GUEST_UID_RE = re.compile(r"g:[0-9a-f]{16}")
+USER_UID_RE = re.compile(r"u:[1-9][0-9]{0,18}")
 # One call carries at most this many events (a bulk action sends one call per room).
 MAX_EVENTS = 100
 # The old per-change URLs: /internal/rooms/<slug>/<verb> -> the event type they stand for.
@@ -168,6 +170,9 @@ class ControlResource(Resource):
             log.info("room {room} deleted: closed {closed}", room=room, closed=closed)
             return {"closed": closed}
         if kind == "access":
+            if event["scope"] == "member":
+                key = member_key(room, event["uid"])
+                return {"closed": self._revoke(Revocation(MEMBER, key, event["before_ms"]))}
             scope = ROOM_GUESTS if event["scope"] == "guests" else ROOM
             return {"closed": self._revoke(Revocation(scope, room, event["before_ms"]))}
         return {"notified": self._hub.announce(room, event)}
@@ -208,8 +213,12 @@ def _check_event(event: object) -> None:
     kind = event["type"]
     if kind in ("room_deleted", "access") and not _is_millis(event.get("before_ms")):
         raise BadEvent("before_ms must be Unix time in milliseconds.")
-    if kind == "access" and event.get("scope") not in ("guests", "all"):
-        raise BadEvent('scope is "guests" or "all".')
+    if kind == "access" and event.get("scope") not in ("guests", "all", "member"):
+        raise BadEvent('scope is "guests", "all" or "member".')
+    if kind == "access" and event["scope"] == "member":
+        uid = event.get("uid")
+        if not isinstance(uid, str) or not USER_UID_RE.fullmatch(uid):
+            raise BadEvent('A "member" access change names the user: uid "u:<id>".')
     if kind in ROOM_ALIASES.values():
         return
     row = KINDS.get(kind)

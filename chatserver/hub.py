@@ -34,7 +34,7 @@ from chatserver.limits import ClientLimits
 from chatserver.logthrottle import LogThrottle
 from chatserver.metrics import ChatMetrics
 from chatserver.persistence import PersistenceQueue, QueueFull
-from chatserver.revocations import ROOM, SCOPES, USER, Revocation, RevocationList
+from chatserver.revocations import ROOM, SCOPES, Revocation, RevocationList, room_of
 from chatserver.rooms import RoomRegistry
 from chatserver.tickets import Identity, TicketError, verify_ticket
 
@@ -379,7 +379,8 @@ class ChatHub:
         """Remember a revocation; close this process's sockets (4003) and held polls (403) whose
         ticket it covers. A connection admitted by a ticket minted after the cut-off stays."""
         self.revocations.add(revocation, self.clock.seconds())
-        rooms = self.registry.rooms() if revocation.scope == USER else [revocation.key]
+        room_key = room_of(revocation)
+        rooms = self.registry.rooms() if room_key is None else [room_key]
         closed = 0
         for room in rooms:
             for member in list(self.registry.members(room)):

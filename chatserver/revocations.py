@@ -3,9 +3,11 @@
 Django tells the chat server (docs/protocol.md, "Control API") when a right that admitted a
 connection is gone: a user signed out, was deactivated or deleted (scope: the uid, every room), a
 room's access rules changed (scope: the room's guest tickets, or all of its tickets), a room was
-deleted (scope: all of the room's tickets). Each such change is stored here as one entry per
-scope holding the latest cut-off; a ticket is refused when its scope has an entry whose cut-off is
-at or after the ticket's issue time (`Identity.issued_ms`, milliseconds).
+deleted (scope: all of the room's tickets), a member was removed from a private room (scope: that
+uid's tickets for that room, key `<room>/<uid>`: a slug never holds a slash). Each such change is
+stored here as one entry per scope holding the latest cut-off; a ticket is refused when its scope
+has an entry whose cut-off is at or after the ticket's issue time (`Identity.issued_ms`,
+milliseconds).
 
 Memory stays bounded: an entry is kept for `keep` seconds (`CHAT_MAX_TICKET_TTL` plus the
 signature window) and forgotten afterwards; by then every ticket it could refuse has expired,
@@ -19,11 +21,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Scopes of a revocation (docs/protocol.md): one uid everywhere; one room's guest tickets; all
-# tickets of one room.
+# tickets of one room; one uid's tickets for one room.
 USER = "user"
 ROOM_GUESTS = "room_guests"
 ROOM = "room"
-SCOPES = (USER, ROOM_GUESTS, ROOM)
+MEMBER = "member"
+SCOPES = (USER, ROOM_GUESTS, ROOM, MEMBER)
+
+
+def member_key(room: str, uid: str) -> str:
+    """The key of a MEMBER revocation: `<room>/<uid>`."""
+    return f"{room}/{uid}"
+
+
+def room_of(revocation: Revocation) -> str | None:
+    """The room a revocation is about (None for USER: every room)."""
+    if revocation.scope == USER:
+        return None
+    if revocation.scope == MEMBER:
+        return revocation.key.partition("/")[0]
+    return revocation.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +58,8 @@ class Revocation:
             return uid == self.key
         if self.scope == ROOM_GUESTS:
             return room == self.key and guest
+        if self.scope == MEMBER:
+            return self.key == member_key(room, uid)
         return room == self.key
 
 
@@ -72,7 +91,7 @@ class RevocationList:
         self.sweep(now)
         if not self._entries:
             return False
-        keys = [(USER, uid), (ROOM, room)]
+        keys = [(USER, uid), (ROOM, room), (MEMBER, member_key(room, uid))]
         if guest:
             keys.append((ROOM_GUESTS, room))
         for key in keys:

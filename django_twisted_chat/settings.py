@@ -244,6 +244,9 @@ RATELIMIT_ENABLE = _bool("DJANGO_RATELIMIT_ENABLE", default=True)
 RATELIMIT_TICKET = env.get("DJANGO_RATELIMIT_TICKET", "30/m")
 # Full-text searches per user, guest session or address (chat/ratelimits.py).
 RATELIMIT_SEARCH = env.get("DJANGO_RATELIMIT_SEARCH", "30/m")
+# Rooms one user may create, and invitations (by username or link) one user may make.
+RATELIMIT_ROOM_CREATE = env.get("DJANGO_RATELIMIT_ROOM_CREATE", "10/h")
+RATELIMIT_INVITE = env.get("DJANGO_RATELIMIT_INVITE", "30/h")
 RATELIMIT_LOGIN_IP = env.get("DJANGO_RATELIMIT_LOGIN_IP", "10/m")
 RATELIMIT_LOGIN_USER = env.get("DJANGO_RATELIMIT_LOGIN_USER", "10/m")
 # New guest identities (cookie-less visits) per client address.

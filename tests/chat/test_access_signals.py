@@ -121,7 +121,15 @@ def test_archive_and_unarchive_on_the_change_form(
     staff, lobby, chat_server, django_capture_on_commit_callbacks
 ):
     """Ticking and unticking Archived in the admin: `archived`, then `unarchived` events."""
-    form = {"name": "Lobby", "slug": "lobby", "description": "", "allow_guests": "on"}
+    form = {
+        "name": "Lobby",
+        "slug": "lobby",
+        "description": "",
+        "visibility": "public",
+        # The members inline's management form (no member rows).
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         staff.post(f"/admin/chat/room/{lobby.pk}/change/", form | {"is_archived": "on"})
     with django_capture_on_commit_callbacks(execute=True):

@@ -181,7 +181,15 @@ def test_saving_room_as_archived_notifies(
     staff_client, lobby, chat_server, django_capture_on_commit_callbacks
 ):
     """Ticking is_archived on the change form notifies once; saving again does not."""
-    form = {"name": "Lobby", "slug": "lobby", "description": "", "allow_guests": "on"}
+    form = {
+        "name": "Lobby",
+        "slug": "lobby",
+        "description": "",
+        "visibility": "public",
+        # The members inline's management form (no member rows).
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(
             f"/admin/chat/room/{lobby.pk}/change/", form | {"is_archived": "on"}

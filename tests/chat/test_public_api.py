@@ -30,6 +30,7 @@ def test_room_list_hides_archived(client, lobby, members_room, archived_room):
         "name": "Members",
         "description": "Sign-in only",
         "allow_guests": False,
+        "visibility": "signed_in",
         "last_activity": None,
     }
 

@@ -12,7 +12,7 @@ import pytest
 from chatserver.control import ControlResource
 from chatserver.longpoll import LongPollResource
 from chatserver.protocol import ChatServerFactory
-from chatserver.revocations import ROOM, USER, Revocation, RevocationList
+from chatserver.revocations import MEMBER, ROOM, USER, Revocation, RevocationList, member_key
 from chatserver.signing import signed_headers
 from chatserver.tickets import TicketError, mint_ticket, verify_ticket
 from tests.chatserver.support import (
@@ -148,9 +148,54 @@ def test_room_scope_all_closes_everyone_in_the_room(env):
     assert elsewhere.close_frame() is None
 
 
+def test_member_removal_closes_that_members_socket_and_poll_in_that_room_only(env):
+    """scope=member (a member was removed from a private room): that uid's sockets in that room
+    close with 4003 and its held poll answers 403 access_revoked; the same uid elsewhere and the
+    other members of the room stay; its old tickets for the room are refused, not elsewhere."""
+    removed = env.socket(room="secret", uid="u:1")
+    removed_elsewhere = env.socket(room="lobby", uid="u:1")
+    other_member = env.socket(room="secret", uid="u:2", name="bob")
+    removed_poll = env.held_poll(room="secret", uid="u:1", name="alice")
+    old = env.ticket(room="secret", uid="u:1")
+    answer = env.call(
+        "/internal/rooms/secret/events",
+        {"type": "access", "scope": "member", "uid": "u:1", "before_ms": NOW_MS},
+    )
+    assert answer.responseCode == 200 and body_json(answer) == {"closed": 1}
+    assert removed.close_frame() == (4003, "access revoked")
+    assert removed_poll.responseCode == 403
+    assert body_json(removed_poll)["error"] == "access_revoked"
+    assert removed_elsewhere.close_frame() is None and other_member.close_frame() is None
+    assert WsClient(env.factory, f"/ws/secret?ticket={old}", ORIGIN).status == 403
+    refused = env.held_poll(room="secret", uid="u:1", raw_ticket=old)
+    assert refused.responseCode == 403 and body_json(refused)["error"] == "bad_ticket"
+    elsewhere = env.ticket(room="lobby", uid="u:1")
+    assert WsClient(env.factory, f"/ws/lobby?ticket={elsewhere}", ORIGIN).status == 101
+
+
+def test_member_removal_reaches_every_instance():
+    """A member removal applied on one instance closes the member's socket on another (Redis)
+    and refuses its old ticket there; the other member on that instance stays."""
+    hubs, reactor, _django, redis = make_cluster(2)
+    a, b = (Instance(hub, reactor) for hub in hubs)
+    alice_b = b.connect(uid="u:1", room="secret")
+    bob_b = b.connect(uid="u:2", name="bob", room="secret")
+    a.hub.revoke(Revocation(MEMBER, member_key("secret", "u:1"), NOW_MS))
+    redis.flush()
+    assert alice_b.close_frame() == (4003, "access revoked")
+    assert bob_b.close_frame() is None
+    old = ticket(reactor, room="secret", uid="u:1", name="alice")
+    assert WsClient(b.factory, f"/ws/secret?ticket={old}", ORIGIN).status == 403
+
+
 @pytest.mark.parametrize(
     "uri, payload",
     [
+        ("/internal/rooms/lobby/events", {"type": "access", "scope": "member", "before_ms": 1}),
+        (
+            "/internal/rooms/lobby/events",
+            {"type": "access", "scope": "member", "uid": "g:0123456789abcdef", "before_ms": 1},
+        ),
         ("/internal/users/u:1/revoked", None),
         ("/internal/users/u:1/revoked", {"before_ms": "1"}),
         ("/internal/users/u:1/revoked", {"before_ms": True}),

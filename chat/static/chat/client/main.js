@@ -10,6 +10,7 @@ import { fetchOlder } from "./api.js";
 import { wireComposerLimit } from "./composer-limit.js";
 import { Connection } from "./connection.js";
 import { watchGroups } from "./daygroups.js";
+import { wireDirectMessages } from "./direct.js";
 import {
   FINAL_STATES,
   OutboxStatus,
@@ -221,6 +222,12 @@ export function startRoom(root) {
     messagesUrl: root.dataset.messagesUrl,
     composer: input,
     onReply: (li) => replies.start(li),
+  });
+  wireDirectMessages({
+    form: /** @type {HTMLFormElement|null} */ (document.getElementById("direct-form")),
+    presence,
+    list,
+    meId,
   });
   connection.start();
   openSearchTarget(list);
