@@ -243,9 +243,11 @@ def set_guest_name(request: HttpRequest, name: str) -> str | None:
     return None
 
 
-def hold_username(user) -> None:
-    """Record (or update) the claim of a registered user on its username."""
+def hold_username(user) -> bool:
+    """Record (or update) the claim of a registered user on its username; True when an existing
+    claim held another username (the user was renamed)."""
     name = user.get_username()
+    before = NameClaim.objects.filter(uid=f"u:{user.pk}").values_list("name", flat=True).first()
     NameClaim.objects.update_or_create(
         uid=f"u:{user.pk}",
         defaults={
@@ -256,6 +258,7 @@ def hold_username(user) -> None:
             "last_seen": timezone.now(),
         },
     )
+    return before is not None and before != name[:MAX_NAME_LENGTH]
 
 
 def username_error(username: str, user_pk: int | None = None) -> str | None:

@@ -377,3 +377,26 @@ def test_email_settings_default_to_smtp_with_the_standard_names():
     for name in ("EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD"):
         assert hasattr(settings, name)
     assert settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
+
+
+def test_a_renamed_user_without_a_display_name_is_announced(
+    alice, renames, django_capture_on_commit_callbacks
+):
+    """Renaming a user (admin, shell) tells the chat server the name it is now shown under;
+    saving without a rename (e.g. the last-login update) does not."""
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.save(update_fields=["last_login"])
+        alice.first_name = "A"
+        alice.save()
+    assert renames == []
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.username = "alice2"
+        alice.save()
+    assert renames == [(f"u:{alice.pk}", "alice2")]
+
+
+def test_a_display_name_with_markup_is_shown_as_text(signed_in, alice):
+    """Markup in a display name is text in the header and on the profile."""
+    assert set_display_name(alice, "<b>bold</b>") is None
+    html = signed_in.get("/accounts/profile/").content.decode()
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
