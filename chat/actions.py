@@ -150,9 +150,10 @@ def message_deleted(slug: str, message_id: int) -> None:
     _room_event("message_deleted", slug, lambda: _with_quote(event))
 
 
-def guest_renamed(uid: str, name: str) -> None:
-    """A guest renamed itself: its open sockets, polls and presence take the new name at once."""
-    _after_commit("guest_renamed", lambda: chatserver_client.guest_renamed(uid, name))
+def renamed(uid: str, name: str) -> None:
+    """A guest renamed itself, or a user changed its display name (``uid`` is ``g:<hex>`` or
+    ``u:<pk>``): its open sockets, polls and presence take the new name at once."""
+    _after_commit("renamed", lambda: chatserver_client.renamed(uid, name))
 
 
 def live_stats() -> dict[str, Any] | None:

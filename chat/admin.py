@@ -190,10 +190,20 @@ class MessageAdmin(admin.ModelAdmin):
 class NameClaimAdmin(admin.ModelAdmin):
     """Names in use: every username, and guest names while their guest was seen recently."""
 
-    list_display = ["name", "uid", "guest", "last_seen"]
+    list_display = ["name", "display_name", "uid", "guest", "last_seen"]
     list_filter = ["guest"]
-    search_fields = ["name", "uid", "key"]
-    readonly_fields = ["uid", "user", "name", "key", "guest", "created_at", "last_seen"]
+    search_fields = ["name", "display_name", "uid", "key", "display_key"]
+    readonly_fields = [
+        "uid",
+        "user",
+        "name",
+        "key",
+        "display_name",
+        "display_key",
+        "guest",
+        "created_at",
+        "last_seen",
+    ]
 
 
 User = get_user_model()

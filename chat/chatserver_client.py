@@ -68,24 +68,11 @@ def stats() -> dict[str, Any] | None:
     return _call("GET", "/internal/stats")
 
 
-def guest_renamed(uid: str, name: str) -> dict[str, Any] | None:
-    """Tell the chat server guest ``uid`` is now called ``name``: its open tabs switch at once.
+def renamed(uid: str, name: str) -> dict[str, Any] | None:
+    """Tell the chat server identity ``uid`` (a guest ``g:<hex>`` or a user ``u:<pk>``) is now
+    called ``name``: its open tabs and its presence switch at once.
 
-    ``POST /internal/guests/<uid>/renamed`` with ``{"name": name}`` (docs/protocol.md, control
+    ``POST /internal/users/<uid>/renamed`` with ``{"name": name}`` (docs/protocol.md, control
     API); answers ``{"renamed": <sockets>}``, or None when the chat server does not answer.
     """
-    base = settings.CHAT_INTERNAL_URL.rstrip("/")
-    path = f"/internal/guests/{quote(uid, safe=':')}/renamed"
-    body = json.dumps({"name": name}, ensure_ascii=False).encode("utf-8")
-    headers = signed_headers("POST", urlsplit(base).path + path, body)
-    headers["Content-Type"] = "application/json"
-    try:
-        response = requests.post(
-            base + path, data=body, headers=headers, timeout=settings.CHAT_CONTROL_TIMEOUT
-        )
-        response.raise_for_status()
-        data = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        log.warning("chat server rename call failed: %s", type(exc).__name__)
-        return None
-    return data if isinstance(data, dict) else None
+    return _call("POST", f"/internal/users/{quote(uid, safe=':')}/renamed", {"name": name})

@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "CHAT_SOCKET_GIVE_UP_MS": 2000,
     # Only `manage.py ensuredemo` (this repository's `make run`) reads it.
     "CHAT_DEMO_ADMIN_PASSWORD": "",
+    # Who may create an account: "open" (anyone), "invite" (with a sign-up invite staff made,
+    # chat/signup_invites.py) or "closed" (no one; the sign-up page answers 403, its links disappear).
+    "CHAT_SIGNUP": "open",
+    # Seconds a sign-up invite stays valid after it was made (7 days).
+    "CHAT_SIGNUP_INVITE_MAX_AGE": 7 * 86400,
     # django-ratelimit rates ("<count>/<period>") of the ticket endpoint, the app's sign-in view
     # and new guest identities; whether the last X-Forwarded-For entry is the client address.
     "RATELIMIT_TICKET": "30/m",
@@ -44,10 +49,14 @@ DEFAULTS: dict[str, Any] = {
     # Rooms one user may create, and invitations (by username or link) one user may make.
     "RATELIMIT_ROOM_CREATE": "10/h",
     "RATELIMIT_INVITE": "30/h",
+    # Password reset requests per client address and per e-mail address asked for.
+    "RATELIMIT_RESET_IP": "10/h",
+    "RATELIMIT_RESET_EMAIL": "3/h",
     "RATELIMIT_TRUST_X_FORWARDED_FOR": False,
 }
 
 REQUIRED = ("CHAT_SHARED_SECRET",)
+SIGNUP_POLICIES = ("open", "invite", "closed")
 
 
 def apply_defaults(settings: Any) -> None:
@@ -64,5 +73,9 @@ def apply_defaults(settings: Any) -> None:
     for name, default in DEFAULTS.items():
         if not hasattr(settings, name):
             setattr(settings, name, default)
+    if settings.CHAT_SIGNUP not in SIGNUP_POLICIES:
+        raise ImproperlyConfigured(
+            f"CHAT_SIGNUP must be one of {', '.join(SIGNUP_POLICIES)}, not {settings.CHAT_SIGNUP!r}"
+        )
     if settings.CHAT_INTERNAL_URL is None:
         settings.CHAT_INTERNAL_URL = settings.CHAT_PUBLIC_URL

@@ -1,4 +1,5 @@
-"""Forms whose names follow ``chat.names``: sign-up, and the admin's user forms."""
+"""Forms whose names follow ``chat.names``: sign-up, the profile's display name, and the
+admin's user forms."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 
 from .identity import username_error
+from .models import MAX_NAME_LENGTH
 
 
 class UsernameRuleMixin:
@@ -45,3 +47,18 @@ class AdminUserCreationForm(UsernameRuleMixin, auth_forms.AdminUserCreationForm)
 
 class AdminUserChangeForm(UsernameRuleMixin, auth_forms.UserChangeForm):
     """The admin's user form with the same rule (renaming a user)."""
+
+
+class DisplayNameForm(forms.Form):
+    """The profile's one field; the name rules are applied by ``identity.set_display_name``."""
+
+    display_name = forms.CharField(
+        label="Display name",
+        required=False,
+        max_length=MAX_NAME_LENGTH,
+        strip=True,
+        help_text=(
+            "Shown beside your messages and in who is online. Leave empty to show your "
+            "username. It may not look like a name someone else uses."
+        ),
+    )

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -66,10 +67,12 @@ def _hold_cutoff():
 def name_taken(name: str, uid: str | None = None) -> bool:
     """True when ``name`` looks like (same ``name_key``) a name another identity holds.
 
-    Holders are every registered user and every guest seen within ``CHAT_GUEST_NAME_HOLD``
-    seconds; ``uid`` (the asking identity) is not counted against itself.
+    Holders are every registered user (its username, and its display name when it has one) and
+    every guest seen within ``CHAT_GUEST_NAME_HOLD`` seconds; ``uid`` (the asking identity) is
+    not counted against itself.
     """
-    claims = NameClaim.objects.filter(key=name_key(name))
+    key = name_key(name)
+    claims = NameClaim.objects.filter(Q(key=key) | Q(display_key=key))
     if uid is not None:
         claims = claims.exclude(uid=uid)
     return (
@@ -165,9 +168,52 @@ def chat_identity(request: HttpRequest) -> ChatIdentity:
     """The identity of this request: the user when signed in, otherwise the session's guest."""
     user = request.user
     if user.is_authenticated:
-        name = user.get_username()[:MAX_NAME_LENGTH]
-        return ChatIdentity(uid=f"u:{user.pk}", user_id=user.pk, name=name, guest=False)
+        return ChatIdentity(uid=f"u:{user.pk}", user_id=user.pk, name=shown_name(user), guest=False)
     return guest_identity(request)
+
+
+def shown_name(user) -> str:
+    """The name a registered user speaks under: its display name, else its username (at most
+    ``MAX_NAME_LENGTH`` characters). One query (its ``NameClaim``)."""
+    display = (
+        NameClaim.objects.filter(uid=f"u:{user.pk}").values_list("display_name", flat=True).first()
+    )
+    return display or user.get_username()[:MAX_NAME_LENGTH]
+
+
+def set_display_name(user, name: str) -> str | None:
+    """Change a registered user's display name; an error sentence, or None when accepted.
+
+    ``name`` is stripped; empty clears it (the username is shown again). Refused like a guest
+    name: over ``MAX_NAME_LENGTH``, characters ``chat.names.name_error`` refuses (controls, bidi
+    controls, nothing visible), and a look-alike (same ``name_key``) of another user's username
+    or display name or of a name a guest holds now. An accepted change reaches the chat server
+    after commit (``actions.renamed``): presence and the open sockets of the user switch at once
+    on every instance; messages already sent keep the name they were sent under.
+    """
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        return f"A name has at most {MAX_NAME_LENGTH} characters."
+    if name:
+        error = name_error(name)
+        if error:
+            return error
+    uid = f"u:{user.pk}"
+    before = shown_name(user)
+    try:
+        with transaction.atomic():
+            if name and name_taken(name, uid):
+                return NAME_TAKEN
+            hold_username(user)  # the row exists for every user; make sure, then update it
+            NameClaim.objects.filter(uid=uid).update(
+                display_name=name, display_key=name_key(name) if name else ""
+            )
+    except IntegrityError:
+        return NAME_TAKEN  # another user took the same display key at the same moment
+    after = shown_name(user)
+    if after != before:
+        actions.renamed(uid, after)
+    return None
 
 
 def set_guest_name(request: HttpRequest, name: str) -> str | None:
@@ -175,7 +221,7 @@ def set_guest_name(request: HttpRequest, name: str) -> str | None:
 
     Refused: empty, over ``MAX_NAME_LENGTH``, characters ``chat.names.name_error`` refuses, and
     a name that looks like one in use (:func:`claim_guest_name`). Accepted names reach the chat
-    server at once (``actions.guest_renamed``, after commit), so every open tab of the
+    server at once (``actions.renamed``, after commit), so every open tab of the
     guest shows the new name. May raise :class:`GuestLimitReached` for a session without a guest.
     """
     name = name.strip()
@@ -193,13 +239,15 @@ def set_guest_name(request: HttpRequest, name: str) -> str | None:
     if error:
         return error
     request.session[GUEST_NAME_KEY] = name
-    actions.guest_renamed(who.uid, name)
+    actions.renamed(who.uid, name)
     return None
 
 
-def hold_username(user) -> None:
-    """Record (or update) the claim of a registered user on its username."""
+def hold_username(user) -> bool:
+    """Record (or update) the claim of a registered user on its username; True when an existing
+    claim held another username (the user was renamed)."""
     name = user.get_username()
+    before = NameClaim.objects.filter(uid=f"u:{user.pk}").values_list("name", flat=True).first()
     NameClaim.objects.update_or_create(
         uid=f"u:{user.pk}",
         defaults={
@@ -210,6 +258,7 @@ def hold_username(user) -> None:
             "last_seen": timezone.now(),
         },
     )
+    return before is not None and before != name[:MAX_NAME_LENGTH]
 
 
 def username_error(username: str, user_pk: int | None = None) -> str | None:

@@ -471,10 +471,12 @@ class NameClaim(models.Model):
     """A display name in use, so that no one else may take the same or a look-alike name.
 
     One row per identity (``uid``): every registered user holds its username for good (the row
-    follows the user, see ``chat.signals``), a guest holds its current name while it was seen
-    within ``CHAT_GUEST_NAME_HOLD`` seconds (``last_seen`` is refreshed when a page, a ticket or
-    a rename is served to it). ``key`` is ``chat.names.name_key(name)``: two guests can never
-    hold the same key (a partial unique constraint); a guest may not take a user's key.
+    follows the user, see ``chat.signals``) and its display name (``display_name``) while it has
+    one; a guest holds its current name while it was seen within ``CHAT_GUEST_NAME_HOLD``
+    seconds (``last_seen`` is refreshed when a page, a ticket or a rename is served to it).
+    ``key`` and ``display_key`` are ``chat.names.name_key`` of the names: two guests can never
+    hold the same key, nor two users the same display key (partial unique constraints); no one
+    may take a key another identity holds in either column (``chat.identity.name_taken``).
     """
 
     uid = models.CharField(max_length=MAX_UID_LENGTH, unique=True)
@@ -490,12 +492,23 @@ class NameClaim(models.Model):
     guest = models.BooleanField()
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+    # A registered user's display name (its profile, chat/profile.py): what messages, presence and
+    # tickets show instead of the username when set. Held like the username: no one else may take
+    # a name with the same key. Empty for guests and for users who did not choose one.
+    display_name = models.CharField(max_length=MAX_NAME_LENGTH, blank=True, default="")
+    display_key = models.TextField(blank=True, default="", db_index=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["key"], condition=models.Q(guest=True), name="chat_nameclaim_guest_key_uniq"
-            )
+            ),
+            # Two users racing for one display name: the database decides.
+            models.UniqueConstraint(
+                fields=["display_key"],
+                condition=~models.Q(display_key=""),
+                name="chat_nameclaim_display_key_uniq",
+            ),
         ]
 
     def __str__(self) -> str:

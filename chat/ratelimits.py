@@ -1,9 +1,11 @@
-"""Per-client rate limits on the ticket endpoint and on sign-in, counted by django-ratelimit.
+"""Per-client rate limits (tickets, search, sign-in, guest identities, password reset requests),
+counted by django-ratelimit.
 
 The counters live in Django's cache (``CACHES["default"]``): per process with the default
 LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
 (``RATELIMIT_TICKET``, ``RATELIMIT_SEARCH``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``,
-``RATELIMIT_GUEST_IDENTITY``, ``RATELIMIT_ROOM_CREATE``, ``RATELIMIT_INVITE``) read at call time.
+``RATELIMIT_GUEST_IDENTITY``, ``RATELIMIT_ROOM_CREATE``, ``RATELIMIT_INVITE``,
+``RATELIMIT_RESET_IP``, ``RATELIMIT_RESET_EMAIL``) read at call time.
 
 Sign-in (every sign-in form: ``/accounts/login/`` and ``/admin/login/``, through
 :func:`sign_in_limited`) counts *failed* attempts per (username, client address) and per client
@@ -125,6 +127,31 @@ def guest_identity_limited(request: HttpRequest) -> int | None:
     if retry_after is not None:
         log.warning("guest identity rate limit reached")
     return retry_after
+
+
+def _reset_email(group: str, request: HttpRequest) -> str:
+    # The address as Django's reset form matches it (case-insensitively), so changing case buys
+    # no fresh allowance.
+    return "email:" + request.POST.get("email", "").strip().casefold()
+
+
+def password_reset_limited(request: HttpRequest) -> int | None:
+    """Count a password reset request (a POST of the reset form) per client address and per
+    e-mail address asked for; seconds to wait when either is over its limit.
+
+    Every request counts, whether or not an account has that address, so the answer never tells
+    which addresses have accounts; the per-address limit stops anyone from filling a person's
+    mailbox with reset mails, the per-client one from walking through many addresses.
+    """
+    waits = [
+        _over(request, "chat.reset.ip", "ip", settings.RATELIMIT_RESET_IP),
+        _over(request, "chat.reset.email", _reset_email, settings.RATELIMIT_RESET_EMAIL),
+    ]
+    waits = [wait for wait in waits if wait is not None]
+    if not waits:
+        return None
+    log.warning("password reset rate limit reached")
+    return max(waits)
 
 
 def _login_counters() -> list[tuple[str, Any, str]]:

@@ -14,7 +14,9 @@ calls one function of `chat.actions` (which calls the chat server after commit):
   its slug changes (the old address is gone) -> ``room_deleted``.
 
 A saved user's username is held as a name no guest may take (``chat.identity.hold_username``);
-a deleted user's claim goes with it (``NameClaim.user`` cascades).
+a deleted user's claim goes with it (``NameClaim.user`` cascades). A user renamed (admin, shell)
+is announced like a display name change (``actions.renamed``): without a display name it is
+shown under the new username at once.
 
 ``QuerySet.update()`` sends no model signals: for rooms, `RoomQuerySet.update` compares the rows
 before and after and calls `room_changed` itself; for users, code that deactivates in bulk must
@@ -71,9 +73,12 @@ def _username_saved(
         return  # loading fixtures: the claim rows come with them or from the migration
     if update_fields is not None and instance.USERNAME_FIELD not in update_fields:
         return  # e.g. the last_login update at every sign-in: the username did not change
-    from .identity import hold_username
+    from .identity import hold_username, shown_name
 
-    hold_username(instance)
+    if hold_username(instance):
+        # A renamed user without a display name is now shown under its new username (with one,
+        # the chat server finds the name unchanged and does nothing).
+        actions.renamed(f"u:{instance.pk}", shown_name(instance))
 
 
 def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:

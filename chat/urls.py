@@ -8,15 +8,16 @@ reversed in the ``chat`` namespace, so any prefix works.
 
 The groups are also importable one by one (``pages``, ``api``, ``internal``, ``accounts``) for a
 project that lays them out itself, as this repository's own ``django_twisted_chat/urls.py``
-does. ``accounts`` (sign-in, sign-out, sign-up) is not part of ``urlpatterns``: a host project
-has its own; the app's sign-in links go to ``settings.LOGIN_URL``.
+does. ``accounts`` (sign-in, sign-out, sign-up, profile, password reset and change) is not part
+of ``urlpatterns``: a host project has its own; the app's sign-in links go to
+``settings.LOGIN_URL``, and its other account links appear only when their names resolve.
 """
 
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from . import account_views, internal_api, lifecycle, ratelimits, room_views, views
 from . import api as api_views
-from . import internal_api, lifecycle, ratelimits, room_views, views
 
 app_name = "chat"
 
@@ -98,7 +99,30 @@ internal = [
 accounts = [
     path("login/", ratelimits.RateLimitedLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("signup/", views.signup, name="signup"),
+    path("signup/", account_views.signup, name="signup"),
+    path("profile/", account_views.profile, name="profile"),
+    path("password-reset/", account_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/done/",
+        account_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "reset/<uidb64>/<token>/",
+        account_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        account_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("password-change/", account_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "password-change/done/",
+        account_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
 ]
 
 # The search page (`search/`): its own group, so a project can lay it out beside the pages.

@@ -1,22 +1,19 @@
-"""HTML pages: the room list, a room, search, the guest-name form and sign-up."""
+"""HTML pages: the room list, a room, search and the guest-name form (accounts:
+chat/account_views.py)."""
 
 from __future__ import annotations
 
 from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import messages as flash
-from django.contrib.auth import login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import access, history, ratelimits, room_directory
 from . import search as chat_search
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
-from .forms import SignUpForm
 from .identity import GuestLimitReached, chat_identity, set_guest_name
 from .models import MAX_NAME_LENGTH, Room
 from .params import parse_decimal
@@ -143,27 +140,3 @@ def guest_name(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             flash.success(request, "Your guest name was changed.")
     return redirect("chat:room", slug=room.slug)
-
-
-def _safe_next(request: HttpRequest) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse("chat:rooms")
-
-
-def signup(request: HttpRequest) -> HttpResponse:
-    """``/accounts/signup/``: create an account and sign it in."""
-    if request.method == "POST":
-        form = SignUpForm(request.POST)
-        if form.is_valid():
-            user = form.save()
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return HttpResponseRedirect(_safe_next(request))
-    else:
-        form = SignUpForm()
-    return render(
-        request, "chat/registration/signup.html", {"form": form, "next": _safe_next(request)}
-    )

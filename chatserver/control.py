@@ -2,7 +2,8 @@
 
     POST /internal/rooms/<slug>/events                  an event or a list of events -> answers
     POST /internal/users/<uid>/revoked                  {"before_ms"} -> {"closed": n}
-    POST /internal/guests/<uid>/renamed  {"name": n}     -> {"renamed": n}
+    POST /internal/users/<uid>/renamed   {"name": n}     -> {"renamed": n}  (a user or a guest)
+    POST /internal/guests/<uid>/renamed  {"name": n}     -> the same, for guest uids only
     GET  /internal/stats                                -> live numbers
 
 A room event is `{"type": ...}`: a room state change (`archived`, `unarchived`, `room_deleted`
@@ -122,8 +123,15 @@ class ControlResource(Resource):
             except ValueError:
                 return error_response(request, 400, "bad_id", "The message id is not a number.")
             return self._events_answer(request, parts[1], {"type": "deleted", "id": message_id})
-        if method == "POST" and len(parts) == 3 and parts[0] == "guests" and parts[2] == "renamed":
-            return self._renamed(request, parts[1], body)
+        if method == "POST" and len(parts) == 3 and parts[2] == "renamed":
+            if parts[0] == "users" and USER_UID_RE.fullmatch(parts[1]):
+                return self._renamed(request, parts[1], body)
+            if parts[0] in ("users", "guests") and GUEST_UID_RE.fullmatch(parts[1]):
+                return self._renamed(request, parts[1], body)
+            if parts[0] in ("users", "guests"):
+                return error_response(
+                    request, 400, "bad_request", "Expected a user or guest uid and a name."
+                )
         return error_response(request, 404, "not_found", "No such control call.")
 
     def _events(self, request: Any, room: str, body: bytes) -> bytes:
@@ -183,15 +191,14 @@ class ControlResource(Resource):
         return closed
 
     def _renamed(self, request: Any, uid: str, body: bytes) -> bytes:
-        """A guest renamed itself: its sockets, polls and presence take the new name at once."""
+        """A guest renamed itself or a user changed its display name (`uid` already checked):
+        its sockets, polls and presence take the new name at once."""
         fields = _body_fields(body)
         name = fields.get("name") if fields is not None else None
-        if (
-            not GUEST_UID_RE.fullmatch(uid)
-            or not isinstance(name, str)
-            or not 1 <= len(name) <= MAX_NAME_LENGTH
-        ):
-            return error_response(request, 400, "bad_request", "Expected a guest uid and a name.")
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_LENGTH:
+            return error_response(
+                request, 400, "bad_request", "Expected a user or guest uid and a name."
+            )
         return json_response(request, 200, {"renamed": self._hub.rename(uid, name)})
 
     def _user_revoked(self, request: Any, uid: str, body: bytes) -> bytes:

@@ -79,6 +79,11 @@ CHAT_SIGNATURE_WINDOW = _int("CHAT_SIGNATURE_WINDOW", 60, minimum=1)
 CHAT_EDIT_WINDOW = _int("CHAT_EDIT_WINDOW", 900, minimum=0)
 # Most distinct emoji one message may carry as reactions (a new one past it is refused).
 CHAT_MAX_REACTIONS = _int("CHAT_MAX_REACTIONS", 20, minimum=1)
+# Who may create an account: open (anyone), invite (with a sign-up invite staff made with
+# `manage.py signupinvite`), closed (no one). Checked when the app starts (chat/conf.py).
+CHAT_SIGNUP = env.get("CHAT_SIGNUP", "open").strip().lower()
+# Seconds a sign-up invite stays valid (7 days).
+CHAT_SIGNUP_INVITE_MAX_AGE = _int("CHAT_SIGNUP_INVITE_MAX_AGE", 7 * 86400, minimum=60)
 # `make run` signs the demo admin in with this generated password (kept in the ignored .env).
 CHAT_DEMO_ADMIN_PASSWORD = env.get("CHAT_DEMO_ADMIN_PASSWORD", "")
 
@@ -226,6 +231,22 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# E-mail (password reset links), through Django's e-mail backends. SMTP by default (Django's
+# own default backend) with the standard variables; `make run` writes
+# DJANGO_EMAIL_BACKEND=django.core.mail.backends.console.EmailBackend into .env, so mails are
+# printed on the console in development. docs/operations.md, "E-mail".
+EMAIL_BACKEND = env.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = _bool("EMAIL_USE_SSL")
+EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be set")
+
 # The cache holds the rate-limit counters. LocMemCache is per process: with several gunicorn
 # workers each counts on its own. DJANGO_REDIS_URL gives every process one shared count.
 REDIS_CACHE_URL = env.get("DJANGO_REDIS_URL", "").strip()
@@ -249,6 +270,9 @@ RATELIMIT_ROOM_CREATE = env.get("DJANGO_RATELIMIT_ROOM_CREATE", "10/h")
 RATELIMIT_INVITE = env.get("DJANGO_RATELIMIT_INVITE", "30/h")
 RATELIMIT_LOGIN_IP = env.get("DJANGO_RATELIMIT_LOGIN_IP", "10/m")
 RATELIMIT_LOGIN_USER = env.get("DJANGO_RATELIMIT_LOGIN_USER", "10/m")
+# Password reset requests per client address and per e-mail address (chat/ratelimits.py).
+RATELIMIT_RESET_IP = env.get("DJANGO_RATELIMIT_RESET_IP", "10/h")
+RATELIMIT_RESET_EMAIL = env.get("DJANGO_RATELIMIT_RESET_EMAIL", "3/h")
 # New guest identities (cookie-less visits) per client address.
 RATELIMIT_GUEST_IDENTITY = env.get("DJANGO_RATELIMIT_GUEST_IDENTITY", "20/10m")
 RATELIMIT_IP_META_KEY = "chat.ratelimits.client_ip"

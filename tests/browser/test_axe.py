@@ -8,6 +8,7 @@ about the pages changes.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,4 +131,37 @@ def test_search_page_has_no_axe_violations(axe_page, live, live_room, color_sche
 def test_sign_in_page_has_no_axe_violations(axe_page, live, color_scheme):
     page = axe_page(f"{live.django_url}/accounts/login/", color_scheme=color_scheme)
     expect(page.locator("form")).to_be_visible()
+    assert_no_violations(page)
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+@pytest.mark.parametrize(
+    "path", ["/accounts/password-reset/", "/accounts/password-reset/done/", "/accounts/signup/"]
+)
+def test_account_pages_have_no_axe_violations(axe_page, live, path, color_scheme):
+    """The pages reached from "Forgot password?" and "Sign up", signed out."""
+    page = axe_page(f"{live.django_url}{path}", color_scheme=color_scheme)
+    expect(page.locator("main h1")).to_be_visible()
+    assert_no_violations(page)
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+@pytest.mark.parametrize("path", ["/accounts/profile/", "/accounts/password-change/"])
+def test_signed_in_account_pages_have_no_axe_violations(axe_page, live, path, color_scheme):
+    """The profile (avatar, display name form with a refused name's error shown) and the
+    password change form, signed in."""
+    username = "axe" + secrets.token_hex(3)
+    live.create_user(username, "pw-axe-123456789")
+    page = axe_page(f"{live.django_url}/accounts/login/", color_scheme=color_scheme)
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-axe-123456789")
+    page.locator("form.stacked-form button[type=submit]").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.goto(f"{live.django_url}{path}")
+    if path == "/accounts/profile/":
+        page.fill("#id_display_name", "\u202eevil")
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".errorlist")).to_be_visible()
+        expect(page.locator(".avatar-large")).to_be_visible()
+    expect(page.locator("main h1")).to_be_visible()
     assert_no_violations(page)

@@ -159,7 +159,7 @@ def test_a_rename_is_announced_to_the_chat_server(
 ):
     """An accepted rename calls the chat server's rename control with the guest's uid."""
     calls = []
-    monkeypatch.setattr(actions.chatserver_client, "guest_renamed", lambda *a: calls.append(a))
+    monkeypatch.setattr(actions.chatserver_client, "renamed", lambda *a: calls.append(a))
     guest = Client()
     guest.get("/chats/lobby/")
     uid = "g:" + guest.session["chat_guest_id"]

@@ -174,7 +174,10 @@ def test_sign_up_sign_in_sign_out(client, lobby, django_user_model):
     )
     assert response.status_code == 302 and response["Location"] == "/chats/lobby/"
     assert django_user_model.objects.filter(username="carol").exists()
-    assert "Signed in as <strong>carol</strong>" in client.get("/chats/").content.decode()
+    header = client.get("/chats/").content.decode()
+    assert (
+        'Signed in as <a href="/accounts/profile/"><bdi dir="auto"><strong>carol</strong>' in header
+    )
 
     assert client.post("/accounts/logout/").status_code == 302
     assert "Sign in" in client.get("/chats/").content.decode()

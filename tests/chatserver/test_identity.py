@@ -47,9 +47,9 @@ def _poll(poll, reactor, uid, name, query=""):
     )
 
 
-def _rename(hub, uid: str, name: object):
+def _rename(hub, uid: str, name: object, kind: str = "guests"):
     body = orjson.dumps({"name": name})
-    uri = f"/internal/guests/{uid}/renamed"
+    uri = f"/internal/{kind}/{uid}/renamed"
     headers = signed_headers(SECRET, "POST", uri, body, hub.clock.seconds())
     return render(ControlResource(hub), web_request("POST", uri, "/internal/", body, headers))
 
@@ -141,12 +141,43 @@ def test_rename_control_switches_open_sockets_presence_and_old_tickets():
 
 
 def test_rename_control_refuses_user_ids_and_bad_names():
-    """Only guests are renamed; a name must be 1 to 64 characters."""
+    """The guests path renames only guests; a name must be 1 to 64 characters."""
     hub, _, _ = make_hub(presence_interval=0.0)
     for uid, name in (("u:1", "x"), (GUEST, ""), (GUEST, "x" * 65), (GUEST, 5), ("g:zz", "x")):
         request = _rename(hub, uid, name)
         assert request.responseCode == 400
         assert body_json(request)["error"] == "bad_request"
+
+
+def test_users_rename_path_takes_users_and_guests_and_refuses_bad_ids():
+    """`/internal/users/<uid>/renamed` renames a user (a display name change) or a guest; any
+    other id or a bad name is 400 and changes nothing."""
+    hub, _, _ = make_hub(presence_interval=0.0)
+    for uid, name in (("u:0", "x"), ("u:x", "x"), ("g:zz", "x"), ("u:1", ""), ("u:1", "y" * 65)):
+        request = _rename(hub, uid, name, kind="users")
+        assert request.responseCode == 400, (uid, name)
+        assert body_json(request)["error"] == "bad_request"
+    for uid in ("u:1", GUEST):
+        request = _rename(hub, uid, "fine", kind="users")
+        assert request.responseCode == 200 and body_json(request) == {"renamed": 0}
+
+
+def test_a_user_display_name_change_renames_its_sockets_and_presence():
+    """A user's display name change (users path) renames its open socket and republishes
+    presence: a watcher sees the new name, and the next message is stored under it."""
+    hub, reactor, django = make_hub(presence_interval=0.0)
+    factory = ChatServerFactory(hub, reactor, hub.config)
+    watcher = _connect(factory, reactor, uid=GUEST, name="watcher")
+    user = _connect(factory, reactor, uid="u:7", name="bob")
+    watcher.json_frames()
+    user.json_frames()
+    request = _rename(hub, "u:7", "Bob Builder", kind="users")
+    assert body_json(request) == {"renamed": 1}
+    people = [f["people"] for f in watcher.json_frames() if f["type"] == "presence"]
+    assert people and {"id": "u:7", "name": "Bob Builder", "guest": False} in people[-1]
+    user.send({"type": "message", "body": "hi", "nonce": "n1"})
+    reactor.advance(BATCH_DELAY)
+    assert django.batches[-1][0]["name"] == "Bob Builder"
 
 
 def test_a_rename_reaches_the_other_instances_over_redis():

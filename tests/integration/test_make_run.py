@@ -1,4 +1,5 @@
-"""`make run`'s script: banner once both servers answer, a crashed process restarted, Ctrl-C.
+"""`make run`'s script: banner once both servers answer, mail printed on the console, a crashed
+process restarted, Ctrl-C.
 
 Starts the real scripts/run.sh (migrate, collectstatic, ensuredemo, then scripts/supervise.py)
 on free ports with a throw-away database, in a session of its own so that a SIGINT to its
@@ -12,6 +13,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,8 +100,9 @@ def run_script(tmp_path: Path) -> Iterator[RunScript]:
 
 @pytest.mark.timeout(600)  # each wait has its own deadline; together they outlast the default
 def test_banner_restart_after_crash_and_ctrl_c(run_script: RunScript):
-    """The banner comes once both answer; a killed chat server is restarted with a line saying
-    so; Ctrl-C (SIGINT to the group) stops both servers and the script."""
+    """The banner comes once both answer; a password reset mail (console e-mail backend) shows
+    its link in the output; a killed chat server is restarted with a line saying so; Ctrl-C
+    (SIGINT to the group) stops both servers and the script."""
     run = run_script
     site = f"http://127.0.0.1:{run.django_port}"
     chat = f"http://127.0.0.1:{run.chat_port}"
@@ -114,6 +117,25 @@ def test_banner_restart_after_crash_and_ctrl_c(run_script: RunScript):
     # Printed only once both answered, so both answer now.
     assert requests.get(f"{site}/chats/", timeout=10).status_code == 200
     assert requests.get(f"{chat}/healthz", timeout=10).json() == {"status": "ok"}
+
+    # Development mail goes to the console: a password reset link shows in make run's output.
+    email = "reset-me@example.org"
+    subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c",
+         "from django.contrib.auth import get_user_model\n"
+         f"get_user_model().objects.create_user('resetme', {email!r}, 'pw-reset-123456789')"],
+        cwd=ROOT, env=run.env, check=True, timeout=120, capture_output=True,
+    )  # fmt: skip
+    session, form = requests.Session(), f"{site}/accounts/password-reset/"
+    session.get(form, timeout=10).raise_for_status()
+    session.post(
+        form,
+        data={"email": email, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": form},
+        timeout=10,
+    ).raise_for_status()
+    reset_link = re.compile(rf"{re.escape(site)}/accounts/reset/[^\s/]+/[^\s/]+/")
+    wait_until(lambda: reset_link.search(run.output()), timeout=30)
 
     (crashed,) = run.pids("chat server")
     os.kill(crashed, signal.SIGKILL)

@@ -140,7 +140,21 @@ test("a guest's message carries the visible guest badge; a user's does not", () 
   assert.ok(badges[0].title);
   const user = buildMessage(message());
   assert.ok(!user.classList.contains("by-guest"));
-  assert.equal(user.all("span").length, 0);
+  assert.equal(user.all("span").filter((el) => el.className === "guest-badge").length, 0);
+});
+
+test("a message and a presence entry start with the author's avatar, hidden from readers", () => {
+  const li = buildMessage(message({ user: { id: "u:9", name: "Bob Builder", guest: false } }));
+  const [avatar] = li.all("span").filter((el) => el.className.startsWith("avatar "));
+  assert.equal(li.children[0], avatar);
+  assert.equal(avatar.textContent, "BB");
+  assert.match(avatar.className, /^avatar avatar-c([0-9]|1[01])$/);
+  assert.equal(avatar.getAttribute("aria-hidden"), "true");
+  const list = doc.createElement("ul");
+  renderPresence(list, [{ id: "u:9", name: "Bob Builder", guest: false }], "u:1");
+  const [entry] = list.children;
+  assert.equal(entry.children[0].className, avatar.className);
+  assert.equal(entry.children[0].textContent, "BB");
 });
 
 test("a message carries its id, nonce and the author's stable id, not only a name", () => {

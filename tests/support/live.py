@@ -179,6 +179,8 @@ class LiveSystem:
             # Every browser context and test client is a new guest from 127.0.0.1; the tests of
             # the guest identity limit set their own rate.
             "DJANGO_RATELIMIT_GUEST_IDENTITY": "100000/m",
+            # Mail (password reset links) is printed into django.log, where tests read it.
+            "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         }
         self.env.pop("DJANGO_ALLOWED_HOSTS", None)
         if extra_env:

@@ -7,8 +7,10 @@
  * Names and bodies are bidi-isolated (`<bdi>`, `dir="auto"`, client.css `unicode-bidi: isolate`;
  * UAX #9 section 2.7), so a right-to-left override inside them cannot reorder the text around.
  * Guests carry a visible "guest" badge: a guest's name proves nothing about who it is.
+ * Messages and presence start with the person's avatar (./avatar.js).
  */
 
+import { buildAvatar } from "./avatar.js";
 import { insertHtml } from "./richtext.js";
 
 const LINK_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
@@ -128,7 +130,7 @@ export function buildMessage(msg) {
     li.dataset.nonce = msg.nonce;
   }
   li.dataset.author = msg.user.id || "";
-  const parts = [buildName(msg.user.name)];
+  const parts = [buildAvatar(msg.user.id || "", msg.user.name), buildName(msg.user.name)];
   if (msg.user.guest) {
     li.classList.add("by-guest");
     parts.push(document.createTextNode(" "), buildGuestBadge());
@@ -190,7 +192,7 @@ export function renderPresence(list, people, meId) {
   const items = unique.map((person) => {
     const li = document.createElement("li");
     li.dataset.id = person.id;
-    li.append(buildName(person.name));
+    li.append(buildAvatar(person.id, person.name), buildName(person.name));
     if (person.guest) {
       li.classList.add("guest");
       li.append(document.createTextNode(" "), buildGuestBadge());

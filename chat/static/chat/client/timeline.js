@@ -6,6 +6,7 @@
  * batches, older pages) goes through `upsert`, which is what guarantees "never twice".
  */
 
+import { buildAvatar } from "./avatar.js";
 import { buildEditedMarker, buildMessage, setTime, showBody } from "./render.js";
 import { adoptBody } from "./richtext.js";
 
@@ -189,6 +190,7 @@ export class Timeline {
       li.dataset.id = String(msg.id);
       const author = li.querySelector(".author");
       if (author) author.textContent = msg.user.name;
+      li.querySelector(".avatar")?.replaceWith(buildAvatar(msg.user.id || "", msg.user.name));
       li.dataset.author = msg.user.id || "";
       const time = li.querySelector("time");
       if (time && msg.sent_at) setTime(time, msg.sent_at);
