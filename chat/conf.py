@@ -35,7 +35,8 @@ DEFAULTS: dict[str, Any] = {
     # Only `manage.py ensuredemo` (this repository's `make run`) reads it.
     "CHAT_DEMO_ADMIN_PASSWORD": "",
     # Who may create an account: "open" (anyone), "invite" (with a sign-up invite staff made,
-    # chat/signup_invites.py) or "closed" (no one; the sign-up page answers 403, its links disappear).
+    # chat/signup_invites.py) or "closed" (no one; the sign-up page answers 403, its links
+    # disappear).
     "CHAT_SIGNUP": "open",
     # Seconds a sign-up invite stays valid after it was made (7 days).
     "CHAT_SIGNUP_INVITE_MAX_AGE": 7 * 86400,

@@ -18,8 +18,8 @@ from django.test import Client, override_settings
 
 from chat import actions, conf
 from chat.identity import set_display_name, shown_name
-from chat.signup_invites import EXPIRED, INVALID, MISSING, mint_invite
 from chat.models import NameClaim
+from chat.signup_invites import EXPIRED, INVALID, MISSING, mint_invite
 
 PASSWORD = "pw-accounts-123456789"
 

@@ -1,4 +1,5 @@
-"""``manage.py signupinvite [--base-url URL]``: print a sign-up invite link (chat/signup_invites.py)."""
+"""``manage.py signupinvite [--base-url URL]``: print a sign-up invite link
+(chat/signup_invites.py)."""
 
 from __future__ import annotations
 
