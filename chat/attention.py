@@ -32,8 +32,7 @@ from django.db.models import Max
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from . import actions
-from .access import may_read, readable_rooms
+from . import access, actions
 from .models import Mention, Message, ReadState, Room
 
 # `@name`: Django usernames are letters, digits and @ . + - _ (150 at most). Not after a word
@@ -74,7 +73,7 @@ def here_audience(room: Room, exclude: int | None) -> list[Any]:
     users = get_user_model().objects.filter(
         is_active=True, chat_read_states__room=room, chat_read_states__seen_at__gte=since
     )
-    return [u for u in users.exclude(pk=exclude) if may_read(u, room)]
+    return [u for u in users.exclude(pk=exclude) if access.may_read(u, room)]
 
 
 def mentioned_users(message: Message) -> tuple[list[Any], list[Any]]:
@@ -90,7 +89,7 @@ def mentioned_users(message: Message) -> tuple[list[Any], list[Any]]:
             .filter(lname__in=names, is_active=True)
             .exclude(pk=author_id)
         )
-        named = [u for u in users if may_read(u, room)]
+        named = [u for u in users if access.may_read(u, room)]
     reached: list[Any] = []
     if here and author_id is not None:
         audience = [u for u in here_audience(room, author_id) if u.pk not in {n.pk for n in named}]
@@ -102,7 +101,7 @@ def mentioned_users(message: Message) -> tuple[list[Any], list[Any]]:
 def followers(room: Room, exclude: int | None) -> list[int]:
     """Ids of the users following ``room`` (a read state) who may read it, but ``exclude``."""
     users = get_user_model().objects.filter(is_active=True, chat_read_states__room=room)
-    return [u.pk for u in users.exclude(pk=exclude) if may_read(u, room)]
+    return [u.pk for u in users.exclude(pk=exclude) if access.may_read(u, room)]
 
 
 def message_stored(messages: Iterable[Message]) -> None:
@@ -188,9 +187,9 @@ def room_state(user: Any, state: ReadState) -> dict[str, Any]:
 
 def summary(user: Any) -> dict[str, Any]:
     """``GET /api/attention/``: every followed room the user may read, its counts, and totals."""
-    states = ReadState.objects.filter(user=user, room__in=readable_rooms(user)).select_related(
-        "room"
-    )
+    states = ReadState.objects.filter(
+        user=user, room__in=access.readable_rooms(user)
+    ).select_related("room")
     rooms = [room_state(user, s) for s in states if not s.room.is_archived]
     return {
         "rooms": rooms,
@@ -239,6 +238,6 @@ def people(room: Room, prefix: str, limit: int = 8) -> list[dict[str, str]]:
     )
     found = []
     for state in states:
-        if may_read(state.user, room):
+        if access.may_read(state.user, room):
             found.append({"id": f"u:{state.user.pk}", "name": state.user.get_username()})
     return found[:limit]

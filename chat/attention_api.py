@@ -22,8 +22,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import attention, ratelimits
-from .access import may_read
+from . import access, attention, ratelimits
 from .api import _chat_url
 from .models import Room
 from .params import parse_decimal
@@ -41,7 +40,7 @@ def _room(request: HttpRequest, slug: str) -> Room | JsonResponse:
     room = Room.objects.filter(slug=slug, is_archived=False).first()
     if room is None:
         return error_response(404, "unknown_room", "No such room.")
-    if not may_read(request.user, room):
+    if not access.may_read(request.user, room):
         return error_response(403, "forbidden", "You may not read this room.")
     return room
 
