@@ -6,7 +6,7 @@
  * Sender + Outbox (what the reader types), and the small indicators.
  */
 
-import { fetchOlder } from "./api.js";
+import { csrfToken, fetchOlder } from "./api.js";
 import { Connection } from "./connection.js";
 import {
   FINAL_STATES,
@@ -15,8 +15,12 @@ import {
   TypingIndicator,
   UnreadCounter,
 } from "./indicators.js";
+import { Feed } from "./feed.js";
 import { wireMessageActions } from "./lifecycle.js";
+import { markOwnMentions, wireMentionAutocomplete } from "./mentions.js";
+import { maybeNotify, wireNotificationButton } from "./notify.js";
 import { Outbox } from "./outbox.js";
+import { wireReadMarker } from "./readmarker.js";
 import { renderPresence } from "./render.js";
 import { openSearchTarget } from "./search-context.js";
 import { Sender } from "./sender.js";
@@ -59,6 +63,9 @@ export function startRoom(root) {
     onDiscard: (nonce) => sender.discard(nonce),
   });
 
+  /** Who is online now (the last presence), for @ autocomplete. */
+  let online = [];
+
   const markOwn = (msg) => {
     const li = timeline.byId.get(msg.id);
     li?.classList.toggle("own", Boolean(meId) && msg.user.id === meId);
@@ -85,6 +92,7 @@ export function startRoom(root) {
       : (event.online || []).map((name) => ({ id: `name:${name}`, name, guest: false }));
     const mine = people.find((person) => person.id === meId);
     if (mine) me = mine.name; // renamed in another tab: pending messages show the new name
+    online = people;
     renderPresence(presence, people, meId);
   };
 
@@ -188,6 +196,8 @@ export function startRoom(root) {
   sender.restore();
   timeline.scrollToBottom();
 
+  markOwnMentions(list, () => me);
+  if (root.dataset.readUrl) wireAttention({ root, list, timeline, input, meId, online: () => online });
   wireComposer({ form, input, sender, send: (frame) => connection.send(frame) });
   document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
@@ -201,6 +211,74 @@ export function startRoom(root) {
   connection.start();
   openSearchTarget(list);
   return { connection, timeline, sender };
+}
+
+/**
+ * Signed-in readers: read position and divider, @ autocomplete, and the personal feed for
+ * desktop notifications of mentions elsewhere (or here while the tab is hidden).
+ */
+function wireAttention({ root, list, timeline, input, meId, online }) {
+  const lastRead = root.dataset.lastReadId;
+  wireReadMarker({
+    list,
+    timeline,
+    readUrl: root.dataset.readUrl,
+    lastReadId: lastRead ? Number(lastRead) : null,
+    meId,
+    button: document.getElementById("jump-newest"),
+  });
+  wireMentionAutocomplete({ input, peopleUrl: root.dataset.peopleUrl, online, meId });
+  wireNotificationButton(document.getElementById("enable-notifications"));
+  let muted = root.dataset.muted === "true";
+  const muteButton = document.getElementById("mute-room");
+  const showMute = () => {
+    muteButton.textContent = muted ? "Unmute notifications" : "Mute notifications";
+    muteButton.setAttribute("aria-pressed", String(muted));
+  };
+  muteButton?.addEventListener("click", async () => {
+    const response = await fetch(root.dataset.muteUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ muted: !muted }),
+    });
+    if (response.ok) muted = (await response.json()).muted;
+    showMute();
+  });
+  if (muteButton) showMute();
+  const room = root.dataset.room;
+  const mutedRooms = new Set();
+  const feed = new Feed({
+    ticketUrl: root.dataset.feedTicketUrl,
+    // (Re)connected: which rooms are muted, as of now.
+    onHello: async () => {
+      try {
+        const response = await fetch(root.dataset.attentionUrl, { credentials: "same-origin" });
+        if (!response.ok) return;
+        mutedRooms.clear();
+        for (const state of (await response.json()).rooms || []) {
+          if (state.muted) mutedRooms.add(state.room);
+        }
+      } catch {
+        // Muted rooms stay as last known.
+      }
+    },
+    onFrame: (event) => {
+      if (event.type === "unread" && typeof event.room === "string") {
+        if (event.muted) mutedRooms.add(event.room);
+        else mutedRooms.delete(event.room);
+        if (event.room === room) muted = Boolean(event.muted);
+        if (muteButton) showMute();
+      }
+      maybeNotify(event, {
+        meId,
+        currentRoom: room,
+        muted: event.room === room ? muted : mutedRooms.has(event.room),
+        roomUrl: (slug) => new URL(`../${slug}/`, window.location.href).toString(),
+      });
+    },
+  });
+  feed.start();
 }
 
 /** Enter sends, Shift+Enter adds a line, typing notices are throttled (on either transport). */
