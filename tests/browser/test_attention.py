@@ -9,6 +9,8 @@ import secrets
 
 from playwright.sync_api import expect
 
+from tests.support.live import wait_until
+
 PASSWORD = "pw-attention-123456789"
 
 # Records every Notification constructed (and still builds the real one), counts permission
@@ -54,6 +56,14 @@ def sign_in(live, username: str, hidden: bool = False):
             page.evaluate("window.name = 'hidden'")
 
     return hook
+
+
+def read_position(page, live, room: str) -> int:
+    """Bob's stored read position in `room`, asked of Django from his page (0 when none)."""
+    data = page.evaluate(
+        "url => fetch(url).then(r => r.json())", f"{live.django_url}/api/attention/"
+    )
+    return next((r["last_read_id"] for r in data["rooms"] if r["room"] == room), 0)
 
 
 def new_user(live, prefix: str) -> str:
@@ -132,3 +142,39 @@ def test_desktop_notification_for_a_hidden_tab_mention_not_for_own(live, live_ro
     assert len(notes) == 1, notes
     assert alice in notes[0]["title"] and notes[0]["body"] == f"@{bob} are you there?"
     assert page.evaluate("window.__asked") == 0
+
+
+def test_new_messages_divider_jump_button_and_read_position_across_reloads(
+    live, live_room, open_room
+):
+    """Bob read the room, left; Alice wrote three messages; on his return the first of them is
+    marked "New messages"; scrolled up, "Jump to newest" shows and takes him down; once read,
+    a reload shows no divider (the position is stored in Django, not in the tab)."""
+    live.store_messages(live_room, 40, body="earlier")  # enough to scroll
+    bob, alice = new_user(live, "bob"), new_user(live, "alice")
+    bob_page = open_room(live_room, before_load=sign_in(live, bob))
+    page = bob_page.page
+    expect(bob_page.messages).to_have_count(40)
+    newest = int(bob_page.messages.last.get_attribute("data-id"))
+    bob_page.messages.last.scroll_into_view_if_needed()  # the newest message on screen
+    wait_until(lambda: read_position(page, live, live_room) == newest)
+    page.goto(f"{live.django_url}/chats/")
+    alice_page = open_room(live_room, before_load=sign_in(live, alice))
+    for n in range(3):
+        alice_page.send(f"while you were away {n}")
+    expect(alice_page.message("while you were away 2")).to_have_count(1)
+    page.goto(f"{live.django_url}/chats/{live_room}/")
+    bob_page.wait_live()
+    first_new = page.locator("#message-list > li.first-unread")
+    expect(first_new).to_have_count(1)
+    expect(first_new.locator(".body")).to_have_text("while you were away 0")
+    jump = page.locator("#jump-newest")
+    page.locator("#message-list").evaluate("list => { list.scrollTop = 0; }")
+    expect(jump).to_be_visible()
+    jump.click()
+    expect(jump).to_be_hidden()
+    newest = int(bob_page.messages.last.get_attribute("data-id"))
+    wait_until(lambda: read_position(page, live, live_room) == newest)
+    page.reload()
+    bob_page.wait_live()
+    expect(page.locator("#message-list > li.first-unread")).to_have_count(0)
