@@ -208,6 +208,8 @@ export function startRoom(root) {
     messagesUrl: root.dataset.messagesUrl,
     composer: input,
   });
+  // Again: the message actions above add to every item, so the bottom moved since.
+  timeline.scrollToBottom();
   connection.start();
   openSearchTarget(list);
   return { connection, timeline, sender };
