@@ -7,12 +7,15 @@
  * moves (`POST <read-url>` with the newest id) when the newest message has been on screen: the
  * tab visible and the list scrolled to the bottom; checked after scrolling, new messages and the
  * tab becoming visible, at most once per `READ_EVERY_MS`. Opening the room posts once at
- * once (it also marks the room seen, for @here and autocomplete).
+ * once, and a visible tab again every `SEEN_EVERY_MS` (each post marks the room seen, which
+ * @here and autocomplete read).
  */
 
 import { csrfToken } from "./api.js";
 
 const READ_EVERY_MS = 500;
+/** While the tab is visible the room counts as open (seen) for @here: refreshed this often. */
+const SEEN_EVERY_MS = 120_000;
 
 export function wireReadMarker({ list, timeline, readUrl, lastReadId, meId, button }) {
   let sent = lastReadId ?? 0;
@@ -77,4 +80,7 @@ export function wireReadMarker({ list, timeline, readUrl, lastReadId, meId, butt
   divide();
   post(sent);
   soon();
+  setInterval(() => {
+    if (document.visibilityState === "visible") post(sent);
+  }, SEEN_EVERY_MS);
 }
