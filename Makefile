@@ -14,7 +14,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export DJANGO_PORT ?= 8000
 export CHAT_PORT ?= 9000
 
-.PHONY: run test js-test lint format bench bench-search bench-smoke faults browser-deps js-deps deploy-deps clean
+.PHONY: run test js-test lint format bench bench-search bench-feed bench-smoke faults browser-deps js-deps deploy-deps clean
 
 $(RUN_STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -94,6 +94,10 @@ bench-smoke: $(BENCH_STAMP)
 # Full-text search over 1,000,000 messages on SQLite and PostgreSQL (bench/search.py; ~10 min).
 bench-search: $(STAMP)
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
+
+# The personal feed: 1,000 feed sockets vs 1,000 room sockets under 10 messages/s (bench/feed.py).
+bench-feed: $(STAMP)
+	$(BIN)/python -m bench.feed $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache node_modules

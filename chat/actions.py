@@ -196,3 +196,20 @@ def message_reactions(slug: str, message: dict[str, Any]) -> None:
         "reactions": message["reactions"],
     }
     _room_event("message_reactions", slug, lambda: event)
+
+
+# Items per call of the user-events endpoint (the chat server's MAX_EVENTS).
+USER_EVENT_ITEMS = 100
+
+
+def user_events(items: list[dict[str, Any]]) -> None:
+    """Feed events for explicit recipients, after commit: each item is
+    ``{"users": [user id, ...], "event": {"type": ...}}`` (chat/attention.py lists the kinds).
+
+    The Zulip ``send_event(realm, event, users)`` shape: the chat server delivers each event to
+    every feed connection (``/ws/@me``, ``/poll/@me``) of the listed users, on every instance.
+    """
+    items = [item for item in items if item["users"]]
+    for start in range(0, len(items), USER_EVENT_ITEMS):
+        chunk = items[start : start + USER_EVENT_ITEMS]
+        _after_commit("user_events", lambda chunk=chunk: chatserver_client.user_events(chunk))

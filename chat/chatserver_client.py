@@ -20,7 +20,7 @@ from .signing import signed_headers
 log = logging.getLogger(__name__)
 
 
-def _call(method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def _call(method: str, path: str, payload: Any = None) -> dict[str, Any] | None:
     base = settings.CHAT_INTERNAL_URL.rstrip("/")
     # The signature covers the request target as sent, including any prefix of the base URL.
     target = urlsplit(base).path + path
@@ -76,3 +76,10 @@ def renamed(uid: str, name: str) -> dict[str, Any] | None:
     API); answers ``{"renamed": <sockets>}``, or None when the chat server does not answer.
     """
     return _call("POST", f"/internal/users/{quote(uid, safe=':')}/renamed", {"name": name})
+
+
+def user_events(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Deliver feed events: ``POST /internal/users/events`` with a list of
+    ``{"users": [user id, ...], "event": {...}}`` (docs/protocol.md, "Personal feed"); answers
+    ``{"results": [{"delivered": n}, ...]}``, or None when the chat server does not answer."""
+    return _call("POST", "/internal/users/events", items)

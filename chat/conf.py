@@ -32,6 +32,14 @@ DEFAULTS: dict[str, Any] = {
     "CHAT_MAX_REACTIONS": 20,
     # How long the room page waits for a socket's hello before it long-polls, milliseconds.
     "CHAT_SOCKET_GIVE_UP_MS": 2000,
+    # @here: people who had the room open within this many seconds count as "here"; more than
+    # CHAT_HERE_LARGE_ROOM of them and only staff may; at most once per CHAT_HERE_INTERVAL
+    # seconds per author and room.
+    "CHAT_HERE_WINDOW": 300,
+    "CHAT_HERE_LARGE_ROOM": 20,
+    "CHAT_HERE_INTERVAL": 60,
+    # @ autocomplete offers readers seen in the room within this many seconds (and people online).
+    "CHAT_MENTION_RECENT": 7 * 86400,
     # Only `manage.py ensuredemo` (this repository's `make run`) reads it.
     "CHAT_DEMO_ADMIN_PASSWORD": "",
     # Who may create an account: "open" (anyone), "invite" (with a sign-up invite staff made,

@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import history, markdown
+from . import attention, history, markdown
 from .models import (
     GUEST_UID_RE,
     MAX_NAME_LENGTH,
@@ -246,6 +246,10 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
         )
         stored = _insert(list(pending.values()))
         previous = _previous_ids(stored, last_ids)
+        # Mentions are recorded with the message; feed events leave after commit.
+        attention.message_stored(
+            sorted((m for m, created in stored.values() if created), key=lambda m: m.pk)
+        )
         first_seen: set[tuple[int, str]] = set()
         for index, key, slug in slots:
             message, created = stored[key]

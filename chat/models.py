@@ -515,5 +515,58 @@ class NameClaim(models.Model):
         return f"{self.name} ({self.uid})"
 
 
+class ReadState(models.Model):
+    """How far one user has read one room, and whether its notifications are muted.
+
+    ``last_read_id`` only moves forward (the newest message id that has been on that user's
+    screen, on any device). A row also says the user follows the room: the room list shows its
+    unread count, and new messages raise feed events for it (chat/attention.py). ``seen_at`` is
+    the last time the room was open on one of the user's screens (``@here`` reaches those seen
+    within ``CHAT_HERE_WINDOW`` seconds).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_read_states"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_states")
+    last_read_id = models.BigIntegerField(default=0)
+    muted = models.BooleanField(default=False)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="chat_readstate_user_room_uniq")
+        ]
+        indexes = [models.Index(fields=["room", "seen_at"], name="chat_readstate_room_seen_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.room_id} to {self.last_read_id}"
+
+
+class Mention(models.Model):
+    """A user named in a message (``@username``, or reached by ``@here``), recorded when stored.
+
+    Only people who may read the room are recorded (``chat.access.may_read``).
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_mentions"
+    )
+    # True when the user was reached by @here rather than by name.
+    here = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user"], name="chat_mention_message_user_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "message"], name="chat_mention_user_msg_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.message_id}"
+
+
 # The membership models live in their own module; imported here so Django registers them.
 from .membership import Invite, Membership  # noqa: E402, F401

@@ -33,6 +33,10 @@ class TicketError(Exception):
         self.reason = reason
 
 
+# The ``aud`` of a user ticket: the signed-in user's own feed (``/ws/@me``), never a room.
+FEED_AUDIENCE = "feed"
+
+
 def audience(room_slug: str) -> str:
     """The ``aud`` claim of a ticket for ``room_slug``."""
     return f"room:{room_slug}"
@@ -47,8 +51,12 @@ def mint_ticket(
     ttl: int,
     secret: str,
     now: float | None = None,
+    aud: str | None = None,
 ) -> str:
     """Return a ticket letting ``uid`` join ``room_slug`` for ``ttl`` seconds.
+
+    With ``aud=FEED_AUDIENCE`` it is a user ticket instead: it opens ``uid``'s personal feed
+    and no room (``room_slug`` is ignored).
 
     ``now`` (Unix seconds, float) is the minting time; pass the moment *before* the rights the
     ticket grants were read, so a revocation after that moment covers it (docs/protocol.md:
@@ -57,7 +65,7 @@ def mint_ticket(
     iat_ms = int((time.time() if now is None else now) * 1000)
     iat = iat_ms // 1000
     claims = {
-        "aud": audience(room_slug),
+        "aud": aud or audience(room_slug),
         "sub": uid,
         "user_id": user_id,
         "name": name,

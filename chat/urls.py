@@ -16,7 +16,7 @@ of ``urlpatterns``: a host project has its own; the app's sign-in links go to
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import account_views, internal_api, lifecycle, ratelimits, room_views, views
+from . import account_views, attention_api, internal_api, lifecycle, ratelimits, room_views, views
 from . import api as api_views
 
 app_name = "chat"
@@ -72,6 +72,11 @@ api = [
     path("rooms/<slug:slug>/messages/", api_views.messages, name="api_messages"),
     path("rooms/<slug:slug>/ticket/", api_views.ticket, name="api_ticket"),
     path("search/", api_views.search, name="api_search"),
+    path("attention/", attention_api.summary, name="api_attention"),
+    path("feed/ticket/", attention_api.feed_ticket, name="api_feed_ticket"),
+    path("rooms/<slug:slug>/read/", attention_api.mark_read, name="api_read"),
+    path("rooms/<slug:slug>/mute/", attention_api.mute, name="api_mute"),
+    path("rooms/<slug:slug>/people/", attention_api.people, name="api_people"),
     path(
         "rooms/<slug:slug>/messages/<int:message_id>/edit/",
         lifecycle.edit_message,

@@ -15,7 +15,7 @@ from . import access, history, ratelimits, room_directory
 from . import search as chat_search
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
 from .identity import GuestLimitReached, chat_identity, set_guest_name
-from .models import MAX_NAME_LENGTH, Room
+from .models import MAX_NAME_LENGTH, ReadState, Room
 from .params import parse_decimal
 
 
@@ -77,8 +77,26 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     # The client's message actions (edit) are CSRF-protected JSON posts: make sure the page
     # sets the `csrftoken` cookie the client sends back as `X-CSRFToken`.
     get_token(request)
-    context = {"room": room, "chat_messages": latest, "who": who, "limits": limits}
+    context = {
+        "room": room,
+        "chat_messages": latest,
+        "who": who,
+        "limits": limits,
+        # Signed-in readers keep a read position (the divider starts after it) and may mute.
+        "attention": _attention(request, room),
+    }
     return render(request, "chat/room.html", context)
+
+
+def _attention(request: HttpRequest, room: Room) -> dict | None:
+    """The reader's read state of ``room`` as the page starts (None for visitors)."""
+    if not request.user.is_authenticated:
+        return None
+    state = ReadState.objects.filter(user=request.user, room=room).first()
+    return {
+        "last_read_id": state.last_read_id if state is not None else None,
+        "muted": state.muted if state is not None else False,
+    }
 
 
 def _around(request: HttpRequest) -> int | None:

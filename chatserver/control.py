@@ -1,6 +1,8 @@
 """The signed control API Django calls (docs/protocol.md, "Control API on the chat server").
 
     POST /internal/rooms/<slug>/events                  an event or a list of events -> answers
+    POST /internal/users/events  {"users": [id...], "event": {...}} (or a list of such)
+                                                        -> {"delivered": n} / {"results": [...]}
     POST /internal/users/<uid>/revoked                  {"before_ms"} -> {"closed": n}
     POST /internal/users/<uid>/renamed   {"name": n}     -> {"renamed": n}  (a user or a guest)
     POST /internal/guests/<uid>/renamed  {"name": n}     -> the same, for guest uids only
@@ -43,6 +45,11 @@ log = Logger()
 
 GUEST_UID_RE = re.compile(r"g:[0-9a-f]{16}")
 USER_UID_RE = re.compile(r"u:[1-9][0-9]{0,18}")
+# A user event's type: opaque to the chat server (Django's feed kinds: docs/protocol.md), so a new
+# kind (a direct message, an invitation) needs no chat server change. `hello` is the server's own.
+USER_EVENT_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+# Recipients of one user event (a room's readers; Django splits larger lists).
+MAX_RECIPIENTS = 10_000
 # One call carries at most this many events (a bulk action sends one call per room).
 MAX_EVENTS = 100
 # The old per-change URLs: /internal/rooms/<slug>/<verb> -> the event type they stand for.
@@ -109,6 +116,8 @@ class ControlResource(Resource):
                 return self._events_answer(
                     request, parts[1], {**fields, "type": ROOM_ALIASES[parts[2]]}
                 )
+        if method == "POST" and parts == ["users", "events"]:
+            return self._user_events(request, body)
         if method == "POST" and len(parts) == 3 and parts[0] == "users" and parts[2] == "revoked":
             return self._user_revoked(request, parts[1], body)
         if (
@@ -190,6 +199,31 @@ class ControlResource(Resource):
         log.info("access revoked ({scope}): closed {closed}", scope=revocation.scope, closed=closed)
         return closed
 
+    def _user_events(self, request: Any, body: bytes) -> bytes:
+        """`POST /internal/users/events`: one `{"users", "event"}` item (answered
+        `{"delivered": n}`) or a list of 1 to `MAX_EVENTS` of them (`{"results": [...]}`).
+        Every item is checked before any is delivered."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        items = data if isinstance(data, list) else [data]
+        if not 1 <= len(items) <= MAX_EVENTS:
+            return error_response(
+                request, 400, "bad_request", f"Expected an item or a list of 1 to {MAX_EVENTS}."
+            )
+        try:
+            for item in items:
+                _check_user_item(item)
+        except BadEvent as exc:
+            return error_response(request, 400, "bad_request", str(exc))
+        results = [
+            {"delivered": self._hub.notify_users(item["users"], item["event"])} for item in items
+        ]
+        return json_response(
+            request, 200, results[0] if isinstance(data, dict) else {"results": results}
+        )
+
     def _renamed(self, request: Any, uid: str, body: bytes) -> bytes:
         """A guest renamed itself or a user changed its display name (`uid` already checked):
         its sockets, polls and presence take the new name at once."""
@@ -245,6 +279,23 @@ def _check_event(event: object) -> None:
         row.requotes and isinstance(quote, dict) and quote.get("id") == message_id
     ):
         raise BadEvent("quote is an object about the event's message (edited, deleted).")
+
+
+def _check_user_item(item: object) -> None:
+    """Raise `BadEvent` unless `item` is `{"users": [user id, ...], "event": {"type": ...}}`."""
+    if not isinstance(item, dict):
+        raise BadEvent("An item is an object with users and event.")
+    users, event = item.get("users"), item.get("event")
+    if (
+        not isinstance(users, list)
+        or len(users) > MAX_RECIPIENTS
+        or not all(type(u) is int and 1 <= u <= MAX_ID for u in users)
+    ):
+        raise BadEvent(f"users is a list of at most {MAX_RECIPIENTS} user ids.")
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise BadEvent("An event is an object with a string type.")
+    if not USER_EVENT_TYPE_RE.fullmatch(event["type"]) or event["type"] == "hello":
+        raise BadEvent(f"Not a user event type: {event['type'][:40]!r}.")
 
 
 def _body_fields(body: bytes) -> dict | None:

@@ -25,6 +25,7 @@ import orjson
 
 from chatserver.events import KINDS, Kind, kind_of, referred_id
 from chatserver.rooms import RoomRegistry
+from chatserver.users import UserBroadcast, UserRegistry
 
 
 class Fanout(Protocol):
@@ -45,6 +46,10 @@ class Fanout(Protocol):
 
     def buffer_trusted(self, room: str) -> bool:
         """May the recent buffer answer `since` for the room?"""
+
+    def publish_user_event(self, users: list[int], event: dict) -> int:
+        """A user event (a feed frame) for the listed user ids: to their feed connections,
+        here and on every instance. Returns connections reached here."""
 
 
 class Broadcast:
@@ -136,8 +141,10 @@ class LocalFanout:
         *,
         clock: Any = None,
         presence_interval: float = 0.0,
+        users: UserRegistry | None = None,
     ) -> None:
         self._registry = registry
+        self.users = users if users is not None else UserRegistry()
         self._prepare = prepare
         self._metrics = metrics
         self._presence = Coalescer(clock, presence_interval, self._send_presence)
@@ -198,6 +205,14 @@ class LocalFanout:
     def buffer_trusted(self, room: str) -> bool:
         """Every stored message passes through this process: the recent buffer is complete."""
         return True
+
+    def publish_user_event(self, users: list[int], event: dict) -> int:
+        """Deliver a user event to the feed connections of `users` in this process (one
+        encoding for all of them); returns connections reached."""
+        reached = self.users.deliver(users, UserBroadcast(event, self._prepare))
+        if self._metrics is not None and reached:
+            self._metrics.user_events_out.inc(reached)
+        return reached
 
     def publish_presence(self, room: str) -> None:
         """Tell the room's members who is online (coalesced: see `Coalescer`)."""

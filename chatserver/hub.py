@@ -3,13 +3,14 @@
 `ChatHub` is the one object the transports (chatserver/protocol.py, chatserver/longpoll.py) talk
 to, through verbs: `verify`, `connect`/`disconnect`/`spend` (limits), `join`/`leave`,
 `present`/`absent` (presence of pollers), `history`, `submit`, `typing`, `presence`,
-`remembered`, `refuse` (count a refusal) and `log_refusal`. They never reach its collaborators:
+`remembered`, `refuse` (count a refusal) and `log_refusal`; the personal feed's transports use
+`verify_user`, `follow` and `unfollow`. They never reach its collaborators:
 the registry, the fan-out (`chatserver.fanout.Fanout`), the persistence queue, the limits and
 the metrics are built by `chatserver.service.build_hub` (the composition root) and injected.
 Django's control calls arrive as verbs too: `announce` (any room event of
-chatserver/events.py), `archive`, `unarchive`, `revoke`, `delete_room`, `rename`; process-wide
-state reaches the other instances through `Fanout.publish_state` and comes back in
-`apply_state`.
+chatserver/events.py), `notify_users` (a user event for a list of user ids), `archive`,
+`unarchive`, `revoke`, `delete_room`, `rename`; process-wide state reaches the other instances
+through `Fanout.publish_state` and comes back in `apply_state`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from chatserver.limits import ClientLimits
 from chatserver.logthrottle import LogThrottle
 from chatserver.metrics import ChatMetrics
 from chatserver.persistence import PersistenceQueue, QueueFull
-from chatserver.revocations import ROOM, SCOPES, Revocation, RevocationList, room_of
+from chatserver.revocations import ROOM, SCOPES, USER, Revocation, RevocationList, room_of
 from chatserver.rooms import RoomRegistry
-from chatserver.tickets import Identity, TicketError, verify_ticket
+from chatserver.tickets import Identity, TicketError, verify_ticket, verify_user_ticket
+from chatserver.users import UserRegistry
 
 log = Logger()
 
@@ -116,8 +118,11 @@ class ChatHub:
         log_throttle: LogThrottle,
         revocations: RevocationList,
         metrics: ChatMetrics,
+        users: UserRegistry | None = None,
     ) -> None:
         self.config = config
+        # user id -> feed connections; the fan-out delivers user events through the same one.
+        self.users = users if users is not None else UserRegistry()
         self.clock = clock
         self.registry = registry
         self.fanout = fanout
@@ -159,6 +164,31 @@ class ChatHub:
             # A ticket minted before the guest renamed itself speaks under the new name.
             identity = replace(identity, name=renamed[0])
         return identity
+
+    def verify_user(self, ticket: str) -> Identity:
+        """Check a user ticket for the personal feed (raises `TicketError`: `wrong_room` for a
+        room ticket, `not_a_user` for a guest's, `revoked` after a sign-out)."""
+        now = self.clock.seconds()
+        identity = verify_user_ticket(
+            ticket, secrets=self.config.secrets, now=now, max_ttl=self.config.max_ticket_ttl
+        )
+        if self.revocations.refuses("@me", identity.uid, False, identity.issued_ms, now):
+            raise TicketError("revoked")
+        return identity
+
+    def follow(self, identity: Identity, member: object) -> None:
+        """Start delivering the events addressed to `identity`'s user to `member` (a feed
+        socket or a feed mailbox)."""
+        self.users.follow(identity.user_id, member)
+
+    def unfollow(self, identity: Identity, member: object) -> None:
+        """Stop delivering `identity`'s user events to `member`."""
+        self.users.unfollow(identity.user_id, member)
+
+    def notify_users(self, users: list[int], event: dict) -> int:
+        """Django addressed a user event (`{"type": ...}`, opaque here) to `users` (Django user
+        ids): to their feeds here and on every instance. Returns feed connections reached here."""
+        return self.fanout.publish_user_event(users, event)
 
     def connect(self, uid: str, address: str) -> bool:
         """Count one more connection (socket or held poll) of an identity and an address;
@@ -388,6 +418,16 @@ class ChatHub:
                 if identity is None or identity.issued_ms > revocation.before_ms:
                     continue
                 if revocation.covers(room, identity.uid, identity.guest):
+                    closed += 1 if member.access_revoked() else 0
+        if revocation.scope == USER:
+            # A signed-out (deactivated, deleted) user's feeds close too.
+            for member in self.users.all_members():
+                identity = getattr(member, "identity", None)
+                if (
+                    identity is not None
+                    and identity.uid == revocation.key
+                    and identity.issued_ms <= revocation.before_ms
+                ):
                     closed += 1 if member.access_revoked() else 0
         for listener in self.revoke_listeners:
             listener(revocation)

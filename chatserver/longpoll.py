@@ -6,6 +6,7 @@
                                        `since`, or with `wait=0`, the newest now
     POST /poll/<slug>?ticket=          {"body", "nonce"} -> {"events": [message or ack frame]}
                                        once stored; {"type": "typing"} -> {"events": []}
+    GET  /poll/@me?ticket=&cursor=     the personal feed (chatserver/feedpoll.py)
 
 Every answer carries `events`: the frames a socket would have received (messages, the room's
 remembered events, anything that woke the poll, and a presence frame last), plus `cursor`, the
@@ -30,6 +31,7 @@ from twisted.web.server import NOT_DONE_YET
 from chatserver.admission import cors_allowed, parse_since
 from chatserver.config import ChatServerConfig
 from chatserver.fanout import Broadcast
+from chatserver.feedpoll import FeedPoll
 from chatserver.frames import FrameError, parse_json_object, validate_message
 from chatserver.history import HistoryPage
 from chatserver.limits import client_address, retry_after_header, retry_after_value
@@ -121,9 +123,13 @@ class LongPollResource(MethodsResource):
     subpaths = True  # the room slug
     methods = (b"GET", b"POST", b"OPTIONS")
 
-    def __init__(self, hub: Any, config: ChatServerConfig, clock: Any) -> None:
+    def __init__(
+        self, hub: Any, config: ChatServerConfig, clock: Any, feed: FeedPoll | None = None
+    ) -> None:
         super().__init__()
         self.hub = hub
+        # `/poll/@me`: the personal feed's polls (a user ticket, no room).
+        self.feed = feed if feed is not None else FeedPoll(hub, config, clock)
         self._config = config
         self._clock = clock
         self._held: set[_HeldPoll] = set()
@@ -134,8 +140,8 @@ class LongPollResource(MethodsResource):
     # bookkeeping ---------------------------------------------------------------------------
 
     def active(self) -> int:
-        """Held polls right now."""
-        return len(self._held)
+        """Held polls right now (room and feed)."""
+        return len(self._held) + self.feed.active()
 
     def _lease_start(self, room: str, identity: Identity) -> None:
         key = (room, identity.uid)
@@ -160,6 +166,7 @@ class LongPollResource(MethodsResource):
     def sweep(self) -> None:
         """Time out held polls and expire presence of pollers past their grace period."""
         now = self._clock.seconds()
+        self.feed.sweep()
         for held in [h for h in self._held if h.deadline <= now]:
             self.finish(held, 200, self.answer(held.room, [], since=held.since))
         for key, lease in list(self._leases.items()):
@@ -172,6 +179,7 @@ class LongPollResource(MethodsResource):
 
     def release_all(self) -> None:
         """Shutdown: answer every held poll with an empty list."""
+        self.feed.release_all()
         for held in list(self._held):
             self.finish(held, 200, self.answer(held.room, [], since=held.since))
 
@@ -261,7 +269,14 @@ class LongPollResource(MethodsResource):
         request.setResponseCode(204)
         return b""
 
+    def _is_feed(self, request: Any) -> bool:
+        return request.postpath == [b"@me"]
+
     def render_GET(self, request: Any) -> Any:  # noqa: N802 (twisted API)
+        if self._is_feed(request):
+            if not self._cors(request):
+                return error_response(request, 403, "bad_origin", "Origin not allowed.")
+            return self.feed.render_GET(request, self._address(request))
         found = self._admit(request)
         if isinstance(found, bytes):
             return found
@@ -347,6 +362,9 @@ class LongPollResource(MethodsResource):
         )
 
     def render_POST(self, request: Any) -> Any:  # noqa: N802 (twisted API)
+        if self._is_feed(request):
+            request.setHeader(b"Allow", b"GET, OPTIONS")
+            return error_response(request, 405, "method_not_allowed", "The feed is read-only.")
         found = self._admit(request)
         if isinstance(found, bytes):
             return found

@@ -24,6 +24,11 @@ class ChatMetrics:
             "Message frames delivered (members per broadcast).",
             registry=self.registry,
         )
+        self.user_events_out = Counter(
+            "chat_user_events_out",
+            "User (feed) event frames delivered (feed connections per event).",
+            registry=self.registry,
+        )
         self.persist_batch_size = Histogram(
             "chat_persist_batch_size",
             "Items per batch sent to Django.",

@@ -39,6 +39,8 @@ log = Logger()
 __all__ = ["ChatServerFactory", "ChatServerProtocol", "origin_allowed", "parse_since"]
 
 WS_PATH_RE = re.compile(r"/ws/([A-Za-z0-9_-]{1,100})/?")
+# The signed-in user's personal feed (docs/protocol.md, "Personal feed"): a user ticket, no room.
+FEED_PATHS = ("/ws/@me", "/ws/@me/")
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
@@ -53,9 +55,10 @@ CLOSE_SLOW = 4008
 
 @implementer(IPushProducer)
 class ChatServerProtocol(WebSocketServerProtocol):
-    """One socket: one identity in one room."""
+    """One socket: one identity in one room, or (`feed`) one user's personal feed."""
 
     is_socket = True
+    feed = False
     room: str | None = None
     identity: Any = None
     since: int | None = None
@@ -147,6 +150,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
     def onConnect(self, request: Any) -> None:
         """Check path, origin, ticket and room before the upgrade (403/404 refusals)."""
         hub: ChatHub = self.factory.hub
+        if request.path in FEED_PATHS:
+            return self._connect_feed(request)
         match = WS_PATH_RE.fullmatch(request.path)
         if match is None:
             raise ConnectionDeny(404, "Not Found")
@@ -182,10 +187,46 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self.identity = identity
         return None
 
+    def _connect_feed(self, request: Any) -> None:
+        """`/ws/@me`: origin, a user ticket (a room ticket is refused), the connection caps."""
+        hub: ChatHub = self.factory.hub
+        if not origin_allowed(request.origin, self.factory.config.allowed_origins):
+            hub.refuse("bad_origin")
+            raise ConnectionDeny(403, "Origin not allowed")
+        ticket = (request.params.get("ticket") or [""])[0]
+        try:
+            identity = hub.verify_user(ticket)
+        except TicketError as exc:
+            hub.refuse("bad_ticket")
+            hub.log_refusal(
+                log, "bad_ticket", "refused a ticket: {reason}", LogLevel.debug, reason=exc.reason
+            )
+            raise ConnectionDeny(403, "Ticket refused") from None
+        if hub.shutting_down:
+            raise ConnectionDeny(503, "Shutting down")
+        peer = getattr(self.transport.getPeer(), "host", None)
+        self.address = client_address(
+            peer, request.headers.get("x-forwarded-for"), self.factory.config.behind_proxy
+        )
+        if not hub.connect(identity.uid, self.address):
+            hub.refuse("too_many_connections")
+            raise ConnectionDeny(429, "Too many connections")
+        self._counted = True
+        self.feed = True
+        self.identity = identity
+
     def onOpen(self) -> None:
-        """Join the room (buffering live events), then send `hello` with history and presence."""
+        """Join the room (buffering live events), then send `hello` with history and presence;
+        a feed socket follows its user and says `hello` at once."""
         hub: ChatHub = self.factory.hub
         self._flood = FloodCounter(self.factory.reactor)
+        if self.feed:
+            self.factory.connections.add(self)
+            self._joined = True
+            hub.follow(self.identity, self)
+            hello = {"type": "hello", "feed": True, "user": self.identity.public()}
+            self._send_json(encode(hello))
+            return
         self._pending = []
         self.factory.connections.add(self)
         self._joined = True
@@ -337,6 +378,12 @@ class ChatServerProtocol(WebSocketServerProtocol):
             return
         if frame.type == "ping":
             self._send_json(b'{"type":"pong"}')
+        elif self.feed:
+            # The feed only delivers: what a room socket may send has no room here.
+            hub.refuse("feed_read_only")
+            self._send_json(
+                error_frame("feed_read_only", "The feed accepts only ping frames.", frame.nonce)
+            )
         elif frame.type == "history":
             self._history_request(frame.after)
         elif frame.type == "typing":
@@ -422,7 +469,11 @@ class ChatServerProtocol(WebSocketServerProtocol):
         if self._counted:
             self._counted = False
             self.factory.hub.disconnect(self.identity.uid, self.address)
-        if self._joined:
+        if self._joined and self.feed:
+            self._joined = False
+            self.factory.connections.discard(self)
+            self.factory.hub.unfollow(self.identity, self)
+        elif self._joined:
             self._joined = False
             self.factory.connections.discard(self)
             self.factory.hub.leave(self.room, self, self.identity)

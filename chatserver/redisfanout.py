@@ -8,6 +8,8 @@ Envelopes (docs/protocol.md, "Between chat server instances"):
     {"type": "message",  "origin": i, "message": {...}, "prev_id": 811}   (the ordered path)
     {"type": "event",    "origin": i, "room": r, "event": {"type": ..., ...}}  (the generic path)
     {"type": "presence", "origin": i, "room": r, "online": {uid: name}, "ttl": 15.0}
+    {"type": "user_event", "origin": i, "users": [uid, ...], "event": {"type": ..., ...}}
+                                               (a feed event for the listed user ids)
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
     {"type": "archived" | "unarchived" | "room_deleted" | "revoked" | "renamed", "origin": i, ...}
                                                (process-wide state, applied by the hub)
@@ -91,6 +93,7 @@ class RedisFanout:
             "event": self._remote_room_event,
             "presence": self._remote_presence,
             "sync": self._remote_sync,
+            "user_event": self._remote_user_event,
             "archived": self._remote_state,
             "unarchived": self._remote_state,
             "room_deleted": self._remote_state,
@@ -126,6 +129,12 @@ class RedisFanout:
     def publish_state(self, event: dict) -> None:
         """A state event already applied here (archived, revoked, renamed, ...): the others."""
         self._send(dict(event))
+
+    def publish_user_event(self, users: list[int], event: dict) -> int:
+        """A user event: to this process's feed connections of `users`, and to the others
+        (each delivers to its own). Returns connections reached here."""
+        self._send({"type": "user_event", "users": list(users), "event": event})
+        return self.local.publish_user_event(users, event)
 
     def publish_presence(self, room: str) -> None:
         """Local presence changed: tell local sockets the union, and the others our part
@@ -272,6 +281,12 @@ class RedisFanout:
 
     def _remote_state(self, envelope: dict) -> None:
         self.on_state(envelope)
+
+    def _remote_user_event(self, envelope: dict) -> None:
+        users, event = envelope.get("users"), envelope.get("event")
+        if not isinstance(users, list) or not isinstance(event, dict):
+            raise ValueError("a user_event envelope carries users and event")
+        self.local.publish_user_event([u for u in users if type(u) is int], event)
 
     def _remote_presence(self, envelope: dict) -> None:
         room = envelope["room"]

@@ -46,6 +46,7 @@ from chatserver.protocol import ChatServerFactory
 from chatserver.revocations import RevocationList
 from chatserver.rooms import RoomRegistry
 from chatserver.signing import WINDOW_SECONDS
+from chatserver.users import UserRegistry
 from chatserver.web import build_internal_site, build_site
 
 log = Logger()
@@ -67,12 +68,14 @@ def build_hub(
     path), history reader, limits; the Redis fan-out then reports state events to the hub."""
     metrics = metrics if metrics is not None else ChatMetrics()
     registry = RoomRegistry(config.recent_buffer)
+    users = UserRegistry()
     local = LocalFanout(
         registry,
         prepare_frame,
         metrics,
         clock=clock,
         presence_interval=config.presence_interval,
+        users=users,
     )
     fanout: Any = local
     if bus is not None:
@@ -122,6 +125,7 @@ def build_hub(
         # Kept past the longest ticket lifetime, plus the clock skew tolerated between hosts.
         revocations=RevocationList(config.max_ticket_ttl + WINDOW_SECONDS),
         metrics=metrics,
+        users=users,
     )
     if bus is not None:
         fanout.on_state = hub.apply_state

@@ -70,6 +70,11 @@ class Identity:
         return {"id": self.uid, "name": self.name, "guest": self.guest}
 
 
+# The `aud` claim of a user ticket: it opens the signed-in user's own feed (`/ws/@me`,
+# `/poll/@me`) and no room; a room ticket (`room:<slug>`) never opens the feed.
+FEED_AUDIENCE = "feed"
+
+
 def audience(room: str) -> str:
     """The `aud` claim of a ticket for `room`."""
     return f"room:{room}"
@@ -86,13 +91,15 @@ def mint_ticket(
     now: int,
     ttl: int = 60,
     iat_ms: int | None = None,
+    aud: str | None = None,
 ) -> str:
     """Mint a ticket as Django does (used by tests and benchmarks, never by the server).
 
-    `iat_ms` (Unix milliseconds, within the second `now`) is added to the claims when given.
+    `iat_ms` (Unix milliseconds, within the second `now`) is added to the claims when given;
+    `aud` replaces the room's audience (`FEED_AUDIENCE` for a user ticket).
     """
     claims: dict[str, Any] = {
-        "aud": audience(room),
+        "aud": aud or audience(room),
         "sub": uid,
         "user_id": user_id,
         "name": name,
@@ -105,7 +112,7 @@ def mint_ticket(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _decode(ticket: str, secrets: Iterable[str], room: str) -> dict[str, Any]:
+def _decode(ticket: str, secrets: Iterable[str], aud: str) -> dict[str, Any]:
     """PyJWT's checks with each accepted secret in turn (current first, then the previous one
     while a rotation is under way); PyJWT's refusals become the documented reasons."""
     for secret in secrets:
@@ -116,7 +123,7 @@ def _decode(ticket: str, secrets: Iterable[str], room: str) -> dict[str, Any]:
                 ticket,
                 secret,
                 algorithms=ALGORITHMS,
-                audience=audience(room),
+                audience=aud,
                 options=_DECODE_OPTIONS,
             )
         except InvalidSignatureError:
@@ -159,11 +166,31 @@ def verify_ticket(
     longer is refused (`too_long`), so a revocation kept that long covers every ticket it could
     refuse (docs/protocol.md).
     """
+    return _verify(ticket, secrets, audience(room), now, max_ttl)
+
+
+def verify_user_ticket(
+    ticket: str, *, secrets: Iterable[str], now: float, max_ttl: float | None = None
+) -> Identity:
+    """The identity of a user ticket (`aud` = `FEED_AUDIENCE`), or `TicketError`.
+
+    The same checks as `verify_ticket`; a room ticket is refused (`wrong_room`), and so is a
+    guest's or one without a `user_id` (`not_a_user`): feeds are addressed by Django user id.
+    """
+    identity = _verify(ticket, secrets, FEED_AUDIENCE, now, max_ttl)
+    if identity.guest or identity.user_id is None:
+        raise TicketError("not_a_user")
+    return identity
+
+
+def _verify(
+    ticket: str, secrets: Iterable[str], aud: str, now: float, max_ttl: float | None
+) -> Identity:
     if not ticket or not isinstance(ticket, str):
         raise TicketError("missing")
     if not ticket.isascii():
         raise TicketError("malformed")
-    claims = _decode(ticket, secrets, room)
+    claims = _decode(ticket, secrets, aud)
     uid = _typed(claims, "sub", str)
     name = _typed(claims, "name", str)
     guest = _typed(claims, "guest", bool)

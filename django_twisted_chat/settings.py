@@ -84,6 +84,12 @@ CHAT_MAX_REACTIONS = _int("CHAT_MAX_REACTIONS", 20, minimum=1)
 CHAT_SIGNUP = env.get("CHAT_SIGNUP", "open").strip().lower()
 # Seconds a sign-up invite stays valid (7 days).
 CHAT_SIGNUP_INVITE_MAX_AGE = _int("CHAT_SIGNUP_INVITE_MAX_AGE", 7 * 86400, minimum=60)
+# @here (docs/operations.md): who counts as "here", the room size above which only staff may,
+# and how often one author may use it per room (seconds).
+CHAT_HERE_WINDOW = _int("CHAT_HERE_WINDOW", 300, minimum=0)
+CHAT_HERE_LARGE_ROOM = _int("CHAT_HERE_LARGE_ROOM", 20, minimum=0)
+CHAT_HERE_INTERVAL = _int("CHAT_HERE_INTERVAL", 60, minimum=0)
+CHAT_MENTION_RECENT = _int("CHAT_MENTION_RECENT", 7 * 86400, minimum=0)
 # `make run` signs the demo admin in with this generated password (kept in the ignored .env).
 CHAT_DEMO_ADMIN_PASSWORD = env.get("CHAT_DEMO_ADMIN_PASSWORD", "")
 

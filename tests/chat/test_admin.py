@@ -57,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if self.path == "/internal/stats":
             answer = self.server.stats
+        elif self.path == "/internal/users/events":
+            items = json.loads(body)
+            answer = {"results": [{"delivered": len(i["users"])} for i in items]}
         elif self.path.endswith("/events") and json.loads(body)["type"] == "archived":
             answer = {"closed": 1}
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TRANSPORTS = ["chatserver/protocol.py", "chatserver/longpoll.py"]
+TRANSPORTS = ["chatserver/protocol.py", "chatserver/longpoll.py", "chatserver/feedpoll.py"]
 COLLABORATORS = {
     "registry",
     "fanout",

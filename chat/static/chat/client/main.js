@@ -6,7 +6,7 @@
  * Sender + Outbox (what the reader types), and the small indicators.
  */
 
-import { fetchOlder } from "./api.js";
+import { csrfToken, fetchOlder } from "./api.js";
 import { wireComposerLimit } from "./composer-limit.js";
 import { Connection } from "./connection.js";
 import { watchGroups } from "./daygroups.js";
@@ -18,8 +18,12 @@ import {
   TypingIndicator,
   UnreadCounter,
 } from "./indicators.js";
+import { Feed } from "./feed.js";
 import { wireMessageActions } from "./lifecycle.js";
+import { markOwnMentions, wireMentionAutocomplete } from "./mentions.js";
+import { maybeNotify, wireNotificationButton } from "./notify.js";
 import { Outbox } from "./outbox.js";
+import { wireReadMarker } from "./readmarker.js";
 import { wireRoomMenu } from "./room-menu.js";
 import { renderPresence } from "./render.js";
 import { wireReplies } from "./replies.js";
@@ -69,6 +73,8 @@ export function startRoom(root) {
   });
 
   watchGroups(list);
+  /** Who is online now (the last presence), for @ autocomplete. */
+  let online = [];
 
   const markOwn = (msg) => {
     const li = timeline.byId.get(msg.id);
@@ -96,6 +102,7 @@ export function startRoom(root) {
       : (event.online || []).map((name) => ({ id: `name:${name}`, name, guest: false }));
     const mine = people.find((person) => person.id === meId);
     if (mine) me = mine.name; // renamed in another tab: pending messages show the new name
+    online = people;
     renderPresence(presence, people, meId);
   };
 
@@ -212,6 +219,8 @@ export function startRoom(root) {
   const limit = limitOutput
     ? wireComposerLimit({ input, output: limitOutput, max: Number(list.dataset.maxBody) || 4000 })
     : null;
+  markOwnMentions(list, () => me);
+  if (root.dataset.readUrl) wireAttention({ root, list, timeline, input, meId, online: () => online });
   wireComposer({ form, input, sender, replies, limit, send: (frame) => connection.send(frame) });
   document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
@@ -229,9 +238,79 @@ export function startRoom(root) {
     list,
     meId,
   });
+  // Again: the message actions above add to every item, so the bottom moved since.
+  timeline.scrollToBottom();
   connection.start();
   openSearchTarget(list);
   return { connection, timeline, sender };
+}
+
+/**
+ * Signed-in readers: read position and divider, @ autocomplete, and the personal feed for
+ * desktop notifications of mentions elsewhere (or here while the tab is hidden).
+ */
+function wireAttention({ root, list, timeline, input, meId, online }) {
+  const lastRead = root.dataset.lastReadId;
+  wireReadMarker({
+    list,
+    timeline,
+    readUrl: root.dataset.readUrl,
+    lastReadId: lastRead ? Number(lastRead) : null,
+    meId,
+    button: document.getElementById("jump-newest"),
+  });
+  wireMentionAutocomplete({ input, peopleUrl: root.dataset.peopleUrl, online, meId });
+  wireNotificationButton(document.getElementById("enable-notifications"));
+  let muted = root.dataset.muted === "true";
+  const muteButton = document.getElementById("mute-room");
+  const showMute = () => {
+    muteButton.textContent = muted ? "Unmute notifications" : "Mute notifications";
+    muteButton.setAttribute("aria-pressed", String(muted));
+  };
+  muteButton?.addEventListener("click", async () => {
+    const response = await fetch(root.dataset.muteUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ muted: !muted }),
+    });
+    if (response.ok) muted = (await response.json()).muted;
+    showMute();
+  });
+  if (muteButton) showMute();
+  const room = root.dataset.room;
+  const mutedRooms = new Set();
+  const feed = new Feed({
+    ticketUrl: root.dataset.feedTicketUrl,
+    // (Re)connected: which rooms are muted, as of now.
+    onHello: async () => {
+      try {
+        const response = await fetch(root.dataset.attentionUrl, { credentials: "same-origin" });
+        if (!response.ok) return;
+        mutedRooms.clear();
+        for (const state of (await response.json()).rooms || []) {
+          if (state.muted) mutedRooms.add(state.room);
+        }
+      } catch {
+        // Muted rooms stay as last known.
+      }
+    },
+    onFrame: (event) => {
+      if (event.type === "unread" && typeof event.room === "string") {
+        if (event.muted) mutedRooms.add(event.room);
+        else mutedRooms.delete(event.room);
+        if (event.room === room) muted = Boolean(event.muted);
+        if (muteButton) showMute();
+      }
+      maybeNotify(event, {
+        meId,
+        currentRoom: room,
+        muted: event.room === room ? muted : mutedRooms.has(event.room),
+        roomUrl: (slug) => new URL(`../${slug}/`, window.location.href).toString(),
+      });
+    },
+  });
+  feed.start();
 }
 
 /** Enter sends (as a reply while one is being written), Shift+Enter adds a line, typing notices

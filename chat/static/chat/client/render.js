@@ -36,8 +36,33 @@ export function formatTime(iso) {
   return { short: timeFormat.format(when), full: fullFormat.format(when) };
 }
 
+/** `@name` as Django records it (chat/attention.py, MENTION_RE): not after a word character or @. */
+const MENTION_RE = /(?<![\p{L}\p{N}_@])@([\p{L}\p{N}_.+-]{1,150})/gu;
+
 /**
- * Fills `target` with `text`, turning http(s) URLs into safe links.
+ * Appends `text`, each `@name` in it as `<span class="mention" data-mention="name">` (the
+ * name lower-cased, a trailing dot left outside): mentions.js marks the reader's own.
+ * @param {HTMLElement} target
+ * @param {string} text
+ */
+export function appendText(target, text) {
+  let last = 0;
+  for (const match of text.matchAll(MENTION_RE)) {
+    const name = match[1].replace(/\.+$/, "");
+    if (!name) continue;
+    if (match.index > last) target.append(document.createTextNode(text.slice(last, match.index)));
+    const span = document.createElement("span");
+    span.className = "mention";
+    span.dataset.mention = name.toLowerCase();
+    span.textContent = `@${name}`;
+    target.append(span);
+    last = match.index + 1 + name.length;
+  }
+  if (last < text.length) target.append(document.createTextNode(text.slice(last)));
+}
+
+/**
+ * Fills `target` with `text`, turning http(s) URLs into safe links and `@name` into mentions.
  * @param {HTMLElement} target
  * @param {string} text
  */
@@ -60,7 +85,7 @@ export function renderBody(target, text) {
       continue;
     }
     if (match.index > last) {
-      target.append(document.createTextNode(text.slice(last, match.index)));
+      appendText(target, text.slice(last, match.index));
     }
     const a = document.createElement("a");
     a.href = parsed.href;
@@ -71,7 +96,7 @@ export function renderBody(target, text) {
     last = match.index + url.length;
   }
   if (last < text.length) {
-    target.append(document.createTextNode(text.slice(last)));
+    appendText(target, text.slice(last));
   }
 }
 

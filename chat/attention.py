@@ -1,0 +1,243 @@
+"""Attention: how far each user has read each room, mentions, and who hears about a message.
+
+Read state (:class:`chat.models.ReadState`) is per user and room: ``last_read_id`` only moves
+forward (:func:`mark_read`). A user with a row follows the room: every new message in it raises a
+``room_message`` feed event for them, a message that names them (``@username``, or ``@here``
+while they had the room open) a ``mention`` event instead. Mentions are recorded when a message
+is stored (:func:`message_stored`, called by the internal batch API inside its transaction), and
+only for people who may read the room (``chat.access.may_read``, the one access rule). The feed
+events go to the chat server after commit through ``chat.actions.user_events``, addressed to an
+explicit list of user ids (docs/protocol.md, "Personal feed").
+
+Feed event kinds Django sends (a new kind, e.g. ``direct_message`` or ``invitation``, is one more
+builder here and one ``case`` in static/chat/client/feed.js; the chat server does not look):
+
+- ``room_message``: ``{"type", "room", "room_name", "id", "author": {"id", "name"}}``
+- ``mention``: the same plus ``"excerpt"`` and ``"here"`` (reached by ``@here``)
+- ``unread``: ``{"type", "room", "unread", "mentions", "last_read_id", "muted"}``, the absolute
+  state of one room for one user, sent to all of that user's feeds when it changed (read, mute).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db.models import Max
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from . import access, actions
+from .models import Mention, Message, ReadState, Room
+
+# `@name`: Django usernames are letters, digits and @ . + - _ (150 at most). Not after a word
+# character or another @ (an e-mail address is not a mention); a trailing dot is punctuation.
+MENTION_RE = re.compile(r"(?<![\w@])@([\w.+-]{1,150})")
+HERE = "here"
+# Counts above this are shown as "99+": the room list never counts a huge backlog row by row.
+COUNT_CAP = 100
+EXCERPT = 200
+
+
+def parse_mentions(body: str) -> tuple[set[str], bool]:
+    """The lower-cased usernames ``body`` names with ``@``, and whether it says ``@here``."""
+    names = {m.group(1).rstrip(".").lower() for m in MENTION_RE.finditer(body)}
+    names.discard("")
+    here = HERE in names
+    names.discard(HERE)
+    return names, here
+
+
+def may_notify_here(author: Any, room: Room, audience: int) -> bool:
+    """May ``author`` use ``@here`` in ``room`` now, reaching ``audience`` people?
+
+    In a room where more than ``CHAT_HERE_LARGE_ROOM`` people would be reached only staff may
+    (room owners will join them with private rooms); everyone at most once per
+    ``CHAT_HERE_INTERVAL`` seconds per room (a refused ``@here`` stays plain text).
+    """
+    if author is None:
+        return False
+    if audience > settings.CHAT_HERE_LARGE_ROOM and not author.is_staff:
+        return False
+    return cache.add(f"chat:here:{room.pk}:{author.pk}", 1, settings.CHAT_HERE_INTERVAL)
+
+
+def here_audience(room: Room, exclude: int | None) -> list[Any]:
+    """Who ``@here`` reaches: readers who had the room open within ``CHAT_HERE_WINDOW`` seconds."""
+    since = timezone.now() - timedelta(seconds=settings.CHAT_HERE_WINDOW)
+    users = get_user_model().objects.filter(
+        is_active=True, chat_read_states__room=room, chat_read_states__seen_at__gte=since
+    )
+    return [u for u in users.exclude(pk=exclude) if access.may_read(u, room)]
+
+
+def mentioned_users(message: Message) -> tuple[list[Any], list[Any]]:
+    """(named, reached by @here) users of a new message: active, not its author, readers only."""
+    names, here = parse_mentions(message.body)
+    room = message.room
+    author_id = message.author_id
+    named: list[Any] = []
+    if names:
+        users = (
+            get_user_model()
+            .objects.annotate(lname=Lower("username"))
+            .filter(lname__in=names, is_active=True)
+            .exclude(pk=author_id)
+        )
+        named = [u for u in users if access.may_read(u, room)]
+    reached: list[Any] = []
+    if here and author_id is not None:
+        audience = [u for u in here_audience(room, author_id) if u.pk not in {n.pk for n in named}]
+        if audience and may_notify_here(message.author, room, len(audience)):
+            reached = audience
+    return named, reached
+
+
+def followers(room: Room, exclude: int | None) -> list[int]:
+    """Ids of the users following ``room`` (a read state) who may read it, but ``exclude``."""
+    users = get_user_model().objects.filter(is_active=True, chat_read_states__room=room)
+    return [u.pk for u in users.exclude(pk=exclude) if access.may_read(u, room)]
+
+
+def message_stored(messages: Iterable[Message]) -> None:
+    """New messages were stored (inside the storing transaction): record their mentions, make
+    sure each mentioned user follows the room, and schedule the feed events (after commit).
+
+    One ``room_message`` item per message for its room's followers and one ``mention`` item per
+    message for the people it reached (the recipients computation: :func:`recipients`).
+    """
+    items: list[dict[str, Any]] = []
+    followers_of: dict[int, list[int]] = {}
+    for message in messages:
+        if message.room_id not in followers_of:
+            followers_of[message.room_id] = followers(message.room, None)
+        named, reached = mentioned_users(message)
+        _record(message, named, reached)
+        items.extend(recipients(message, followers_of[message.room_id], named, reached))
+    if items:
+        actions.user_events(items)
+
+
+def recipients(
+    message: Message, following: list[int], named: list[Any], reached: list[Any]
+) -> list[dict[str, Any]]:
+    """The feed items of one new message: ``mention`` for the people it named or reached,
+    ``room_message`` for the other followers; never its author."""
+    author = {"id": message.author_uid, "name": message.author_name}
+    base = {
+        "room": message.room.slug,
+        "room_name": message.room.name,
+        "id": message.pk,
+        "author": author,
+    }
+    mentioned = {u.pk for u in named} | {u.pk for u in reached}
+    items: list[dict[str, Any]] = []
+    others = [uid for uid in following if uid not in mentioned and uid != message.author_id]
+    if others:
+        items.append({"users": others, "event": {"type": "room_message", **base}})
+    excerpt = message.body[:EXCERPT]
+    for users, here in (([u.pk for u in named], False), ([u.pk for u in reached], True)):
+        if users:
+            event = {"type": "mention", **base, "excerpt": excerpt, "here": here}
+            items.append({"users": users, "event": event})
+    return items
+
+
+def _record(message: Message, named: list[Any], reached: list[Any]) -> None:
+    rows = [Mention(message=message, user=u) for u in named]
+    rows += [Mention(message=message, user=u, here=True) for u in reached]
+    if not rows:
+        return
+    Mention.objects.bulk_create(rows, ignore_conflicts=True)
+    # Someone named in a room they never opened starts following it, with this message unread.
+    ReadState.objects.bulk_create(
+        [
+            ReadState(user_id=row.user_id, room_id=message.room_id, last_read_id=message.pk - 1)
+            for row in rows
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def room_state(user: Any, state: ReadState) -> dict[str, Any]:
+    """The ``unread`` event of one read state: counts (capped at ``COUNT_CAP``) after it."""
+    after = Message.objects.visible().filter(room_id=state.room_id, id__gt=state.last_read_id)
+    unread_ids = after.exclude(author_id=user.pk).order_by("id").values_list("id", flat=True)
+    unread = len(unread_ids[:COUNT_CAP])
+    mentions = Mention.objects.filter(
+        user=user,
+        message__room_id=state.room_id,
+        message__id__gt=state.last_read_id,
+        message__is_deleted=False,
+    ).count()
+    return {
+        "type": "unread",
+        "room": state.room.slug,
+        "unread": unread,
+        "mentions": mentions,
+        "last_read_id": state.last_read_id,
+        "muted": state.muted,
+    }
+
+
+def summary(user: Any) -> dict[str, Any]:
+    """``GET /api/attention/``: every followed room the user may read, its counts, and totals."""
+    states = ReadState.objects.filter(
+        user=user, room__in=access.readable_rooms(user)
+    ).select_related("room")
+    rooms = [room_state(user, s) for s in states if not s.room.is_archived]
+    return {
+        "rooms": rooms,
+        "unread": sum(r["unread"] for r in rooms if not r["muted"]),
+        "mentions": sum(r["mentions"] for r in rooms),
+    }
+
+
+def mark_read(user: Any, room: Room, last_read_id: int) -> dict[str, Any]:
+    """Move ``user``'s read position in ``room`` forward to ``last_read_id`` (never back, never
+    past the room's newest message) and mark the room seen now; every feed of the user gets the
+    new ``unread`` state after commit. Returns that state."""
+    newest = Message.objects.filter(room=room).aggregate(newest=Max("id"))["newest"] or 0
+    target = max(0, min(int(last_read_id), newest))
+    state, _ = ReadState.objects.select_for_update().get_or_create(user=user, room=room)
+    changed = target > state.last_read_id
+    if changed:
+        state.last_read_id = target
+    state.seen_at = timezone.now()
+    state.save(update_fields=["last_read_id", "seen_at"])
+    event = room_state(user, state)
+    if changed:
+        actions.user_events([{"users": [user.pk], "event": event}])
+    return event
+
+
+def set_muted(user: Any, room: Room, muted: bool) -> dict[str, Any]:
+    """Mute or unmute ``room``'s notifications for ``user`` (on every device)."""
+    state, _ = ReadState.objects.select_for_update().get_or_create(user=user, room=room)
+    state.muted = bool(muted)
+    state.save(update_fields=["muted"])
+    event = room_state(user, state)
+    actions.user_events([{"users": [user.pk], "event": event}])
+    return event
+
+
+def people(room: Room, prefix: str, limit: int = 8) -> list[dict[str, str]]:
+    """``@`` autocomplete: readers of ``room`` seen there within ``CHAT_MENTION_RECENT`` seconds
+    whose username starts with ``prefix`` (case-insensitive), most recently seen first."""
+    since = timezone.now() - timedelta(seconds=settings.CHAT_MENTION_RECENT)
+    states = (
+        ReadState.objects.filter(room=room, seen_at__gte=since, user__is_active=True)
+        .filter(user__username__istartswith=prefix)
+        .select_related("user")
+        .order_by("-seen_at")[: limit * 2]
+    )
+    found = []
+    for state in states:
+        if access.may_read(state.user, room):
+            found.append({"id": f"u:{state.user.pk}", "name": state.user.get_username()})
+    return found[:limit]
