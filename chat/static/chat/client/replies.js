@@ -144,7 +144,7 @@ export function wireReplies({ list, timeline, form, input, messagesUrl, navigate
     const what = document.createElement("span");
     what.className = "reply-bar-snippet";
     what.dir = "auto";
-    what.textContent = body;
+    what.textContent = target.snippet;
     text.replaceChildren("Replying to ", who, ": ", what);
     bar.hidden = false;
     input.setAttribute("aria-describedby", bar.id);
