@@ -117,9 +117,11 @@ def test_author_deletes_and_it_leaves_every_page_live_and_after_reload(open_room
     mine.hover()
     mine.get_by_role("button", name="Delete your message").click()
     mine.get_by_role("button", name="No, keep your message").click()
+    mine.hover()
     mine.get_by_role("button", name="Delete your message").click()
     alice.page.keyboard.press("Escape")
     expect(mine.get_by_role("group", name="Delete this message?")).to_have_count(0)
+    mine.hover()
     mine.get_by_role("button", name="Delete your message").click()
     mine.get_by_role("button", name="Yes, delete your message").click()
     for page in (alice, bob, poller):
@@ -158,6 +160,7 @@ def test_reactions_toggle_live_for_everyone_and_survive_a_reload(open_room, live
     expect(thumbs_bob.locator(".reaction-count")).to_have_text("1")
     expect(thumbs_bob).to_have_attribute("title", bob.user_name)
     # Any single emoji can be typed; text that is not one emoji is refused with the reason.
+    news.hover()
     news.get_by_role("button", name="Add a reaction").click()
     typed = news.get_by_role("textbox", name="Any emoji")
     typed.fill("ab")
@@ -203,6 +206,8 @@ def test_a_reply_carries_a_live_quote_of_its_parent_for_everyone(open_room, live
     expect(bar).to_be_visible()
     bob.page.get_by_role("button", name="Cancel the reply (Escape)").click()
     expect(bar).to_be_hidden()
+    # With a mouse the actions take pointer events while the message is hovered (as a hand does).
+    parent.hover()
     parent.get_by_role("button", name="Reply to this message").click()
     bob.send("yes, see you")
     expect(bar).to_be_hidden()
@@ -214,6 +219,7 @@ def test_a_reply_carries_a_live_quote_of_its_parent_for_everyone(open_room, live
     assert stored["reply_to"]["snippet"] == "lunch at noon?"
     # The parent is edited: the quote on Bob's page follows, and a reload agrees.
     mine = alice.message("lunch at noon?")
+    mine.hover()
     mine.get_by_role("button", name="Edit your message").click()
     box = alice.page.get_by_role("textbox", name="Edit message")
     box.fill("lunch at one?")
