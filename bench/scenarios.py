@@ -343,3 +343,42 @@ def longpoll(target: Any, prefix: str, holders: int, settle_s: float = 2.0) -> d
     out = asyncio.run(_longpoll(target.live, slug, holders, settle_s))
     out["chat_cpu_s"] = total_cpu_seconds(target.chat_pids) - chat0
     return out
+
+
+# -- Django's CPU per stored message ---------------------------------------------------------------
+
+
+def django_cost(
+    target: Any,
+    lg: LoadGenerator,
+    prefix: str,
+    rates: list[float],
+    duration_s: float,
+    rooms: int = 10,
+    around_run: Callable[[float], AbstractContextManager] = lambda rate: nullcontext(),
+) -> list[dict[str, Any]]:
+    """Django's CPU per stored message at each offered rate (messages/s, all rooms together).
+
+    One socket per room, which is also the room's sender at `rate / rooms` messages/s, so each
+    delivery is the sender's own copy of one stored message: `django_cpu_s_per_1k` is Django's
+    CPU per 1,000 stored messages. Fresh rooms per rate (`<prefix>-r<rate>-<i>`).
+    """
+    out = []
+    for rate in rates:
+        load = FanoutLoad(rooms, 1, 1, rate / rooms, duration_s)
+        tag = f"{prefix}-r{int(rate)}"
+        figures = fanout(target, lg, tag, load, around_run=lambda rate=rate: around_run(rate))
+        out.append(
+            {
+                "messages_per_s": rate,
+                "stored": figures["delivered"],
+                "django_cpu_ms_per_message": figures["django_cpu_s_per_1k"],
+                "chat_cpu_ms_per_message": figures["chat_cpu_s_per_1k"],
+                "p50_ms": figures["p50_ms"],
+                "p99_ms": figures["p99_ms"],
+                "lost": figures["lost"],
+                "duplicated": figures["duplicated"],
+                "out_of_order": figures["out_of_order"],
+            }
+        )
+    return out

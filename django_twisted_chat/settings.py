@@ -75,6 +75,10 @@ CHAT_MAX_BODY = _int("CHAT_MAX_BODY", 4000, minimum=1)
 # Accepted clock skew of signed service-to-service calls, seconds (each process checks the
 # other's timestamps with it).
 CHAT_SIGNATURE_WINDOW = _int("CHAT_SIGNATURE_WINDOW", 60, minimum=1)
+# The chat server's message batches are answered by a lean WSGI path in front of Django's handler
+# (chat/fastpath.py; same checks, no middleware). On by default; `python -m bench` turns it off
+# to measure the plain Django path beside it.
+CHAT_INTERNAL_FAST_PATH = _bool("CHAT_INTERNAL_FAST_PATH", True)
 # Seconds after sending during which the author may edit a message (staff may always).
 CHAT_EDIT_WINDOW = _int("CHAT_EDIT_WINDOW", 900, minimum=0)
 # Most distinct emoji one message may carry as reactions (a new one past it is refused).
@@ -132,7 +136,13 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+        env.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        # Seconds a worker thread keeps its database connection between requests (0: a new one
+        # per request). Opening and closing an SQLite connection per request was a fifth of
+        # Django's CPU per stored message at 100 messages/s (docs/performance.md).
+        conn_max_age=_int("DATABASE_CONN_MAX_AGE", 60),
+        # A kept connection is checked before a request reuses it (a restarted PostgreSQL).
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -143,7 +153,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
