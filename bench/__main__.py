@@ -32,12 +32,21 @@ from typing import Any
 from bench import peers, scenarios
 from bench.loadgen import LoadGenerator, OutOfStep
 from bench.peers import Sweep
-from bench.profile import Sampler
+from bench.profile import Sampler, merged_summary
 from bench.scenarios import FanoutLoad
 from bench.targets import ROOT, ChannelsTarget, LiveTarget, ReferenceTarget
 
 log = logging.getLogger("bench")
-ALL = ["idle", "many-rooms", "many-rooms-2x", "big-room", "persistence", "longpoll", "sweep"]
+ALL = [
+    "idle",
+    "many-rooms",
+    "many-rooms-2x",
+    "big-room",
+    "persistence",
+    "django-cost",
+    "longpoll",
+    "sweep",
+]
 DEFAULT = ALL  # what `python -m bench` (and `make bench`) runs without --scenarios
 # `--quick` (`make bench-smoke`, under a minute) leaves out the sweep and, unless --peers says
 # otherwise, the Channels peers: tests/bench/test_peers.py covers them.
@@ -56,6 +65,12 @@ PEERS = ("channels_memory", "channels_redis")  # bench/channels_peer on Daphne
 # Offered deliveries/s of the sweep (the many-rooms shape: 1,000 deliveries/s per message/s per
 # sender); each is a whole number of messages per sender in a 5 s phase (0.2 message/s: one).
 SWEEP_RATES = (200, 400, 1000, 2000, 5000, 10000, 20000, 40000)
+# django-cost: Django as it was before issue 16's lean path (Django's own handler and middleware
+# for the batch, a new database connection per request) beside Django as shipped, same run.
+PLAIN_DJANGO_ENV = {"CHAT_INTERNAL_FAST_PATH": "0", "DATABASE_CONN_MAX_AGE": "0"}
+LEAN_DJANGO_ENV = {key: "" for key in PLAIN_DJANGO_ENV}  # the settings' defaults
+DJANGO_COST_RATES = (10.0, 100.0, 1000.0)  # stored messages/s, all rooms together
+DJANGO_COST_BOUND = 3.0  # plain / lean Django CPU per stored message at 100 messages/s
 
 
 def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
@@ -69,6 +84,7 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
             "idle": [200, 400],
             "persistence": {"rooms": 4, "window": 5, "duration_s": d},
             "longpoll": 50,
+            "django-cost": {"rates": [10.0, 100.0], "duration_s": 1.0},
             "sweep": Sweep(FanoutLoad(3, 10, 2, 0.0, 1.0), (60.0, 300.0)),
         }
     d = duration or 10.0
@@ -82,6 +98,7 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         "idle": [5000, 10000],
         "persistence": {"rooms": 20, "window": 50, "duration_s": d},
         "longpoll": 1000,
+        "django-cost": {"rates": list(DJANGO_COST_RATES), "duration_s": d},
         # The many-rooms shape at rising rates; 5 s per point keeps the sweep to a few minutes.
         "sweep": Sweep(FanoutLoad(10, 50, 2, 0.0, duration or 5.0), SWEEP_RATES),
     }
@@ -111,16 +128,29 @@ def median_tree(values: list[Any]) -> Any:
 
 
 @contextmanager
-def profiled(enabled: bool, target: Any, label: str, profiles: dict[str, Any]) -> Iterator[None]:
-    """Sample the chat server with py-spy while the block runs (first repetition only)."""
-    if not enabled or target is None or not target.chat_pids:
+def profiled(
+    enabled: bool, target: Any, label: str, profiles: dict[str, Any], django: bool = False
+) -> Iterator[None]:
+    """Sample the chat server (or, with `django`, every gunicorn worker, their samples merged)
+    with py-spy while the block runs (first repetition only)."""
+    if django and target is not None:
+        pids = [pid for pid in target.django_pids if pid != target.live.django.pid]
+    else:
+        pids = target.chat_pids[:1] if target is not None else []
+    if not enabled or not pids:
         yield
         return
-    sampler = Sampler(target.chat_pids[0], RESULTS / f"profile-{label}.txt")
+    samplers = [
+        Sampler(pid, RESULTS / f"profile-{label}-{index}.txt") for index, pid in enumerate(pids)
+    ]
     try:
         yield
     finally:
-        profiles[label] = sampler.stop()
+        summaries = [sampler.stop() for sampler in samplers]
+        if len(samplers) == 1:
+            profiles[label] = summaries[0]
+        else:
+            profiles[label] = merged_summary([s.output for s in samplers], RESULTS, label)
 
 
 def scale_out(
@@ -219,7 +249,44 @@ def run_scenario(
         return {"default_batch": default, "batch_size_1": one}
     if name == "longpoll":
         return {"chatserver": scenarios.longpoll(live, prefix, size["longpoll"])}
+    if name == "django-cost":
+        return django_cost(live, lg, prefix, size[name], profile)
     raise ValueError(name)
+
+
+def django_cost(
+    live: LiveTarget, lg: LoadGenerator, prefix: str, params: dict[str, Any], profile: Any
+) -> dict[str, Any]:
+    """Django's CPU per stored message at each rate, plain Django then the lean path, same run.
+
+    Plain is Django restarted with `PLAIN_DJANGO_ENV` (the batch through Django's handler and
+    middleware, a new database connection per request: the project before issue 16); lean is the
+    shipped default. Django is left on the default afterwards, also on error.
+    """
+    out: dict[str, Any] = {}
+    try:
+        for label, env in (("plain", PLAIN_DJANGO_ENV), ("lean", LEAN_DJANGO_ENV)):
+            live.restart_django(env)
+            out[label] = scenarios.django_cost(
+                live,
+                lg,
+                f"{prefix}-{label}",
+                params["rates"],
+                params["duration_s"],
+                around_run=lambda rate, label=label: profile(
+                    rate == 100.0, f"django-cost-{label}", django=True
+                ),
+            )
+    finally:
+        live.restart_django(LEAN_DJANGO_ENV)
+    out["plain_vs_lean"] = [
+        {
+            "messages_per_s": plain["messages_per_s"],
+            "ratio": ratio(plain["django_cpu_ms_per_message"], lean["django_cpu_ms_per_message"]),
+        }
+        for plain, lean in zip(out["plain"], out["lean"], strict=True)
+    ]
+    return out
 
 
 def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[str, Any]:
@@ -239,11 +306,16 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
             if "channels_redis" in args.peers:
                 peer_targets.append(ChannelsTarget("redis", args.redis_url, save=True))
 
-            def profile(on: bool, label: str) -> Any:
-                return profiled(on and args.profile and rep == 0, live, label, profiles)
+            def profile(on: bool, label: str, django: bool = False) -> Any:
+                return profiled(on and args.profile and rep == 0, live, label, profiles, django)
 
             for name in args.scenarios:
-                if live is None and name in ("persistence", "longpoll", "many-rooms-2x"):
+                if live is None and name in (
+                    "persistence",
+                    "longpoll",
+                    "many-rooms-2x",
+                    "django-cost",
+                ):
                     continue
                 log.info("repetition %d: %s", rep + 1, name)
                 prefix = f"{name}-{rep}-{int(time.time())}"
@@ -339,6 +411,12 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             }
             for ref, real in zip(ref_steps, real_steps, strict=False)
         }
+    if measured("django-cost", "plain", "lean"):
+        out["django-cost"] = {
+            # Plain Django's CPU per stored message / the lean path's, at each rate.
+            f"{row['messages_per_s']:g}": row["ratio"]
+            for row in result["django-cost"]["plain_vs_lean"]
+        }
     if measured("persistence"):
         p = result["persistence"]
         out["persistence"] = {
@@ -411,6 +489,22 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
             10,
             False,
         )
+    if "django-cost" in rat and "100" in rat["django-cost"]:
+        check(
+            "django-cost: plain / lean Django CPU per stored message at 100 messages/s",
+            rat["django-cost"]["100"],
+            DJANGO_COST_BOUND,
+            False,
+        )
+    if "django-cost" in result and "lean" in result["django-cost"]:
+        for row in result["django-cost"]["lean"]:
+            for figure in ("lost", "duplicated", "out_of_order"):
+                check(
+                    f"django-cost {row['messages_per_s']:g}/s: {figure.replace('_', '-')}",
+                    row[figure],
+                    0,
+                    True,
+                )
     if "longpoll" in result and "error" not in result["longpoll"]:
         lp = result["longpoll"]["chatserver"]
         check("longpoll: held requests reached", lp["reached"], lp["held"], False)

@@ -149,6 +149,18 @@ class LiveTarget:
         self.live.chatserver.env.update(extra_env or {})
         self.live.restart_chatserver()
 
+    def restart_django(self, extra_env: dict[str, str]) -> None:
+        """A fresh Django (gunicorn) with `extra_env` on top of its environment; an empty value
+        removes the variable (back to the settings' default). The database stays."""
+        env = self.live.django.env
+        for key, value in extra_env.items():
+            if value:
+                env[key] = value
+            else:
+                env.pop(key, None)
+        self.live.stop_django()
+        self.live.start_django()
+
     def create_rooms(self, slugs: list[str]) -> None:
         """Create guest rooms in one ORM call (one `manage.py` per room would take seconds)."""
         self.live.shell(
