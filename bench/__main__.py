@@ -34,7 +34,7 @@ from bench.loadgen import LoadGenerator, OutOfStep
 from bench.peers import Sweep
 from bench.profile import Sampler, merged_summary
 from bench.scenarios import FanoutLoad
-from bench.targets import ROOT, ChannelsTarget, LiveTarget, ReferenceTarget
+from bench.targets import ROOT, ChannelsTarget, LiveTarget, ReferenceTarget, baseline_checkout
 
 log = logging.getLogger("bench")
 ALL = [
@@ -65,10 +65,10 @@ PEERS = ("channels_memory", "channels_redis")  # bench/channels_peer on Daphne
 # Offered deliveries/s of the sweep (the many-rooms shape: 1,000 deliveries/s per message/s per
 # sender); each is a whole number of messages per sender in a 5 s phase (0.2 message/s: one).
 SWEEP_RATES = (200, 400, 1000, 2000, 5000, 10000, 20000, 40000)
-# django-cost: Django as it was before issue 16's lean path (Django's own handler and middleware
-# for the batch, a new database connection per request) beside Django as shipped, same run.
-PLAIN_DJANGO_ENV = {"CHAT_INTERNAL_FAST_PATH": "0", "DATABASE_CONN_MAX_AGE": "0"}
-LEAN_DJANGO_ENV = {key: "" for key in PLAIN_DJANGO_ENV}  # the settings' defaults
+# django-cost: Django as it was before issue 16's lean path (main at this commit: the batch
+# through Django's handler and middleware, a new SQLite connection per request, the ORM's five
+# queries) beside this checkout's Django, same run, same database (`--django-baseline`).
+DJANGO_BASELINE = "d2eceb8"
 DJANGO_COST_RATES = (10.0, 100.0, 1000.0)  # stored messages/s, all rooms together
 DJANGO_COST_BOUND = 3.0  # plain / lean Django CPU per stored message at 100 messages/s
 
@@ -203,6 +203,7 @@ def run_scenario(
     earlier: dict[str, Any],
     redis_url: str,
     peer_targets: list[ChannelsTarget] = (),
+    baseline: str = "",
 ) -> dict[str, Any]:
     """One scenario, the reference first, then the chat server, then the peers (each in a Daphne
     started for its measurement) under the same load."""
@@ -250,41 +251,48 @@ def run_scenario(
     if name == "longpoll":
         return {"chatserver": scenarios.longpoll(live, prefix, size["longpoll"])}
     if name == "django-cost":
-        return django_cost(live, lg, prefix, size[name], profile)
+        return django_cost(live, lg, prefix, size[name], profile, baseline)
     raise ValueError(name)
 
 
 def django_cost(
-    live: LiveTarget, lg: LoadGenerator, prefix: str, params: dict[str, Any], profile: Any
+    live: LiveTarget,
+    lg: LoadGenerator,
+    prefix: str,
+    params: dict[str, Any],
+    profile: Any,
+    baseline: str,
 ) -> dict[str, Any]:
-    """Django's CPU per stored message at each rate, plain Django then the lean path, same run.
+    """Django's CPU per stored message at each rate: the `baseline` revision's Django, then this
+    checkout's, one after the other on the same database and chat server, in one run.
 
-    Plain is Django restarted with `PLAIN_DJANGO_ENV` (the batch through Django's handler and
-    middleware, a new database connection per request: the project before issue 16); lean is the
-    shipped default. Django is left on the default afterwards, also on error.
+    Django is back to this checkout's afterwards, also on error.
     """
-    out: dict[str, Any] = {}
-    try:
-        for label, env in (("plain", PLAIN_DJANGO_ENV), ("lean", LEAN_DJANGO_ENV)):
-            live.restart_django(env)
-            out[label] = scenarios.django_cost(
-                live,
-                lg,
-                f"{prefix}-{label}",
-                params["rates"],
-                params["duration_s"],
-                around_run=lambda rate, label=label: profile(
-                    rate == 100.0, f"django-cost-{label}", django=True
-                ),
-            )
-    finally:
-        live.restart_django(LEAN_DJANGO_ENV)
-    out["plain_vs_lean"] = [
+    out: dict[str, Any] = {"baseline_revision": baseline}
+    with baseline_checkout(baseline) as old:
+        try:
+            for label, checkout in (("baseline", old), ("current", None)):
+                live.restart_django(checkout)
+                out[label] = scenarios.django_cost(
+                    live,
+                    lg,
+                    f"{prefix}-{label}",
+                    params["rates"],
+                    params["duration_s"],
+                    around_run=lambda rate, label=label: profile(
+                        rate == 100.0, f"django-cost-{label}", django=True
+                    ),
+                )
+        finally:
+            live.restart_django(None)
+    out["baseline_vs_current"] = [
         {
-            "messages_per_s": plain["messages_per_s"],
-            "ratio": ratio(plain["django_cpu_ms_per_message"], lean["django_cpu_ms_per_message"]),
+            "messages_per_s": old_row["messages_per_s"],
+            "ratio": ratio(
+                old_row["django_cpu_ms_per_message"], new_row["django_cpu_ms_per_message"]
+            ),
         }
-        for plain, lean in zip(out["plain"], out["lean"], strict=True)
+        for old_row, new_row in zip(out["baseline"], out["current"], strict=True)
     ]
     return out
 
@@ -331,6 +339,7 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
                         out,
                         args.redis_url,
                         peer_targets,
+                        args.django_baseline,
                     )
                 except OutOfStep:
                     raise  # interrupted, or the load processes are lost: nothing more to run
@@ -411,11 +420,11 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             }
             for ref, real in zip(ref_steps, real_steps, strict=False)
         }
-    if measured("django-cost", "plain", "lean"):
+    if measured("django-cost", "baseline", "current"):
         out["django-cost"] = {
-            # Plain Django's CPU per stored message / the lean path's, at each rate.
+            # The baseline's Django CPU per stored message / this checkout's, at each rate.
             f"{row['messages_per_s']:g}": row["ratio"]
-            for row in result["django-cost"]["plain_vs_lean"]
+            for row in result["django-cost"]["baseline_vs_current"]
         }
     if measured("persistence"):
         p = result["persistence"]
@@ -491,13 +500,13 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if "django-cost" in rat and "100" in rat["django-cost"]:
         check(
-            "django-cost: plain / lean Django CPU per stored message at 100 messages/s",
+            "django-cost: baseline / current Django CPU per stored message at 100 messages/s",
             rat["django-cost"]["100"],
             DJANGO_COST_BOUND,
             False,
         )
-    if "django-cost" in result and "lean" in result["django-cost"]:
-        for row in result["django-cost"]["lean"]:
+    if "django-cost" in result and "current" in result["django-cost"]:
+        for row in result["django-cost"]["current"]:
             for figure in ("lost", "duplicated", "out_of_order"):
                 check(
                     f"django-cost {row['messages_per_s']:g}/s: {figure.replace('_', '-')}",
@@ -627,6 +636,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--sweep-rates",
         help="offered deliveries/s of the sweep, comma list (default: "
         f"{','.join(map(str, SWEEP_RATES))})",
+    )
+    parser.add_argument(
+        "--django-baseline",
+        default=DJANGO_BASELINE,
+        help="git revision whose Django django-cost runs beside this checkout's "
+        f"(default {DJANGO_BASELINE}: before issue 16's lean path)",
     )
     parser.add_argument(
         "--sweep-plot", type=Path, default=RESULTS / "bench-sweep.png", help="sweep PNG to write"

@@ -149,15 +149,18 @@ class LiveTarget:
         self.live.chatserver.env.update(extra_env or {})
         self.live.restart_chatserver()
 
-    def restart_django(self, extra_env: dict[str, str]) -> None:
-        """A fresh Django (gunicorn) with `extra_env` on top of its environment; an empty value
-        removes the variable (back to the settings' default). The database stays."""
-        env = self.live.django.env
-        for key, value in extra_env.items():
-            if value:
-                env[key] = value
-            else:
-                env.pop(key, None)
+    def restart_django(self, checkout: Path | None = None) -> None:
+        """A fresh Django (gunicorn) from `checkout` (another version of this project, e.g.
+        `baseline_checkout`), or from this one with None. The database and secrets stay."""
+        django = self.live.django
+        if checkout is None:
+            django.cwd = ROOT
+            django.env.pop("PYTHONPATH", None)
+        else:
+            # gunicorn imports the project from its working directory; PYTHONPATH comes before
+            # the editable install's path, so that checkout's `chat` is the one imported.
+            django.cwd = checkout
+            django.env["PYTHONPATH"] = str(checkout)
         self.live.stop_django()
         self.live.start_django()
 
@@ -216,6 +219,21 @@ class LiveTarget:
                 for key in env:
                     self.live.chatserver.env.pop(key, None)
                 self.live.restart_chatserver()
+
+
+@contextmanager
+def baseline_checkout(revision: str) -> Iterator[Path]:
+    """This repository's files at `revision` (`git archive`) in a temporary directory, removed
+    afterwards: an older Django to run beside the current one on the same database."""
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as directory:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True, timeout=120)
+        yield Path(directory)
 
 
 class ClusterTarget:

@@ -26,8 +26,6 @@ DEFAULTS: dict[str, Any] = {
     # Must equal the chat server's CHAT_MAX_BODY.
     "CHAT_MAX_BODY": 4000,
     "CHAT_SIGNATURE_WINDOW": 60,
-    # Whether chat.fastpath.wrap puts the lean batch path in front of the project's WSGI app.
-    "CHAT_INTERNAL_FAST_PATH": True,
     # Seconds after sending during which an author may edit (staff always).
     "CHAT_EDIT_WINDOW": 900,
     # Most different emoji one message may carry as reactions.

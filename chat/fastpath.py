@@ -175,8 +175,3 @@ class InternalFastPath:
                 start_response, 500, "server_error", "The server failed; try again later."
             )
         return _answer(start_response, 200, {"results": results}, fast)
-
-
-def wrap(app: WSGIApp) -> WSGIApp:
-    """``app`` behind the fast path, or ``app`` alone when ``CHAT_INTERNAL_FAST_PATH`` is off."""
-    return InternalFastPath(app) if settings.CHAT_INTERNAL_FAST_PATH else app

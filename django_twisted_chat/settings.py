@@ -75,10 +75,6 @@ CHAT_MAX_BODY = _int("CHAT_MAX_BODY", 4000, minimum=1)
 # Accepted clock skew of signed service-to-service calls, seconds (each process checks the
 # other's timestamps with it).
 CHAT_SIGNATURE_WINDOW = _int("CHAT_SIGNATURE_WINDOW", 60, minimum=1)
-# The chat server's message batches are answered by a lean WSGI path in front of Django's handler
-# (chat/fastpath.py; same checks, no middleware). On by default; `python -m bench` turns it off
-# to measure the plain Django path beside it.
-CHAT_INTERNAL_FAST_PATH = _bool("CHAT_INTERNAL_FAST_PATH", True)
 # Seconds after sending during which the author may edit a message (staff may always).
 CHAT_EDIT_WINDOW = _int("CHAT_EDIT_WINDOW", 900, minimum=0)
 # Most distinct emoji one message may carry as reactions (a new one past it is refused).

@@ -19,6 +19,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_twisted_chat.settings")
 # answers: chat/fastpath.py); every other request goes to Django's handler.
 django_application = get_wsgi_application()
 
-from chat.fastpath import wrap  # noqa: E402 - its models need the app registry loaded above
+from chat.fastpath import InternalFastPath  # noqa: E402 - its models need the app registry loaded above
 
-application = wrap(django_application)
+application = InternalFastPath(django_application)
