@@ -361,19 +361,31 @@ def django_cost(
 
     One socket per room, which is also the room's sender at `rate / rooms` messages/s, so each
     delivery is the sender's own copy of one stored message: `django_cpu_s_per_1k` is Django's
-    CPU per 1,000 stored messages. Fresh rooms per rate (`<prefix>-r<rate>-<i>`).
+    CPU per 1,000 stored messages. Fresh rooms per rate (`<prefix>-r<rate>-<i>`). The chat
+    server's batches to Django in the phase are counted too: CPU per message falls as batches
+    grow, and a slower Django gets larger batches at the same rate (its answer takes longer, so
+    more messages queue behind it), so the figures say per request as well.
     """
     out = []
     for rate in rates:
         load = FanoutLoad(rooms, 1, 1, rate / rooms, duration_s)
         tag = f"{prefix}-r{int(rate)}"
+        batches0, items0 = target.persist_batches()
         figures = fanout(target, lg, tag, load, around_run=lambda rate=rate: around_run(rate))
+        batches1, items1 = target.persist_batches()
+        batches, items = batches1 - batches0, items1 - items0
+        # Django's CPU over the phase, per request it answered (rooms' history reads at connect
+        # happen before the phase and are not counted).
+        django_cpu_ms = figures["django_cpu_s_per_1k"] * figures["deliveries"]
         out.append(
             {
                 "messages_per_s": rate,
                 "stored": figures["delivered"],
                 "django_cpu_ms_per_message": figures["django_cpu_s_per_1k"],
                 "chat_cpu_ms_per_message": figures["chat_cpu_s_per_1k"],
+                "batches": batches,
+                "messages_per_batch": items / batches if batches else float("nan"),
+                "django_cpu_ms_per_batch": django_cpu_ms / batches if batches else float("nan"),
                 "p50_ms": figures["p50_ms"],
                 "p99_ms": figures["p99_ms"],
                 "lost": figures["lost"],
@@ -382,3 +394,100 @@ def django_cost(
             }
         )
     return out
+
+
+def django_direct(
+    live: Any,
+    prefix: str,
+    rate: float,
+    batch: int,
+    duration_s: float,
+    senders: int = 8,
+    warmup: int = 40,
+) -> dict[str, Any]:
+    """Django alone, fed the chat server's requests: `rate` messages/s as signed
+    `POST /internal/messages/batch/` of `batch` messages each, on a fixed schedule.
+
+    This holds the batch size fixed, so two Djangos compare at the same requests per message
+    (through the chat server a slower Django also gets larger batches). `senders` threads, each
+    with its own keep-alive connection, share the schedule; a request that would start late
+    starts at once (the achieved rate is reported). `warmup` unmeasured requests first (each
+    gunicorn thread's first request loads what Django loads lazily). Every answer must store
+    every item.
+    """
+    import threading
+
+    import requests
+
+    from tests.support.live import sign_headers
+
+    slugs = [f"{prefix}-{index}" for index in range(10)]
+    live.create_rooms(slugs)
+    target = "/internal/messages/batch/"
+    interval_ns = int(1e9 * batch / rate)
+    requests_due = max(1, int(duration_s * rate / batch))
+    run = uuid.uuid4().hex[:8]
+    stored: list[int] = []
+    failures: Counter = Counter()
+    start = 0
+
+    def sender(index: int, first: int, due: int, paced: bool) -> None:
+        session = requests.Session()
+        count = 0
+        for n in range(first + index, first + due, senders):
+            delay = (start + (n - first) * interval_ns - time.monotonic_ns()) / 1e9
+            if paced and delay > 0:
+                time.sleep(delay)
+            items = [
+                {
+                    "room": slugs[(n * batch + i) % len(slugs)],
+                    "nonce": f"d-{run}-{n}-{i}",
+                    "body": f"direct {n} {i}",
+                    "name": "bench",
+                    "uid": "g:" + "0" * 16,
+                    "user_id": None,
+                    "guest": True,
+                }
+                for i in range(batch)
+            ]
+            body = json.dumps({"messages": items}).encode()
+            headers = {**sign_headers(live.live.secret, "POST", target, body)}
+            headers["Content-Type"] = "application/json"
+            answer = session.post(live.live.django_url + target, data=body, headers=headers)
+            if answer.status_code != 200:
+                failures[answer.status_code] += 1
+                continue
+            count += sum(1 for r in answer.json()["results"] if r.get("ok") and r.get("created"))
+        if paced:
+            stored.append(count)
+        session.close()
+
+    def phase(first: int, due: int, paced: bool) -> None:
+        threads = [
+            threading.Thread(target=sender, args=(i, first, due, paced)) for i in range(senders)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    phase(requests_due, warmup, paced=False)  # nonces after the measured ones: never repeats
+    pids = live.django_pids
+    start = time.monotonic_ns() + 50_000_000
+    cpu0 = total_cpu_seconds(pids)
+    began = time.monotonic()
+    phase(0, requests_due, paced=True)
+    elapsed = time.monotonic() - began
+    cpu1 = total_cpu_seconds(pids)
+    total = sum(stored)
+    return {
+        "messages_per_s": rate,
+        "batch": batch,
+        "requests": requests_due,
+        "stored": total,
+        "expected": requests_due * batch,
+        "failures": dict(failures),
+        "achieved_per_s": total / elapsed if elapsed else float("nan"),
+        "django_cpu_ms_per_message": 1000 * (cpu1 - cpu0) / total if total else float("nan"),
+        "django_cpu_ms_per_request": 1000 * (cpu1 - cpu0) / requests_due,
+    }

@@ -164,6 +164,16 @@ class LiveTarget:
         self.live.stop_django()
         self.live.start_django()
 
+    def persist_batches(self) -> tuple[float, float]:
+        """The chat server's batches sent to Django so far and the items in them
+        (`chat_persist_batch_size` count and sum, from its internal listener's /metrics)."""
+        text = requests.get(self.live.chat_internal_url + "/metrics", timeout=10).text
+        figures = []
+        for name in ("chat_persist_batch_size_count", "chat_persist_batch_size_sum"):
+            found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+            figures.append(float(found.group(1)) if found else float("nan"))
+        return figures[0], figures[1]
+
     def create_rooms(self, slugs: list[str]) -> None:
         """Create guest rooms in one ORM call (one `manage.py` per room would take seconds)."""
         self.live.shell(
