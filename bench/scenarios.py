@@ -297,7 +297,9 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict[str, Any]:
+async def _longpoll(
+    live: Any, slug: str, holders: int, settle_s: float, chat_pids: list[int]
+) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
     from websockets.asyncio.client import connect
@@ -318,17 +320,24 @@ async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict
     early = sum(task.done() for task in tasks)
     async with connect(ticket["ws_url"], compression=None, ping_interval=None) as ws:
         await ws.recv()  # hello
+        # The chat server's CPU from the send until every poll is answered: storing the one
+        # message, then answering the held polls (this process's CPU is not counted).
+        cpu0 = total_cpu_seconds(chat_pids)
         sent = time.monotonic_ns()
         await ws.send(json.dumps({"type": "message", "body": "long-poll probe", "nonce": nonce}))
-        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
+        answer_cpu_s = total_cpu_seconds(chat_pids) - cpu0
     outcomes = Counter(type(r).__name__ if isinstance(r, BaseException) else r[0] for r in results)
     latencies = sorted(
         r[1] - sent for r in results if not isinstance(r, BaseException) and r[0] == "reached"
     )
+    reached = outcomes.pop("reached", 0)
     return {
         "held": holders,
         "answered_before_message": early,
-        "reached": outcomes.pop("reached", 0),
+        "reached": reached,
+        "answer_cpu_s": answer_cpu_s,
+        "chat_cpu_ms_per_answer": 1000 * answer_cpu_s / reached if reached else float("nan"),
         "other_outcomes": dict(outcomes),
         "p50_ms": _percentile(latencies, 0.5),
         "max_ms": _percentile(latencies, 1.0),
@@ -336,11 +345,15 @@ async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict
 
 
 def longpoll(target: Any, prefix: str, holders: int, settle_s: float = 2.0) -> dict[str, Any]:
-    """`holders` held `GET /poll/<slug>` requests; one message must reach all of them."""
+    """`holders` held `GET /poll/<slug>` requests; one message must reach all of them.
+
+    `chat_cpu_ms_per_answer` is the chat server's CPU from the send until the last answer,
+    per poll the message reached (compare with a socket delivery's, e.g. big-room's).
+    """
     slug = f"{prefix}-0"
     target.create_rooms([slug])
     chat0 = total_cpu_seconds(target.chat_pids)
-    out = asyncio.run(_longpoll(target.live, slug, holders, settle_s))
+    out = asyncio.run(_longpoll(target.live, slug, holders, settle_s, target.chat_pids))
     out["chat_cpu_s"] = total_cpu_seconds(target.chat_pids) - chat0
     return out
 

@@ -12,8 +12,9 @@ the same ``store_batch``. It never reads cookies, a session or a user, which is 
 session, CSRF, auth and message middleware changes nothing for it. Every other request, and any
 method other than POST on that URL (Django answers 405), goes to Django unchanged.
 
-Database connections are handled as Django's handler does (``close_old_connections`` before and
-after each request, which keeps a connection for ``CONN_MAX_AGE`` and drops a broken one). An
+Database connections are handled as Django's handler does: ``request_started`` and
+``request_finished`` are sent around each request (their ``close_old_connections`` keeps a
+connection for ``CONN_MAX_AGE`` and drops a broken one). An
 exception while storing is logged and answered 500 with the protocol's error body, as Django and
 ``chat.middleware.JsonErrorsMiddleware`` would answer it, so the chat server's bisection on 5xx
 behaves the same.
@@ -28,7 +29,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections
+from django.core import signals
 from django.urls import reverse
 from django.utils.encoding import escape_uri_path, iri_to_uri
 
@@ -113,11 +114,13 @@ class InternalFastPath:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         if path != self.batch_path():
             return self.app(environ, start_response)
-        close_old_connections()  # Django's request_started
+        # Django's handler sends these around every request; their receivers keep database
+        # connections healthy (close_old_connections) and reset per-request state.
+        signals.request_started.send(sender=self.__class__, environ=environ)
         try:
             return self._batch(environ, start_response, path)
         finally:
-            close_old_connections()  # Django's request_finished
+            signals.request_finished.send(sender=self.__class__)
 
     def _batch(
         self, environ: dict[str, Any], start_response: StartResponse, path: str
