@@ -87,7 +87,8 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
             "idle": [200, 400],
             "persistence": {"rooms": 4, "window": 5, "duration_s": d},
             "longpoll": 50,
-            "django-cost": {"rates": [10.0, 100.0], "duration_s": 1.0},
+            # One rate, half a second: proves the scenario runs (two Django restarts dominate).
+            "django-cost": {"rates": [100.0], "duration_s": 0.5, "warmup": 5},
             "sweep": Sweep(FanoutLoad(3, 10, 2, 0.0, 1.0), (60.0, 300.0)),
         }
     d = duration or 10.0
@@ -268,16 +269,18 @@ def django_cost(
     profile: Any,
     baseline: str,
 ) -> dict[str, Any]:
-    """Django's CPU per stored message at each rate: the `baseline` revision's Django, then this
-    checkout's, one after the other on the same database and chat server, in one run.
+    """Django's CPU per stored message at each rate: this checkout's Django (the one running),
+    then the `baseline` revision's, one after the other on the same database and chat server,
+    in one run.
 
     Django is back to this checkout's afterwards, also on error.
     """
     out: dict[str, Any] = {"baseline_revision": baseline}
     with baseline_checkout(baseline) as old:
         try:
-            for label, checkout in (("baseline", old), ("current", None)):
-                live.restart_django(checkout)
+            for label, checkout in (("current", None), ("baseline", old)):
+                if checkout is not None:
+                    live.restart_django(checkout)
                 out[f"{label}_direct"] = [
                     scenarios.django_direct(
                         live,
@@ -285,6 +288,7 @@ def django_cost(
                         rate,
                         DJANGO_DIRECT_BATCH.get(rate, max(1, int(rate * 0.005))),
                         params["duration_s"],
+                        warmup=params.get("warmup", 40),
                     )
                     for rate in params["rates"]
                 ]
@@ -561,6 +565,25 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
+def django_cost_table(result: dict[str, Any]) -> str:
+    """The django-cost figures as a text table: baseline and current side by side per rate."""
+    lines = [
+        "  messages/s  feed            batch  baseline ms/msg  current ms/msg  baseline/current"
+    ]
+    feeds = (("direct", "_direct", "batch"), ("chat server", "", "messages_per_batch"))
+    for feed, suffix, batch_key in feeds:
+        old_rows = result.get(f"baseline{suffix}", [])
+        new_rows = result.get(f"current{suffix}", [])
+        for old, new in zip(old_rows, new_rows, strict=False):
+            batches = f"{old[batch_key]:.1f}/{new[batch_key]:.1f}"
+            before, after = old["django_cpu_ms_per_message"], new["django_cpu_ms_per_message"]
+            lines.append(
+                f"  {old['messages_per_s']:>10g}  {feed:<14}  {batches:>9}  {before:>15.2f}  "
+                f"{after:>14.2f}  {ratio(before, after):>16.2f}"
+            )
+    return "\n".join(lines)
+
+
 # -- plot ---------------------------------------------------------------------------------------
 
 
@@ -755,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(text + "\n")
     if side_by_side or sweep_result.get("systems"):
         log.info("side by side:\n%s", peers.summary(side_by_side, sweep_result.get("systems")))
+    if isinstance(results.get("django-cost"), dict) and "current" in results["django-cost"]:
+        log.info("Django CPU per stored message:\n%s", django_cost_table(results["django-cost"]))
     log.info(
         "targets:\n%s",
         "\n".join(
