@@ -263,13 +263,16 @@ def persistence(
 async def _held_poll(
     host: str,
     port: int,
-    target: str,
+    target: str | list[str],
     nonce: str,
     semaphore: asyncio.Semaphore,
     written: list[int] | None = None,
 ) -> tuple[str, int]:
     """One raw HTTP/1.1 GET held by the server; returns (outcome, monotonic ns). `written[0]`
-    counts the requests sent so far."""
+    counts the requests sent so far; a one-item list `target` is read when the request goes
+    (its ticket is refreshed while the scenario runs)."""
+    if isinstance(target, list):
+        target = target[0]
     async with semaphore:  # throttle the connects only (listen backlog), not the held requests
         reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -297,7 +300,7 @@ async def _held_poll(
 async def _poll_until_answered(
     host: str,
     port: int,
-    target: str,
+    target: list[str],
     nonce: str,
     semaphore: asyncio.Semaphore,
     written: list[int],
@@ -330,10 +333,25 @@ async def _longpoll(
 
     from websockets.asyncio.client import connect
 
-    ticket = live.ticket(live.guest_session(slug), slug)
+    session = live.guest_session(slug)
+    ticket = live.ticket(session, slug)
     last = live.internal_get(live.django_url, f"/internal/rooms/{slug}/").json()["last_id"] or 0
     poll = urlsplit(ticket["poll_url"])
-    target = f"{poll.path}?{poll.query}&since={last}"
+
+    def poll_target(ticket: dict[str, Any]) -> str:
+        url = urlsplit(ticket["poll_url"])
+        return f"{url.path}?{url.query}&since={last}"
+
+    target = [poll_target(ticket)]
+
+    async def refresh_tickets() -> None:
+        # Tickets live 60 s and 10,000 connects plus re-polls can take longer: requests made
+        # later carry a fresh one, as the browser client fetches a new ticket.
+        while True:
+            await asyncio.sleep(20)
+            target[0] = poll_target(await asyncio.to_thread(live.ticket, session, slug))
+
+    refresher = asyncio.create_task(refresh_tickets())
     nonce = "lp-" + uuid.uuid4().hex
     semaphore = asyncio.Semaphore(32)
     written, repolls = [0], [0]
@@ -357,6 +375,7 @@ async def _longpoll(
     await asyncio.sleep(settle_s)
     early = sum(task.done() for task in tasks)
     repolled_before = repolls[0]
+    ticket = await asyncio.to_thread(live.ticket, session, slug)
     async with connect(ticket["ws_url"], compression=None, ping_interval=None) as ws:
         await ws.recv()  # hello
         # The chat server's CPU from the send until every poll is answered: storing the one
@@ -366,6 +385,7 @@ async def _longpoll(
         await ws.send(json.dumps({"type": "message", "body": "long-poll probe", "nonce": nonce}))
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
         answer_cpu_s = total_cpu_seconds(chat_pids) - cpu0
+    refresher.cancel()
     outcomes = Counter(type(r).__name__ if isinstance(r, BaseException) else r[0] for r in results)
     latencies = sorted(
         r[1] - sent for r in results if not isinstance(r, BaseException) and r[0] == "reached"
