@@ -32,12 +32,21 @@ from typing import Any
 from bench import peers, scenarios
 from bench.loadgen import LoadGenerator, OutOfStep
 from bench.peers import Sweep
-from bench.profile import Sampler
+from bench.profile import Sampler, merged_summary
 from bench.scenarios import FanoutLoad
-from bench.targets import ROOT, ChannelsTarget, LiveTarget, ReferenceTarget
+from bench.targets import ROOT, ChannelsTarget, LiveTarget, ReferenceTarget, baseline_checkout
 
 log = logging.getLogger("bench")
-ALL = ["idle", "many-rooms", "many-rooms-2x", "big-room", "persistence", "longpoll", "sweep"]
+ALL = [
+    "idle",
+    "many-rooms",
+    "many-rooms-2x",
+    "big-room",
+    "persistence",
+    "django-cost",
+    "longpoll",
+    "sweep",
+]
 DEFAULT = ALL  # what `python -m bench` (and `make bench`) runs without --scenarios
 # `--quick` (`make bench-smoke`, under a minute) leaves out the sweep and, unless --peers says
 # otherwise, the Channels peers: tests/bench/test_peers.py covers them.
@@ -56,6 +65,15 @@ PEERS = ("channels_memory", "channels_redis")  # bench/channels_peer on Daphne
 # Offered deliveries/s of the sweep (the many-rooms shape: 1,000 deliveries/s per message/s per
 # sender); each is a whole number of messages per sender in a 5 s phase (0.2 message/s: one).
 SWEEP_RATES = (200, 400, 1000, 2000, 5000, 10000, 20000, 40000)
+# django-cost: Django as it was before issue 16's lean path (main at this commit: the batch
+# through Django's handler and middleware, a new SQLite connection per request, the ORM's five
+# queries) beside this checkout's Django, same run, same database (`--django-baseline`).
+DJANGO_BASELINE = "d2eceb8"
+DJANGO_COST_RATES = (10.0, 100.0, 1000.0)  # stored messages/s, all rooms together
+# Django fed directly at each rate with the batches the chat server's 5 ms group commit makes of
+# evenly spaced messages: one message per request up to 200/s, 5 per request at 1,000/s.
+DJANGO_DIRECT_BATCH = {10.0: 1, 100.0: 1, 1000.0: 5}
+DJANGO_COST_BOUND = 3.0  # plain / lean Django CPU per stored message at 100 messages/s
 
 
 def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
@@ -69,6 +87,8 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
             "idle": [200, 400],
             "persistence": {"rooms": 4, "window": 5, "duration_s": d},
             "longpoll": 50,
+            # One rate, half a second: proves the scenario runs (two Django restarts dominate).
+            "django-cost": {"rates": [100.0], "duration_s": 0.5, "warmup": 5},
             "sweep": Sweep(FanoutLoad(3, 10, 2, 0.0, 1.0), (60.0, 300.0)),
         }
     d = duration or 10.0
@@ -81,7 +101,10 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         "big-room": FanoutLoad(1, 1000, 2, 5.0, d),
         "idle": [5000, 10000],
         "persistence": {"rooms": 20, "window": 50, "duration_s": d},
-        "longpoll": 1000,
+        # Issue 16: 10,000 held polls in one chat server process (the bench raises the
+        # descriptor limit; the product's defaults are untouched).
+        "longpoll": 10000,
+        "django-cost": {"rates": list(DJANGO_COST_RATES), "duration_s": d},
         # The many-rooms shape at rising rates; 5 s per point keeps the sweep to a few minutes.
         "sweep": Sweep(FanoutLoad(10, 50, 2, 0.0, duration or 5.0), SWEEP_RATES),
     }
@@ -111,16 +134,29 @@ def median_tree(values: list[Any]) -> Any:
 
 
 @contextmanager
-def profiled(enabled: bool, target: Any, label: str, profiles: dict[str, Any]) -> Iterator[None]:
-    """Sample the chat server with py-spy while the block runs (first repetition only)."""
-    if not enabled or target is None or not target.chat_pids:
+def profiled(
+    enabled: bool, target: Any, label: str, profiles: dict[str, Any], django: bool = False
+) -> Iterator[None]:
+    """Sample the chat server (or, with `django`, every gunicorn worker, their samples merged)
+    with py-spy while the block runs (first repetition only)."""
+    if django and target is not None:
+        pids = [pid for pid in target.django_pids if pid != target.live.django.pid]
+    else:
+        pids = target.chat_pids[:1] if target is not None else []
+    if not enabled or not pids:
         yield
         return
-    sampler = Sampler(target.chat_pids[0], RESULTS / f"profile-{label}.txt")
+    samplers = [
+        Sampler(pid, RESULTS / f"profile-{label}-{index}.txt") for index, pid in enumerate(pids)
+    ]
     try:
         yield
     finally:
-        profiles[label] = sampler.stop()
+        summaries = [sampler.stop() for sampler in samplers]
+        if len(samplers) == 1:
+            profiles[label] = summaries[0]
+        else:
+            profiles[label] = merged_summary([s.output for s in samplers], RESULTS, label)
 
 
 def scale_out(
@@ -173,6 +209,7 @@ def run_scenario(
     earlier: dict[str, Any],
     redis_url: str,
     peer_targets: list[ChannelsTarget] = (),
+    baseline: str = "",
 ) -> dict[str, Any]:
     """One scenario, the reference first, then the chat server, then the peers (each in a Daphne
     started for its measurement) under the same load."""
@@ -219,7 +256,74 @@ def run_scenario(
         return {"default_batch": default, "batch_size_1": one}
     if name == "longpoll":
         return {"chatserver": scenarios.longpoll(live, prefix, size["longpoll"])}
+    if name == "django-cost":
+        return django_cost(live, lg, prefix, size[name], profile, baseline)
     raise ValueError(name)
+
+
+def django_cost(
+    live: LiveTarget,
+    lg: LoadGenerator,
+    prefix: str,
+    params: dict[str, Any],
+    profile: Any,
+    baseline: str,
+) -> dict[str, Any]:
+    """Django's CPU per stored message at each rate: this checkout's Django (the one running),
+    then the `baseline` revision's, one after the other on the same database and chat server,
+    in one run.
+
+    Django is back to this checkout's afterwards, also on error.
+    """
+    out: dict[str, Any] = {"baseline_revision": baseline}
+    with baseline_checkout(baseline) as old:
+        try:
+            for label, checkout in (("current", None), ("baseline", old)):
+                if checkout is not None:
+                    live.restart_django(checkout)
+                out[f"{label}_direct"] = [
+                    scenarios.django_direct(
+                        live,
+                        f"{prefix}-{label}-d{int(rate)}",
+                        rate,
+                        DJANGO_DIRECT_BATCH.get(rate, max(1, int(rate * 0.005))),
+                        params["duration_s"],
+                        warmup=params.get("warmup", 40),
+                    )
+                    for rate in params["rates"]
+                ]
+                out[label] = scenarios.django_cost(
+                    live,
+                    lg,
+                    f"{prefix}-{label}",
+                    params["rates"],
+                    params["duration_s"],
+                    around_run=lambda rate, label=label: profile(
+                        rate == 100.0, f"django-cost-{label}", django=True
+                    ),
+                )
+        finally:
+            live.restart_django(None)
+    out["baseline_vs_current"] = [
+        {
+            "messages_per_s": old_row["messages_per_s"],
+            "ratio": ratio(
+                old_row["django_cpu_ms_per_message"], new_row["django_cpu_ms_per_message"]
+            ),
+        }
+        for old_row, new_row in zip(out["baseline"], out["current"], strict=True)
+    ]
+    out["baseline_vs_current_direct"] = [
+        {
+            "messages_per_s": old_row["messages_per_s"],
+            "batch": old_row["batch"],
+            "ratio": ratio(
+                old_row["django_cpu_ms_per_message"], new_row["django_cpu_ms_per_message"]
+            ),
+        }
+        for old_row, new_row in zip(out["baseline_direct"], out["current_direct"], strict=True)
+    ]
+    return out
 
 
 def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[str, Any]:
@@ -239,11 +343,16 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
             if "channels_redis" in args.peers:
                 peer_targets.append(ChannelsTarget("redis", args.redis_url, save=True))
 
-            def profile(on: bool, label: str) -> Any:
-                return profiled(on and args.profile and rep == 0, live, label, profiles)
+            def profile(on: bool, label: str, django: bool = False) -> Any:
+                return profiled(on and args.profile and rep == 0, live, label, profiles, django)
 
             for name in args.scenarios:
-                if live is None and name in ("persistence", "longpoll", "many-rooms-2x"):
+                if live is None and name in (
+                    "persistence",
+                    "longpoll",
+                    "many-rooms-2x",
+                    "django-cost",
+                ):
                     continue
                 log.info("repetition %d: %s", rep + 1, name)
                 prefix = f"{name}-{rep}-{int(time.time())}"
@@ -259,6 +368,7 @@ def run_once(args: argparse.Namespace, size: dict[str, Any], rep: int) -> dict[s
                         out,
                         args.redis_url,
                         peer_targets,
+                        args.django_baseline,
                     )
                 except OutOfStep:
                     raise  # interrupted, or the load processes are lost: nothing more to run
@@ -339,6 +449,27 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             }
             for ref, real in zip(ref_steps, real_steps, strict=False)
         }
+    if measured("django-cost", "baseline", "current"):
+        out["django-cost"] = {
+            # The baseline's Django CPU per stored message / this checkout's, at each rate,
+            # through the chat server (batch sizes as they formed) and fed directly (same batches).
+            "through_chat_server": {
+                f"{row['messages_per_s']:g}": row["ratio"]
+                for row in result["django-cost"]["baseline_vs_current"]
+            },
+            "direct": {
+                f"{row['messages_per_s']:g}": row["ratio"]
+                for row in result["django-cost"]["baseline_vs_current_direct"]
+            },
+        }
+    if measured("longpoll", "chatserver") and measured("big-room", "chatserver"):
+        # CPU per answered poll / CPU per socket delivery (big room: one message, many sockets).
+        per_delivery_ms = result["big-room"]["chatserver"]["chat_cpu_s_per_1k"]
+        out["longpoll"] = {
+            "cpu_per_answer_vs_socket_delivery": ratio(
+                result["longpoll"]["chatserver"]["chat_cpu_ms_per_answer"], per_delivery_ms
+            )
+        }
     if measured("persistence"):
         p = result["persistence"]
         out["persistence"] = {
@@ -411,10 +542,46 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
             10,
             False,
         )
+    if "django-cost" in rat and "100" in rat["django-cost"]["direct"]:
+        check(
+            "django-cost: baseline / current Django CPU per stored message at 100 messages/s "
+            "(same batches)",
+            rat["django-cost"]["direct"]["100"],
+            DJANGO_COST_BOUND,
+            False,
+        )
+    if "django-cost" in result and "current" in result["django-cost"]:
+        for row in result["django-cost"]["current"]:
+            for figure in ("lost", "duplicated", "out_of_order"):
+                check(
+                    f"django-cost {row['messages_per_s']:g}/s: {figure.replace('_', '-')}",
+                    row[figure],
+                    0,
+                    True,
+                )
     if "longpoll" in result and "error" not in result["longpoll"]:
         lp = result["longpoll"]["chatserver"]
         check("longpoll: held requests reached", lp["reached"], lp["held"], False)
     return checks
+
+
+def django_cost_table(result: dict[str, Any]) -> str:
+    """The django-cost figures as a text table: baseline and current side by side per rate."""
+    lines = [
+        "  messages/s  feed            batch  baseline ms/msg  current ms/msg  baseline/current"
+    ]
+    feeds = (("direct", "_direct", "batch"), ("chat server", "", "messages_per_batch"))
+    for feed, suffix, batch_key in feeds:
+        old_rows = result.get(f"baseline{suffix}", [])
+        new_rows = result.get(f"current{suffix}", [])
+        for old, new in zip(old_rows, new_rows, strict=False):
+            batches = f"{old[batch_key]:.1f}/{new[batch_key]:.1f}"
+            before, after = old["django_cpu_ms_per_message"], new["django_cpu_ms_per_message"]
+            lines.append(
+                f"  {old['messages_per_s']:>10g}  {feed:<14}  {batches:>9}  {before:>15.2f}  "
+                f"{after:>14.2f}  {ratio(before, after):>16.2f}"
+            )
+    return "\n".join(lines)
 
 
 # -- plot ---------------------------------------------------------------------------------------
@@ -535,6 +702,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"{','.join(map(str, SWEEP_RATES))})",
     )
     parser.add_argument(
+        "--django-baseline",
+        default=DJANGO_BASELINE,
+        help="git revision whose Django django-cost runs beside this checkout's "
+        f"(default {DJANGO_BASELINE}: before issue 16's lean path)",
+    )
+    parser.add_argument(
         "--sweep-plot", type=Path, default=RESULTS / "bench-sweep.png", help="sweep PNG to write"
     )
     args = parser.parse_args(argv)
@@ -605,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(text + "\n")
     if side_by_side or sweep_result.get("systems"):
         log.info("side by side:\n%s", peers.summary(side_by_side, sweep_result.get("systems")))
+    if isinstance(results.get("django-cost"), dict) and "current" in results["django-cost"]:
+        log.info("Django CPU per stored message:\n%s", django_cost_table(results["django-cost"]))
     log.info(
         "targets:\n%s",
         "\n".join(

@@ -96,3 +96,10 @@ def summarise(path: Path, top: int = 15) -> dict[str, Any]:
     # The reactor's spine (run, doPoll, ...) is under nearly every sample and says nothing.
     below_spine = Counter({name: n for name, n in inclusive.items() if n < 0.8 * total})
     return {"samples": total, "own_pct": share(own), "inclusive_pct": share(below_spine)}
+
+
+def merged_summary(paths: list[Path], directory: Path, label: str) -> dict[str, Any]:
+    """Several processes' collapsed stacks in one file (`profile-<label>.txt`), summarised."""
+    merged = directory / f"profile-{label}.txt"
+    merged.write_text("".join(p.read_text() for p in paths if p.exists()))
+    return summarise(merged)

@@ -261,9 +261,18 @@ def persistence(
 
 
 async def _held_poll(
-    host: str, port: int, target: str, nonce: str, semaphore: asyncio.Semaphore
+    host: str,
+    port: int,
+    target: str | list[str],
+    nonce: str,
+    semaphore: asyncio.Semaphore,
+    written: list[int] | None = None,
 ) -> tuple[str, int]:
-    """One raw HTTP/1.1 GET held by the server; returns (outcome, monotonic ns)."""
+    """One raw HTTP/1.1 GET held by the server; returns (outcome, monotonic ns). `written[0]`
+    counts the requests sent so far; a one-item list `target` is read when the request goes
+    (its ticket is refreshed while the scenario runs)."""
+    if isinstance(target, list):
+        target = target[0]
     async with semaphore:  # throttle the connects only (listen backlog), not the held requests
         reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -271,6 +280,8 @@ async def _held_poll(
             f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
         )
         await writer.drain()
+        if written is not None:
+            written[0] += 1
         raw = await reader.read()  # Connection: close -> the body ends at EOF
         received = time.monotonic_ns()
     finally:
@@ -286,6 +297,24 @@ async def _held_poll(
     return ("reached" if found else f"200 without it ({len(messages)} messages)"), received
 
 
+async def _poll_until_answered(
+    host: str,
+    port: int,
+    target: list[str],
+    nonce: str,
+    semaphore: asyncio.Semaphore,
+    written: list[int],
+    repolls: list[int],
+) -> tuple[str, int]:
+    """`_held_poll` again after an empty answer (the server's poll timeout), as the browser
+    client re-polls; `repolls[0]` counts those. `written[0]` counts first requests only."""
+    outcome, received = await _held_poll(host, port, target, nonce, semaphore, written)
+    while outcome == "200 without it (0 messages)":
+        repolls[0] += 1
+        outcome, received = await _held_poll(host, port, target, nonce, semaphore)
+    return outcome, received
+
+
 def _dechunk(body: bytes) -> bytes:
     out = b""
     while body:
@@ -297,38 +326,81 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict[str, Any]:
+async def _longpoll(
+    live: Any, slug: str, holders: int, settle_s: float, chat_pids: list[int]
+) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
     from websockets.asyncio.client import connect
 
-    ticket = live.ticket(live.guest_session(slug), slug)
+    session = live.guest_session(slug)
+    ticket = live.ticket(session, slug)
     last = live.internal_get(live.django_url, f"/internal/rooms/{slug}/").json()["last_id"] or 0
     poll = urlsplit(ticket["poll_url"])
-    target = f"{poll.path}?{poll.query}&since={last}"
+
+    def poll_target(ticket: dict[str, Any]) -> str:
+        url = urlsplit(ticket["poll_url"])
+        return f"{url.path}?{url.query}&since={last}"
+
+    target = [poll_target(ticket)]
+
+    async def refresh_tickets() -> None:
+        # Tickets live 60 s and 10,000 connects plus re-polls can take longer: requests made
+        # later carry a fresh one, as the browser client fetches a new ticket.
+        while True:
+            await asyncio.sleep(20)
+            target[0] = poll_target(await asyncio.to_thread(live.ticket, session, slug))
+
+    refresher = asyncio.create_task(refresh_tickets())
     nonce = "lp-" + uuid.uuid4().hex
     semaphore = asyncio.Semaphore(32)
+    written, repolls = [0], [0]
     tasks = [
-        asyncio.create_task(_held_poll(poll.hostname, poll.port, target, nonce, semaphore))
+        asyncio.create_task(
+            _poll_until_answered(
+                poll.hostname, poll.port, target, nonce, semaphore, written, repolls
+            )
+        )
         for _ in range(holders)
     ]
     # Every request that reaches the server after the message answers at once with it (since=),
-    # so the outcome does not depend on this pause; it only lets the requests be held first.
+    # so the outcome does not depend on this wait; it lets the requests be held first, so that
+    # latency and CPU are those of answering held polls, not of a connect ramp (10,000 connects
+    # take tens of seconds on a loaded machine). At most 120 s, then the message goes anyway.
+    deadline = time.monotonic() + 120
+    while written[0] < holders and time.monotonic() < deadline:
+        if all(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.1)
     await asyncio.sleep(settle_s)
     early = sum(task.done() for task in tasks)
+    repolled_before = repolls[0]
+    ticket = await asyncio.to_thread(live.ticket, session, slug)
     async with connect(ticket["ws_url"], compression=None, ping_interval=None) as ws:
         await ws.recv()  # hello
+        # The chat server's CPU from the send until every poll is answered: storing the one
+        # message, then answering the held polls (this process's CPU is not counted).
+        cpu0 = total_cpu_seconds(chat_pids)
         sent = time.monotonic_ns()
         await ws.send(json.dumps({"type": "message", "body": "long-poll probe", "nonce": nonce}))
-        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
+        answer_cpu_s = total_cpu_seconds(chat_pids) - cpu0
+    refresher.cancel()
     outcomes = Counter(type(r).__name__ if isinstance(r, BaseException) else r[0] for r in results)
     latencies = sorted(
         r[1] - sent for r in results if not isinstance(r, BaseException) and r[0] == "reached"
     )
+    reached = outcomes.pop("reached", 0)
     return {
         "held": holders,
         "answered_before_message": early,
-        "reached": outcomes.pop("reached", 0),
+        # Polls the server answered empty at its poll timeout while the others were still
+        # connecting, re-issued (before the message; and all of them).
+        "repolls_before_message": repolled_before,
+        "repolls": repolls[0],
+        "reached": reached,
+        "answer_cpu_s": answer_cpu_s,
+        "chat_cpu_ms_per_answer": 1000 * answer_cpu_s / reached if reached else float("nan"),
         "other_outcomes": dict(outcomes),
         "p50_ms": _percentile(latencies, 0.5),
         "max_ms": _percentile(latencies, 1.0),
@@ -336,10 +408,162 @@ async def _longpoll(live: Any, slug: str, holders: int, settle_s: float) -> dict
 
 
 def longpoll(target: Any, prefix: str, holders: int, settle_s: float = 2.0) -> dict[str, Any]:
-    """`holders` held `GET /poll/<slug>` requests; one message must reach all of them."""
+    """`holders` held `GET /poll/<slug>` requests; one message must reach all of them.
+
+    `chat_cpu_ms_per_answer` is the chat server's CPU from the send until the last answer,
+    per poll the message reached (compare with a socket delivery's, e.g. big-room's).
+    """
     slug = f"{prefix}-0"
     target.create_rooms([slug])
     chat0 = total_cpu_seconds(target.chat_pids)
-    out = asyncio.run(_longpoll(target.live, slug, holders, settle_s))
+    out = asyncio.run(_longpoll(target.live, slug, holders, settle_s, target.chat_pids))
     out["chat_cpu_s"] = total_cpu_seconds(target.chat_pids) - chat0
     return out
+
+
+# -- Django's CPU per stored message ---------------------------------------------------------------
+
+
+def django_cost(
+    target: Any,
+    lg: LoadGenerator,
+    prefix: str,
+    rates: list[float],
+    duration_s: float,
+    rooms: int = 10,
+    around_run: Callable[[float], AbstractContextManager] = lambda rate: nullcontext(),
+) -> list[dict[str, Any]]:
+    """Django's CPU per stored message at each offered rate (messages/s, all rooms together).
+
+    One socket per room, which is also the room's sender at `rate / rooms` messages/s, so each
+    delivery is the sender's own copy of one stored message: `django_cpu_s_per_1k` is Django's
+    CPU per 1,000 stored messages. Fresh rooms per rate (`<prefix>-r<rate>-<i>`). The chat
+    server's batches to Django in the phase are counted too: CPU per message falls as batches
+    grow, and a slower Django gets larger batches at the same rate (its answer takes longer, so
+    more messages queue behind it), so the figures say per request as well.
+    """
+    out = []
+    for rate in rates:
+        load = FanoutLoad(rooms, 1, 1, rate / rooms, duration_s)
+        tag = f"{prefix}-r{int(rate)}"
+        batches0, items0 = target.persist_batches()
+        figures = fanout(target, lg, tag, load, around_run=lambda rate=rate: around_run(rate))
+        batches1, items1 = target.persist_batches()
+        batches, items = batches1 - batches0, items1 - items0
+        # Django's CPU over the phase, per request it answered (rooms' history reads at connect
+        # happen before the phase and are not counted).
+        django_cpu_ms = figures["django_cpu_s_per_1k"] * figures["deliveries"]
+        out.append(
+            {
+                "messages_per_s": rate,
+                "stored": figures["delivered"],
+                "django_cpu_ms_per_message": figures["django_cpu_s_per_1k"],
+                "chat_cpu_ms_per_message": figures["chat_cpu_s_per_1k"],
+                "batches": batches,
+                "messages_per_batch": items / batches if batches else float("nan"),
+                "django_cpu_ms_per_batch": django_cpu_ms / batches if batches else float("nan"),
+                "p50_ms": figures["p50_ms"],
+                "p99_ms": figures["p99_ms"],
+                "lost": figures["lost"],
+                "duplicated": figures["duplicated"],
+                "out_of_order": figures["out_of_order"],
+            }
+        )
+    return out
+
+
+def django_direct(
+    live: Any,
+    prefix: str,
+    rate: float,
+    batch: int,
+    duration_s: float,
+    senders: int = 8,
+    warmup: int = 40,
+) -> dict[str, Any]:
+    """Django alone, fed the chat server's requests: `rate` messages/s as signed
+    `POST /internal/messages/batch/` of `batch` messages each, on a fixed schedule.
+
+    This holds the batch size fixed, so two Djangos compare at the same requests per message
+    (through the chat server a slower Django also gets larger batches). `senders` threads, each
+    with its own keep-alive connection, share the schedule; a request that would start late
+    starts at once (the achieved rate is reported). `warmup` unmeasured requests first (each
+    gunicorn thread's first request loads what Django loads lazily). Every answer must store
+    every item.
+    """
+    import threading
+
+    import requests
+
+    from tests.support.live import sign_headers
+
+    slugs = [f"{prefix}-{index}" for index in range(10)]
+    live.create_rooms(slugs)
+    target = "/internal/messages/batch/"
+    interval_ns = int(1e9 * batch / rate)
+    requests_due = max(1, int(duration_s * rate / batch))
+    run = uuid.uuid4().hex[:8]
+    stored: list[int] = []
+    failures: Counter = Counter()
+    start = 0
+
+    def sender(index: int, first: int, due: int, paced: bool) -> None:
+        session = requests.Session()
+        count = 0
+        for n in range(first + index, first + due, senders):
+            delay = (start + (n - first) * interval_ns - time.monotonic_ns()) / 1e9
+            if paced and delay > 0:
+                time.sleep(delay)
+            items = [
+                {
+                    "room": slugs[(n * batch + i) % len(slugs)],
+                    "nonce": f"d-{run}-{n}-{i}",
+                    "body": f"direct {n} {i}",
+                    "name": "bench",
+                    "uid": "g:" + "0" * 16,
+                    "user_id": None,
+                    "guest": True,
+                }
+                for i in range(batch)
+            ]
+            body = json.dumps({"messages": items}).encode()
+            headers = {**sign_headers(live.live.secret, "POST", target, body)}
+            headers["Content-Type"] = "application/json"
+            answer = session.post(live.live.django_url + target, data=body, headers=headers)
+            if answer.status_code != 200:
+                failures[answer.status_code] += 1
+                continue
+            count += sum(1 for r in answer.json()["results"] if r.get("ok") and r.get("created"))
+        if paced:
+            stored.append(count)
+        session.close()
+
+    def phase(first: int, due: int, paced: bool) -> None:
+        threads = [
+            threading.Thread(target=sender, args=(i, first, due, paced)) for i in range(senders)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    phase(requests_due, warmup, paced=False)  # nonces after the measured ones: never repeats
+    pids = live.django_pids
+    start = time.monotonic_ns() + 50_000_000
+    cpu0 = total_cpu_seconds(pids)
+    began = time.monotonic()
+    phase(0, requests_due, paced=True)
+    elapsed = time.monotonic() - began
+    cpu1 = total_cpu_seconds(pids)
+    total = sum(stored)
+    return {
+        "messages_per_s": rate,
+        "batch": batch,
+        "requests": requests_due,
+        "stored": total,
+        "expected": requests_due * batch,
+        "failures": dict(failures),
+        "achieved_per_s": total / elapsed if elapsed else float("nan"),
+        "django_cpu_ms_per_message": 1000 * (cpu1 - cpu0) / total if total else float("nan"),
+        "django_cpu_ms_per_request": 1000 * (cpu1 - cpu0) / requests_due,
+    }

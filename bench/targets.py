@@ -149,6 +149,31 @@ class LiveTarget:
         self.live.chatserver.env.update(extra_env or {})
         self.live.restart_chatserver()
 
+    def restart_django(self, checkout: Path | None = None) -> None:
+        """A fresh Django (gunicorn) from `checkout` (another version of this project, e.g.
+        `baseline_checkout`), or from this one with None. The database and secrets stay."""
+        django = self.live.django
+        if checkout is None:
+            django.cwd = ROOT
+            django.env.pop("PYTHONPATH", None)
+        else:
+            # gunicorn imports the project from its working directory; PYTHONPATH comes before
+            # the editable install's path, so that checkout's `chat` is the one imported.
+            django.cwd = checkout
+            django.env["PYTHONPATH"] = str(checkout)
+        self.live.stop_django()
+        self.live.start_django()
+
+    def persist_batches(self) -> tuple[float, float]:
+        """The chat server's batches sent to Django so far and the items in them
+        (`chat_persist_batch_size` count and sum, from its internal listener's /metrics)."""
+        text = requests.get(self.live.chat_internal_url + "/metrics", timeout=10).text
+        figures = []
+        for name in ("chat_persist_batch_size_count", "chat_persist_batch_size_sum"):
+            found = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+            figures.append(float(found.group(1)) if found else float("nan"))
+        return figures[0], figures[1]
+
     def create_rooms(self, slugs: list[str]) -> None:
         """Create guest rooms in one ORM call (one `manage.py` per room would take seconds)."""
         self.live.shell(
@@ -204,6 +229,21 @@ class LiveTarget:
                 for key in env:
                     self.live.chatserver.env.pop(key, None)
                 self.live.restart_chatserver()
+
+
+@contextmanager
+def baseline_checkout(revision: str) -> Iterator[Path]:
+    """This repository's files at `revision` (`git archive`) in a temporary directory, removed
+    afterwards: an older Django to run beside the current one on the same database."""
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as directory:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True, timeout=120)
+        yield Path(directory)
 
 
 class ClusterTarget:

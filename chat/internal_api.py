@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -145,11 +144,72 @@ def _previous_ids(
     return previous
 
 
+class _RoomRow(NamedTuple):
+    """What storing needs of a room: its key, slug, whether it takes messages and from whom."""
+
+    id: int
+    slug: str
+    is_archived: bool
+    visibility: str
+
+
+def _placeholders(values: Any) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _locked_rooms(slugs: set[str]) -> dict[str, _RoomRow]:
+    """The batch's rooms by slug, locked for the transaction (one plain SQL query).
+
+    Locked in pk order, so two batches never wait on each other. PostgreSQL takes row locks;
+    SQLite has no FOR UPDATE, its IMMEDIATE transactions (settings.py) already serialize every
+    writer. Plain SQL rather than a queryset: building the ORM's queries was most of the CPU of
+    storing a one-message batch (docs/performance.md, "Django's CPU per stored message").
+    """
+    if not slugs:
+        return {}
+    table = connection.ops.quote_name(Room._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        # Only the model's table name and %s placeholders are formatted in; values are params.
+        f"SELECT id, slug, is_archived, visibility FROM {table} "  # noqa: S608
+        f"WHERE slug IN ({_placeholders(slugs)}) ORDER BY id{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(slugs))
+        rows = cursor.fetchall()
+    return {row[1]: _RoomRow(row[0], row[1], bool(row[2]), row[3]) for row in rows}
+
+
+def _nonces_and_last_ids(
+    room_ids: list[int], nonces: set[str]
+) -> tuple[dict[tuple[int, str], int], dict[int, int]]:
+    """One query: ``(room id, nonce) -> message id`` of the batch's nonces already stored, and
+    each room's newest message id (deleted rows count: ids only grow, and a receiver must not
+    wait for a hidden one). Read under the room locks, before our rows go in."""
+    if not room_ids or not nonces:
+        return {}, {}
+    table = connection.ops.quote_name(Message._meta.db_table)
+    rooms = _placeholders(room_ids)
+    sql = (
+        f"SELECT room_id, nonce, id FROM {table} "  # noqa: S608 - table name, placeholders
+        f"WHERE room_id IN ({rooms}) AND nonce IN ({_placeholders(nonces)}) "
+        "UNION ALL "
+        f"SELECT room_id, NULL, MAX(id) FROM {table} WHERE room_id IN ({rooms}) GROUP BY room_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*room_ids, *nonces, *room_ids])
+        rows = cursor.fetchall()
+    existing = {(room_id, nonce): pk for room_id, nonce, pk in rows if nonce is not None}
+    last_ids = {room_id: pk for room_id, nonce, pk in rows if nonce is None}
+    return existing, last_ids
+
+
 def store_batch(items: list[Any]) -> list[dict[str, Any]]:
     """Store a batch in one transaction; one result per item, in order.
 
-    A constant number of queries: rooms, users and existing nonces are each fetched once and the
-    new rows are written with one ``bulk_create``.
+    A constant number of queries: the rooms (locked), then the stored nonces and each room's
+    newest id together, the users only when the batch names one, the repeated messages only when
+    there are repeats, and the new rows in one ``bulk_create``.
     """
     shaped = [(item, _shape_error(item)) for item in items]
     good = [item for item, err in shaped if err is None]
@@ -162,17 +222,13 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
     slugs = {item["room"] for item in good}
     user_ids = {item["user_id"] for item in good if item["user_id"] is not None}
     with transaction.atomic():
-        # Lock the batch's rooms (in pk order, so two batches never wait on each other) for the
-        # whole transaction: a room's writers are serialized, so the room's newest id read below
-        # is still the newest when our rows go in, and a room's ids commit in order. PostgreSQL
-        # takes row locks; SQLite ignores FOR UPDATE, its IMMEDIATE transactions (settings.py)
-        # already serialize every writer.
-        rooms = {
-            room.slug: room
-            for room in Room.objects.select_for_update().filter(slug__in=slugs).order_by("pk")
-        }
-        known_users = set(
-            get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True)
+        # A room's writers are serialized by the lock, so the room's newest id read below is
+        # still the newest when our rows go in, and a room's ids commit in order.
+        rooms = _locked_rooms(slugs)
+        known_users = (
+            set(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", flat=True))
+            if user_ids
+            else set()
         )
         room_ids = [room.id for room in rooms.values()]
         # Private rooms take messages from their members only, checked here too: a ticket minted
@@ -182,7 +238,6 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                 room_id__in=[room.id for room in rooms.values() if room.visibility == PRIVATE]
             ).values_list("room_id", "user_id")
         )
-        nonces = {item["nonce"] for item in good}
         # Every parent named, deleted ones included (a reply to a message deleted meanwhile is
         # stored as a reply to a deleted message); one query for the batch.
         parents = {
@@ -191,12 +246,12 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                 pk__in={item["reply_to"] for item in good if item.get("reply_to") is not None}
             )
         }
-        existing: dict[tuple[int, str], Message] = {
-            (m.room_id, m.nonce): m
-            for m in Message.objects.filter(room_id__in=room_ids, nonce__in=nonces).select_related(
-                "reply_to"
-            )
-        }
+        nonces = {item["nonce"] for item in good if item["room"] in rooms}
+        existing_ids, last_ids = _nonces_and_last_ids(room_ids, nonces)
+        existing: dict[tuple[int, str], Message] = {}
+        if existing_ids:  # retries: answered with the stored originals
+            by_pk = Message.objects.select_related("reply_to").in_bulk(list(existing_ids.values()))
+            existing = {key: by_pk[pk] for key, pk in existing_ids.items() if pk in by_pk}
         results: list[dict[str, Any] | None] = []
         pending: dict[tuple[int, str], Message] = {}  # new rows, keyed for in-batch repeats
         slots: list[tuple[int, tuple[int, str], str]] = []  # (result index, key, slug)
@@ -226,7 +281,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
             if key not in pending:
                 user_id = item["user_id"]
                 pending[key] = Message(
-                    room=room,
+                    room_id=room.id,
                     author_id=user_id if user_id in known_users and not item["guest"] else None,
                     author_name=item["name"].strip(),
                     author_is_guest=item["guest"],
@@ -236,14 +291,6 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     nonce=item["nonce"],
                     reply_to=parents.get(item.get("reply_to")),
                 )
-        # Deleted rows count: ids only grow, and a receiver must not wait for a hidden one.
-        last_ids = dict(
-            Message.objects.filter(room_id__in={key[0] for key in pending})
-            .order_by()
-            .values("room_id")
-            .annotate(last=Max("id"))
-            .values_list("room_id", "last")
-        )
         stored = _insert(list(pending.values()))
         previous = _previous_ids(stored, last_ids)
         # Mentions are recorded with the message; feed events leave after commit.
