@@ -113,7 +113,11 @@ def message_stored(messages: Iterable[Message]) -> None:
     """
     items: list[dict[str, Any]] = []
     followers_of: dict[int, list[int]] = {}
+    messages = list(messages)
+    # The batch's rooms in one query (storing may set only ``room_id``): not one per message.
+    rooms = Room.objects.in_bulk({message.room_id for message in messages})
     for message in messages:
+        message.room = rooms[message.room_id]
         if message.room_id not in followers_of:
             followers_of[message.room_id] = followers(message.room, None)
         named, reached = mentioned_users(message)
