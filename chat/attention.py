@@ -20,7 +20,6 @@ builder here and one ``case`` in static/chat/client/feed.js; the chat server doe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -33,11 +32,11 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from . import access, actions
+from .markdown import MENTION_RE
 from .models import Mention, Message, ReadState, Room
 
 # `@name`: Django usernames are letters, digits and @ . + - _ (150 at most). Not after a word
 # character or another @ (an e-mail address is not a mention); a trailing dot is punctuation.
-MENTION_RE = re.compile(r"(?<![\w@])@([\w.+-]{1,150})")
 HERE = "here"
 # Counts above this are shown as "99+": the room list never counts a huge backlog row by row.
 COUNT_CAP = 100

@@ -39,9 +39,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from html import escape
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
 
 # Block quotes in lists in emphasis...: deeper than this is left as text (markdown-it's own
 # bound on its token nesting; the "commonmark" preset uses 20). It bounds the output's element
@@ -54,10 +57,21 @@ LINK_REL = "nofollow noopener noreferrer ugc"
 _OFF = ("table", "code", "hr", "html_block", "heading", "lheading", "image", "html_inline")
 
 ALLOWED_TAGS = frozenset(
-    {"p", "br", "strong", "em", "s", "code", "pre", "blockquote", "ul", "ol", "li", "a"}
+    {"p", "br", "strong", "em", "s", "code", "pre", "blockquote", "ul", "ol", "li", "a", "span"}
 )
 # No attribute on any other tag ("*": none, not even nh3's default `lang` and `title`).
-_ALLOWED_ATTRIBUTES = {"*": set(), "a": {"href", "title"}, "ol": {"start"}, "code": {"class"}}
+_ALLOWED_ATTRIBUTES = {
+    "*": set(),
+    "a": {"href", "title"},
+    "ol": {"start"},
+    "code": {"class"},
+    "span": {"class", "data-mention"},
+}
+# `@name` mentions a person (chat/attention.py records them with this rule; the client's
+# render.js draws rows without html with the same one): not after a letter, digit, `_` or `@`,
+# so `a@b.org` is no mention; a trailing dot is punctuation, not part of the name.
+MENTION_RE = re.compile(r"(?<![\w@])@([\w.+-]{1,150})")
+_MENTION_NAME_RE = re.compile(r"[\w.+-]{1,150}")
 # A fenced block's info string becomes `class="language-<word>"`; anything else is dropped.
 _LANGUAGE_CLASS_RE = re.compile(r"language-[A-Za-z0-9_+#.-]{1,40}")
 _START_RE = re.compile(r"[0-9]{1,9}")
@@ -86,7 +100,54 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
         return value if _START_RE.fullmatch(value) else None
     if tag == "a" and attribute == "href":
         return value if link_allowed(value) else None
+    if tag == "span" and attribute == "class":
+        return value if value == "mention" else None
+    if tag == "span" and attribute == "data-mention":
+        return value if _MENTION_NAME_RE.fullmatch(value) else None
     return value
+
+
+def _mention_tokens(state: StateCore) -> None:
+    """markdown-it core rule: each ``@name`` in plain text (not in code, not in a link) becomes
+    ``<span class="mention" data-mention="name">@name</span>`` (the name lower-cased), which
+    mentions.js marks when it names the reader. The span is built here, escaped; the sanitizer
+    still checks it like any other HTML."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children = []
+        in_link = 0
+        for token in block.children:
+            if token.type == "link_open":
+                in_link += 1
+            elif token.type == "link_close":
+                in_link -= 1
+            if token.type != "text" or in_link or "@" not in token.content:
+                children.append(token)
+                continue
+            text, last = token.content, 0
+            for match in MENTION_RE.finditer(text):
+                name = match.group(1).rstrip(".")
+                if not name:
+                    continue
+                if match.start() > last:
+                    children.append(_text_token(text[last : match.start()]))
+                span = Token("html_inline", "", 0)
+                span.content = (
+                    f'<span class="mention" data-mention="{escape(name.lower())}">'
+                    f"@{escape(name)}</span>"
+                )
+                children.append(span)
+                last = match.start() + 1 + len(name)
+            if last < len(text):
+                children.append(_text_token(text[last:]))
+        block.children = children
+
+
+def _text_token(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
 
 
 @lru_cache(maxsize=1)
@@ -100,6 +161,7 @@ def _parser() -> MarkdownIt:
     # Bare URLs only with a scheme (`https://x.org`, not `x.org` or `a@b.org`), as before.
     parser.linkify.set({"fuzzy_link": False, "fuzzy_email": False})
     parser.validateLink = link_allowed
+    parser.core.ruler.push("mentions", _mention_tokens)
     return parser
 
 

@@ -312,3 +312,30 @@ def test_parser_is_configured_without_html():
     second line, not the only one."""
     parser_output = markdown._parser().render("<b>x</b><script>y</script>")
     assert "<b>" not in parser_output and "<script>" not in parser_output
+
+
+# --- mentions -----------------------------------------------------------------------------------
+
+
+def test_mentions_become_marked_spans_outside_code_and_links():
+    """`@name` in text is a mention span (lower-cased name) for mentions.js to mark; not inside
+    code, not inside a link, not in an e-mail address; a trailing dot is punctuation."""
+    assert render("hi @Bob.") == (
+        '<p>hi <span class="mention" data-mention="bob">@Bob</span>.</p>'
+    )
+    html = render("`@code` [see @y](https://e.org) a@b.org https://e.org/@z")
+    assert "mention" not in html
+    assert render("**@here**") == (
+        '<p><strong><span class="mention" data-mention="here">@here</span></strong></p>'
+    )
+
+
+def test_only_the_mention_span_survives_the_sanitizer():
+    """A span keeps only class="mention" and a name-shaped data-mention; nothing else."""
+    cleaned = sanitize(
+        '<span class="mention evil" data-mention="a b" onclick="x()" style="x">@a</span>'
+    )
+    assert cleaned == "<span>@a</span>"
+    assert sanitize('<span class="mention" data-mention="bob">@bob</span>') == (
+        '<span class="mention" data-mention="bob">@bob</span>'
+    )

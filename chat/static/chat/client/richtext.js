@@ -22,13 +22,14 @@
 
 /** The elements a body may hold (the server's `chat.markdown.ALLOWED_TAGS`). */
 const TAGS = new Set(
-  ["P", "BR", "STRONG", "EM", "S", "CODE", "PRE", "BLOCKQUOTE", "UL", "OL", "LI", "A"],
+  ["P", "BR", "STRONG", "EM", "S", "CODE", "PRE", "BLOCKQUOTE", "UL", "OL", "LI", "A", "SPAN"],
 );
 /** Attributes kept per element; every other attribute goes. */
 const ATTRIBUTES = {
   A: new Set(["href", "title"]),
   OL: new Set(["start"]),
   CODE: new Set(["class"]),
+  SPAN: new Set(["class", "data-mention"]),
 };
 /** Elements dropped with their content (the rest of what is not allowed leaves its text). */
 const DROPPED = new Set(["SCRIPT", "STYLE", "TEMPLATE", "NOSCRIPT", "IFRAME", "OBJECT"]);
@@ -36,6 +37,8 @@ const LINK_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
 const LINK_REL = "nofollow noopener noreferrer ugc";
 const LANGUAGE_CLASS_RE = /^language-[A-Za-z0-9_+#.-]{1,40}$/;
 const START_RE = /^[0-9]{1,9}$/;
+/** A mention's name (the server's `chat.markdown` mention rule). */
+const MENTION_NAME_RE = /^[\p{L}\p{N}_.+-]{1,150}$/u;
 /** How long the copy button says "Copied". */
 const COPIED_MS = 2000;
 
@@ -110,6 +113,8 @@ function attributeAllowed(tag, name, value) {
   if (tag === "A" && name === "href") return linkAllowed(value);
   if (tag === "CODE" && name === "class") return LANGUAGE_CLASS_RE.test(value);
   if (tag === "OL" && name === "start") return START_RE.test(value);
+  if (tag === "SPAN" && name === "class") return value === "mention";
+  if (tag === "SPAN" && name === "data-mention") return MENTION_NAME_RE.test(value);
   return true;
 }
 
