@@ -320,9 +320,7 @@ def test_parser_is_configured_without_html():
 def test_mentions_become_marked_spans_outside_code_and_links():
     """`@name` in text is a mention span (lower-cased name) for mentions.js to mark; not inside
     code, not inside a link, not in an e-mail address; a trailing dot is punctuation."""
-    assert render("hi @Bob.") == (
-        '<p>hi <span class="mention" data-mention="bob">@Bob</span>.</p>'
-    )
+    assert render("hi @Bob.") == ('<p>hi <span class="mention" data-mention="bob">@Bob</span>.</p>')
     html = render("`@code` [see @y](https://e.org) a@b.org https://e.org/@z")
     assert "mention" not in html
     assert render("**@here**") == (
