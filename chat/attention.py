@@ -13,7 +13,8 @@ Feed event kinds Django sends (a new kind is one more builder and one ``case`` i
 static/chat/client/feed.js; the chat server does not look):
 
 - ``room_message``: ``{"type", "room", "room_name", "id", "author": {"id", "name"}}``, plus
-  ``"direct": true`` when the room is a direct conversation (a direct message for the reader)
+  ``"direct": true`` and ``"excerpt"`` when the room is a direct conversation (a direct message
+  for the reader)
 - ``mention``: the same plus ``"excerpt"`` and ``"here"`` (reached by ``@here``)
 - ``invitation``: sent by ``chat.invites.invite_user`` to the invitee (see there)
 - ``unread``: ``{"type", "room", "unread", "mentions", "last_read_id", "muted"}``, the absolute
@@ -152,8 +153,10 @@ def recipients(
         "author": author,
     }
     if message.room.direct_key:
-        # A message in a direct conversation is a direct message for the other person.
+        # A message in a direct conversation is a direct message for the other person; the
+        # excerpt is the body of its desktop notification.
         base["direct"] = True
+        base["excerpt"] = message.body[:EXCERPT]
     mentioned = {u.pk for u in named} | {u.pk for u in reached}
     items: list[dict[str, Any]] = []
     others = [uid for uid in following if uid not in mentioned and uid != message.author_id]

@@ -258,6 +258,7 @@ def test_members_follow_a_private_room_and_a_direct_message_says_so(
                 "id": message_id,
                 "author": {"id": f"u:{alice.pk}", "name": "alice"},
                 "direct": True,
+                "excerpt": "psst",
             },
         }
     ]
