@@ -222,3 +222,28 @@ def test_direct_message_to_a_hidden_room_list_notifies_and_shows_the_conversatio
     notes = page.evaluate("window.__notes")
     assert len(notes) == 1, notes
     assert alice in notes[0]["title"] and notes[0]["body"] == "psst, Bob"
+
+
+def test_invitation_shows_on_the_room_list_live(live, live_room, open_room):
+    """Bob sits on the room list; Alice makes a private room and invites him by username: the
+    invitation appears on his list at once, with its Accept button."""
+    bob, alice = new_user(live, "bob"), new_user(live, "alice")
+    sign_bob = sign_in(live, bob)
+    sign_alice = sign_in(live, alice)
+    bob_page = open_room(live_room, before_load=sign_bob)
+    page = bob_page.page
+    page.goto(f"{live.django_url}/chats/")
+    expect(page.locator("#room-list-page")).to_have_attribute("data-feed-ready", "true")
+    alice_page = open_room(live_room, before_load=sign_alice).page
+    alice_page.goto(f"{live.django_url}/chats/new/")
+    name = f"Plans {secrets.token_hex(3)}"
+    alice_page.fill("#id_name", name)
+    alice_page.locator("input[name=visibility][value=private]").check()
+    alice_page.locator("form button[type=submit]").last.click()
+    alice_page.wait_for_url(lambda url: url.rstrip("/").endswith(name.lower().replace(" ", "-")))
+    alice_page.goto(alice_page.url.rstrip("/") + "/members/")
+    alice_page.fill("input[name=username]", bob)
+    alice_page.locator("form:has(input[name=username]) button[type=submit]").click()
+    invitation = page.locator(".room-card.invitation").filter(has_text=name)
+    expect(invitation).to_have_count(1)
+    expect(invitation.get_by_role("button", name="Accept")).to_be_visible()
