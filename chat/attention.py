@@ -9,11 +9,14 @@ only for people who may read the room (``chat.access.may_read``, the one access 
 events go to the chat server after commit through ``chat.actions.user_events``, addressed to an
 explicit list of user ids (docs/protocol.md, "Personal feed").
 
-Feed event kinds Django sends (a new kind, e.g. ``direct_message`` or ``invitation``, is one more
-builder here and one ``case`` in static/chat/client/feed.js; the chat server does not look):
+Feed event kinds Django sends (a new kind is one more builder and one ``case`` in
+static/chat/client/feed.js; the chat server does not look):
 
-- ``room_message``: ``{"type", "room", "room_name", "id", "author": {"id", "name"}}``
+- ``room_message``: ``{"type", "room", "room_name", "id", "author": {"id", "name"}}``, plus
+  ``"direct": true`` and ``"excerpt"`` when the room is a direct conversation (a direct message
+  for the reader)
 - ``mention``: the same plus ``"excerpt"`` and ``"here"`` (reached by ``@here``)
+- ``invitation``: sent by ``chat.invites.invite_user`` to the invitee (see there)
 - ``unread``: ``{"type", "room", "unread", "mentions", "last_read_id", "muted"}``, the absolute
   state of one room for one user, sent to all of that user's feeds when it changed (read, mute).
 """
@@ -27,16 +30,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from . import access, actions
 from .markdown import MENTION_RE
+from .membership import OWNER, Membership
 from .models import Mention, Message, ReadState, Room
 
-# `@name`: Django usernames are letters, digits and @ . + - _ (150 at most). Not after a word
-# character or another @ (an e-mail address is not a mention); a trailing dot is punctuation.
+# `@name` is chat.markdown.MENTION_RE (the renderer marks the same names); `@here` reaches the
+# room's readers who had it open recently.
 HERE = "here"
 # Counts above this are shown as "99+": the room list never counts a huge backlog row by row.
 COUNT_CAP = 100
@@ -55,13 +59,15 @@ def parse_mentions(body: str) -> tuple[set[str], bool]:
 def may_notify_here(author: Any, room: Room, audience: int) -> bool:
     """May ``author`` use ``@here`` in ``room`` now, reaching ``audience`` people?
 
-    In a room where more than ``CHAT_HERE_LARGE_ROOM`` people would be reached only staff may
-    (room owners will join them with private rooms); everyone at most once per
-    ``CHAT_HERE_INTERVAL`` seconds per room (a refused ``@here`` stays plain text).
+    In a room where more than ``CHAT_HERE_LARGE_ROOM`` people would be reached only staff and
+    the room's owners may; everyone at most once per ``CHAT_HERE_INTERVAL`` seconds per room (a
+    refused ``@here`` stays plain text).
     """
     if author is None:
         return False
-    if audience > settings.CHAT_HERE_LARGE_ROOM and not author.is_staff:
+    if audience > settings.CHAT_HERE_LARGE_ROOM and not (
+        author.is_staff or Membership.objects.filter(room=room, user=author, role=OWNER).exists()
+    ):
         return False
     return cache.add(f"chat:here:{room.pk}:{author.pk}", 1, settings.CHAT_HERE_INTERVAL)
 
@@ -98,8 +104,15 @@ def mentioned_users(message: Message) -> tuple[list[Any], list[Any]]:
 
 
 def followers(room: Room, exclude: int | None) -> list[int]:
-    """Ids of the users following ``room`` (a read state) who may read it, but ``exclude``."""
-    users = get_user_model().objects.filter(is_active=True, chat_read_states__room=room)
+    """Ids of the users following ``room`` who may read it, but ``exclude``: those with a read
+    state, and every member (of a private room or direct conversation) from the moment they
+    join, whichever way they joined (creation, direct open, invitation, admin). One query."""
+    users = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(chat_read_states__room=room) | Q(chat_memberships__room=room))
+        .distinct()
+    )
     return [u.pk for u in users.exclude(pk=exclude) if access.may_read(u, room)]
 
 
@@ -138,6 +151,11 @@ def recipients(
         "id": message.pk,
         "author": author,
     }
+    if message.room.direct_key:
+        # A message in a direct conversation is a direct message for the other person; the
+        # excerpt is the body of its desktop notification.
+        base["direct"] = True
+        base["excerpt"] = message.body[:EXCERPT]
     mentioned = {u.pk for u in named} | {u.pk for u in reached}
     items: list[dict[str, Any]] = []
     others = [uid for uid in following if uid not in mentioned and uid != message.author_id]

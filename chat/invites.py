@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import actions
 from .membership import MEMBER, OWNER, Invite, Membership
 from .models import PRIVATE, Room
 
@@ -91,13 +93,28 @@ def invite_user(room: Room, by: AbstractBaseUser, invitee: AbstractBaseUser) -> 
             raise MembershipError(
                 "already_invited", f"{invitee.get_username()} is invited already."
             )
-        return Invite.objects.create(
+        invite = Invite.objects.create(
             room=room,
             created_by=by,
             invitee=invitee,
             expires_at=timezone.now() + USER_INVITE_LIFETIME,
             max_uses=1,
         )
+        # The invitee's open room lists show it live (after commit, docs/protocol.md).
+        actions.user_events([{"users": [invitee.pk], "event": invitation_event(invite, by)}])
+        return invite
+
+
+def invitation_event(invite: Invite, by: AbstractBaseUser) -> dict[str, Any]:
+    """The ``invitation`` feed event of a pending invitation by username: ``{"type":
+    "invitation", "id": <invite id>, "room", "room_name", "by": {"id", "name"}}``."""
+    return {
+        "type": "invitation",
+        "id": invite.pk,
+        "room": invite.room.slug,
+        "room_name": invite.room.name,
+        "by": {"id": f"u:{by.pk}", "name": by.get_username()},
+    }
 
 
 def find_link(token: str) -> Invite | None:

@@ -1,6 +1,7 @@
 """Attention in Chromium: @ autocomplete with the keyboard, the room list's badge updated live
 from the personal feed, and desktop notifications for a mention in a hidden tab (never for
-your own message, never asked for on load)."""
+your own message, never asked for on load), and a direct message to a hidden room list (a
+notification, the conversation added live with its badge)."""
 
 from __future__ import annotations
 
@@ -178,3 +179,71 @@ def test_new_messages_divider_jump_button_and_read_position_across_reloads(
     page.reload()
     bob_page.wait_live()
     expect(page.locator("#message-list > li.first-unread")).to_have_count(0)
+
+
+OPEN_DIRECT = """
+async (url) => {
+  const token = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "X-CSRFToken": decodeURIComponent(token.split("=")[1]) },
+  });
+  return response.url;
+}
+"""
+
+
+def test_direct_message_to_a_hidden_room_list_notifies_and_shows_the_conversation(
+    live, live_room, open_room
+):
+    """Bob's room list tab is hidden and has no direct conversations. Alice opens one with him
+    and writes: his list shows the conversation live with its unread badge, and one desktop
+    notification names her."""
+    bob, alice = new_user(live, "bob"), new_user(live, "alice")
+    first = open_room(live_room, before_load=sign_in(live, bob, hidden=True))
+    page = first.page
+    page.goto(f"{live.django_url}/chats/")
+    expect(page.locator("#room-list-page")).to_have_attribute("data-feed-ready", "true")
+    expect(page.locator('.room-card[data-kind="direct"]')).to_have_count(0)
+    bob_id = page.locator("#room-list-page").get_attribute("data-user-id").split(":")[1]
+
+    alice_page = open_room(live_room, before_load=sign_in(live, alice))
+    where = alice_page.page.evaluate(OPEN_DIRECT, f"{live.django_url}/chats/direct/{bob_id}/")
+    slug = where.rstrip("/").rsplit("/", 1)[1]
+    alice_page.page.goto(where)
+    alice_page.wait_live()
+    alice_page.send("psst, Bob")
+
+    card = page.locator(f'.room-card[data-kind="direct"][data-slug="{slug}"]')
+    expect(card).to_have_count(1)
+    expect(card.locator("a.room-link")).to_have_text(alice)
+    expect(card.locator(".unread-badge")).to_have_text("1")
+    wait_until(lambda: page.evaluate("window.__notes.length") >= 1, timeout=20)
+    notes = page.evaluate("window.__notes")
+    assert len(notes) == 1, notes
+    assert alice in notes[0]["title"] and notes[0]["body"] == "psst, Bob"
+
+
+def test_invitation_shows_on_the_room_list_live(live, live_room, open_room):
+    """Bob sits on the room list; Alice makes a private room and invites him by username: the
+    invitation appears on his list at once, with its Accept button."""
+    bob, alice = new_user(live, "bob"), new_user(live, "alice")
+    sign_bob = sign_in(live, bob)
+    sign_alice = sign_in(live, alice)
+    bob_page = open_room(live_room, before_load=sign_bob)
+    page = bob_page.page
+    page.goto(f"{live.django_url}/chats/")
+    expect(page.locator("#room-list-page")).to_have_attribute("data-feed-ready", "true")
+    alice_page = open_room(live_room, before_load=sign_alice).page
+    alice_page.goto(f"{live.django_url}/chats/new/")
+    name = f"Plans {secrets.token_hex(3)}"
+    alice_page.fill("#id_name", name)
+    alice_page.locator("input[name=visibility][value=private]").check()
+    alice_page.locator("form button[type=submit]").last.click()
+    alice_page.wait_for_url(lambda url: url.rstrip("/").endswith(name.lower().replace(" ", "-")))
+    alice_page.goto(alice_page.url.rstrip("/") + "/members/")
+    alice_page.fill("input[name=username]", bob)
+    alice_page.locator("form:has(input[name=username]) button[type=submit]").click()
+    invitation = page.locator(".room-card.invitation").filter(has_text=name)
+    expect(invitation).to_have_count(1)
+    expect(invitation.get_by_role("button", name="Accept")).to_be_visible()

@@ -232,3 +232,61 @@ def test_summary_counts_unread_and_mentions(alice_client, alice, bob, lobby):
     data = alice_client.get("/api/attention/").json()
     assert (data["unread"], data["mentions"]) == (1, 1)
     assert json.loads(json.dumps(data["rooms"][0]))["room"] == "lobby"
+
+
+def test_members_follow_a_private_room_and_a_direct_message_says_so(
+    signed, alice, bob, carol, chat_server, django_capture_on_commit_callbacks
+):
+    """Both people of a direct conversation follow it from the moment it exists (no read
+    state, never opened): a message there is a `room_message` with `"direct": true` for the
+    other person; a private room's member follows it too, a non-member does not."""
+    from chat import direct
+    from chat.membership import MEMBER, Membership
+
+    room = direct.open_direct(alice, bob.pk)
+    assert not ReadState.objects.filter(room=room).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        message_id = store(signed, room, "psst", alice, "d1")
+    events = [i for i in user_events(chat_server) if i["event"].get("id") == message_id]
+    assert events == [
+        {
+            "users": [bob.pk],
+            "event": {
+                "type": "room_message",
+                "room": room.slug,
+                "room_name": room.name,
+                "id": message_id,
+                "author": {"id": f"u:{alice.pk}", "name": "alice"},
+                "direct": True,
+                "excerpt": "psst",
+            },
+        }
+    ]
+    assert attention.followers(room, alice.pk) == [bob.pk]
+    # A plain private room: the member follows it, carol (not a member) does not.
+    from chat.models import PRIVATE, Room
+
+    secret = Room.objects.create(slug="secret", name="Secret", visibility=PRIVATE)
+    Membership.objects.create(room=secret, user=bob, role=MEMBER)
+    assert attention.followers(secret, None) == [bob.pk]
+
+
+@override_settings(CHAT_HERE_LARGE_ROOM=1, CHAT_HERE_INTERVAL=60)
+def test_room_owners_may_use_here_in_a_large_room(signed, alice, bob, carol):
+    """Over CHAT_HERE_LARGE_ROOM, a private room's owner may use @here as staff may; a plain
+    member may not."""
+    from chat.membership import MEMBER, OWNER, Membership
+    from chat.models import PRIVATE, Room
+
+    room = Room.objects.create(slug="big", name="Big", visibility=PRIVATE)
+    for user, role in ((alice, OWNER), (bob, MEMBER), (carol, MEMBER)):
+        Membership.objects.create(room=room, user=user, role=role)
+    now = timezone.now()
+    for user in (alice, bob, carol):
+        ReadState.objects.create(user=user, room=room, seen_at=now)
+    refused = store(signed, room, "@here hi", bob, "h1")  # 2 people > 1: bob is a member
+    assert not Mention.objects.filter(message_id=refused).exists()
+    allowed = store(signed, room, "@here hi", alice, "h2")
+    assert set(
+        Mention.objects.filter(message_id=allowed, here=True).values_list("user_id", flat=True)
+    ) == {bob.pk, carol.pk}

@@ -245,3 +245,30 @@ def test_room_creation_and_invitations_are_rate_limited(secret, alice, bob):
     limited = client.post(f"/chats/{secret.slug}/members/invite/", {"username": "bob"})
     assert limited.status_code == 429
     assert Invite.objects.count() == 2
+
+
+def test_invitation_by_username_is_a_feed_event_for_the_invitee(
+    alice, bob, secret, chat_server, django_capture_on_commit_callbacks
+):
+    """The invitee's feed hears of the invitation (after commit) so the room list shows it."""
+    with django_capture_on_commit_callbacks(execute=True):
+        signed_in(alice).post(f"/chats/{secret.slug}/members/invite/", {"username": "bob"})
+    invite = Invite.objects.get(room=secret, invitee=bob)
+    items = [
+        item
+        for r in chat_server.requests
+        if r["path"] == "/internal/users/events"
+        for item in r["body"]
+    ]
+    assert items == [
+        {
+            "users": [bob.pk],
+            "event": {
+                "type": "invitation",
+                "id": invite.pk,
+                "room": "secret-plans",
+                "room_name": "Secret plans",
+                "by": {"id": f"u:{alice.pk}", "name": alice.get_username()},
+            },
+        }
+    ]

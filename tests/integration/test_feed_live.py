@@ -139,3 +139,51 @@ def test_feed_over_long_polling_and_room_ticket_refused(cluster: LiveSystem):
         ChatClient(f"{base}/ws/@me?ticket={room_ticket}", origin=live.origin)
     with pytest.raises(Exception, match="403"):
         ChatClient(f"{base}/ws/{slug}?ticket={ticket['ticket']}", origin=live.origin)
+
+
+def form_post(live: LiveSystem, session: requests.Session, path: str, data: dict) -> str:
+    """A page form's POST (CSRF token, no redirect followed); returns the Location."""
+    response = session.post(
+        live.django_url + path,
+        data={**data, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": live.django_url + "/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code == 302, response.text[:300]
+    return response.headers["Location"]
+
+
+def test_direct_message_and_invitation_reach_a_feed_never_opened_there(cluster: LiveSystem):
+    """Bob has only his room list open (feed on B). Alice opens a direct conversation with him
+    and writes (through A): Bob, who never opened it, gets a `room_message` marked `direct`.
+    Alice makes a private room and invites Bob by username: Bob's feed gets `invitation`."""
+    live = cluster
+    bob_name, alice_name = f"bob{secrets.token_hex(3)}", f"alice{secrets.token_hex(3)}"
+    live.create_user(bob_name, "pw-bob-0123456789")
+    live.create_user(alice_name, "pw-alice-0123456789")
+    bob = live.user_session(bob_name, "pw-bob-0123456789")
+    alice = live.user_session(alice_name, "pw-alice-0123456789")
+    page = bob.get(live.django_url + "/chats/", timeout=10).text
+    bob_id = page.split('data-user-id="u:', 1)[1].split('"', 1)[0]
+    list_feed = feed_socket(live, bob, live.extra_chatservers[0].url)
+
+    where = form_post(live, alice, f"/chats/direct/{bob_id}/", {})
+    slug = where.rstrip("/").rsplit("/", 1)[1]
+    room = ChatClient(on(live.chat_url, live.ticket(alice, slug)["ws_url"]), origin=live.origin)
+    room.say("psst, Bob", "d-1")
+    dm = list_feed.wait_for(lambda f: f.get("type") == "room_message" and f["room"] == slug)
+    assert dm["direct"] is True and dm["excerpt"] == "psst, Bob"
+    assert dm["author"]["name"] == alice_name
+
+    name = f"Plans {secrets.token_hex(3)}"
+    where = form_post(
+        live, alice, "/chats/new/", {"name": name, "description": "", "visibility": "private"}
+    )
+    private = where.rstrip("/").rsplit("/", 1)[1]
+    form_post(live, alice, f"/chats/{private}/members/invite/", {"username": bob_name})
+    invitation = list_feed.wait_for(lambda f: f.get("type") == "invitation")
+    assert (invitation["room"], invitation["room_name"]) == (private, name)
+    assert invitation["by"]["name"] == alice_name
+    for client in (room, list_feed):
+        client.close()

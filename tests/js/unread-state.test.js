@@ -59,6 +59,15 @@ test("notifications: others' mentions, hidden tab, unmuted room only", () => {
   assert.equal(shouldNotify(message(3), base), false);
 });
 
+test("notifications: direct messages notify like mentions", () => {
+  const direct = { ...message(4), direct: true };
+  const base = { hidden: true, meId: "u:1", currentRoom: "", muted: false };
+  assert.equal(shouldNotify(direct, base), true);
+  assert.equal(shouldNotify(direct, { ...base, hidden: false }), false);
+  assert.equal(shouldNotify(direct, { ...base, muted: true }), false);
+  assert.equal(shouldNotify(direct, { ...base, meId: "u:2" }), false);
+});
+
 test("the @ query before the caret", () => {
   assert.deepEqual(mentionQuery("hi @bo", 6), { prefix: "bo", start: 3 });
   assert.deepEqual(mentionQuery("@", 1), { prefix: "", start: 0 });

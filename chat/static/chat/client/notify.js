@@ -3,7 +3,8 @@
  *
  * Permission is asked only from a click on the button this module wires (a user gesture), never
  * on load. `maybeNotify(event, context)` shows one notification when `shouldNotify` says so
- * (unread-state.js: mentions, tab hidden, not your own message, room not muted); clicking it
+ * (unread-state.js: mentions and direct messages, tab hidden, not your own message, room not
+ * muted); clicking it
  * opens the room. The button hides once permission is granted or denied for good.
  */
 
@@ -41,8 +42,10 @@ export function maybeNotify(event, context) {
   const hidden = document.visibilityState === "hidden";
   if (!shouldNotify(event, { hidden, ...context })) return null;
   const where = event.room_name || event.room;
-  const title = event.here ? `@here in ${where}` : `${event.author?.name || "Someone"} mentioned you in ${where}`;
-  const notification = new api(title, { body: event.excerpt || "", tag: `mention-${event.room}-${event.id}` });
+  const who = event.author?.name || "Someone";
+  let title = event.here ? `@here in ${where}` : `${who} mentioned you in ${where}`;
+  if (event.type === "room_message") title = `${who} sent you a direct message`;
+  const notification = new api(title, { body: event.excerpt || "", tag: `${event.type}-${event.room}-${event.id}` });
   notification.onclick = () => {
     globalThis.focus?.();
     globalThis.location.assign(context.roomUrl(event.room));

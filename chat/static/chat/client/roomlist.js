@@ -2,8 +2,9 @@
  * The room list, live (`<script type="module">` on chat/room_list.html, signed-in users only):
  * unread and mention badges per room from `GET /api/attention/`, kept current by the personal
  * feed (feed.js); rooms with unread messages move up (direct messages first, once they exist:
- * `data-kind="direct"`); the tab title shows the total; mentions may raise desktop
- * notifications (notify.js).
+ * `data-kind="direct"`); the tab title shows the total; mentions and direct messages may raise
+ * desktop notifications (notify.js). A direct message in a conversation not on the page, or an
+ * `invitation` event, refills that section (`[data-live-section]`) from a fresh copy of the page.
  */
 
 import { Feed } from "./feed.js";
@@ -16,10 +17,15 @@ const countText = (n) => (n > 99 ? "99+" : String(n));
 export function startRoomList(root) {
   const state = new UnreadState();
   const baseTitle = document.title;
-  const list = root.querySelector(".room-list");
-  const cards = new Map(
-    [...root.querySelectorAll(".room-card[data-slug]")].map((li) => [li.dataset.slug, li]),
-  );
+  const cards = new Map();
+  const collect = () => {
+    cards.clear();
+    [...root.querySelectorAll(".room-card[data-slug]")].forEach((li, i) => {
+      cards.set(li.dataset.slug, li);
+      li.dataset.index = String(i);
+    });
+  };
+  collect();
   const meId = root.dataset.userId || "";
   const roomUrl = (slug) => cards.get(slug)?.querySelector("a.room-link")?.href || `./${slug}/`;
 
@@ -50,7 +56,6 @@ export function startRoomList(root) {
   };
 
   const order = () => {
-    if (!list) return;
     // Stable, within each list (direct messages have their own, above the rooms): unread
     // direct messages, then unread rooms, then the rest, each in page order.
     const rank = (li) => {
@@ -90,14 +95,44 @@ export function startRoomList(root) {
     drawAll();
   };
 
-  [...cards.values()].forEach((li, i) => {
-    li.dataset.index = String(i);
-  });
+  // A new direct conversation or invitation: the server renders the sections (one template),
+  // this replaces their slots from a fresh copy of the page; repeated events share one fetch.
+  let refilling = null;
+  const refill = (names) => {
+    if (refilling) return refilling.then(() => refill(names));
+    refilling = (async () => {
+      try {
+        const response = await fetch(window.location.href, { credentials: "same-origin" });
+        if (!response.ok) return;
+        const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+        for (const name of names) {
+          const slot = root.querySelector(`[data-live-section="${name}"]`);
+          const next = fresh.querySelector(`[data-live-section="${name}"]`);
+          if (slot && next) slot.replaceChildren(...[...next.childNodes].map((n) => document.importNode(n, true)));
+        }
+      } catch {
+        return; // the next event or page load shows it
+      } finally {
+        refilling = null;
+      }
+      collect();
+      drawAll();
+    })();
+    return refilling;
+  };
+
   wireNotificationButton(document.getElementById("enable-notifications"));
   const feed = new Feed({
     ticketUrl: root.dataset.feedTicketUrl,
     onHello: reload,
     onFrame: (event) => {
+      if (event?.type === "invitation") {
+        refill(["invitations"]);
+        return;
+      }
+      if (event?.direct === true && typeof event.room === "string" && !cards.has(event.room)) {
+        refill(["direct"]);
+      }
       const slug = state.apply(event);
       if (slug === null) return;
       draw(slug);

@@ -97,7 +97,9 @@ export function titleWithTotal(base, { unread, mentions }) {
  * this tab shows while it is visible.
  */
 export function shouldNotify(event, { hidden, meId, currentRoom, muted }) {
-  if (!event || event.type !== "mention") return false;
+  if (!event) return false;
+  // Mentions, and messages in a direct conversation (a direct message for the reader).
+  if (event.type !== "mention" && !(event.type === "room_message" && event.direct === true)) return false;
   if (!hidden) return false;
   if (event.author?.id && event.author.id === meId) return false;
   if (muted) return false;
