@@ -37,7 +37,7 @@ CONVERSATION = [
     ("bob", "I'll know by noon."),
     ("alice", "Great, thanks. I'll prepare the announcement draft."),
     ("alice", "Who wants to review it?"),
-    ("bob", "<b>Me</b>: bodies are plain text, so this shows the tags as typed."),
+    ("bob", "**Me**: I'll check `make test` on a clean clone. <b>Raw HTML</b> stays text."),
 ]
 YESTERDAY = 2
 NAMES = sorted({name for name, _ in CONVERSATION})
