@@ -69,6 +69,7 @@ export class Timeline {
     // the bottom away without any scrolling up, and must not unpin.
     this.pinned = true;
     this.lastScrollTop = list.scrollTop;
+    this.lastBox = `${list.clientWidth}x${list.clientHeight}`;
     list.addEventListener("scroll", () => this.updatePinned());
     const keepPinned = () => {
       if (this.pinned && !this.isAtBottom()) this.scrollToBottom();
@@ -92,11 +93,25 @@ export class Timeline {
     }
   }
 
-  /** Unpinned when scrolled up since last seen and not near the bottom; pinned near it. */
+  /**
+   * Unpinned when scrolled up since last seen and not near the bottom; pinned near it. A scroll
+   * that comes with a new size of the list's box (the window resized or turned, the header
+   * wrapped) is the layout's, not the reader's: the browser fires it before the resize
+   * observer, so without this rule a resize could unpin the list on the way.
+   */
   updatePinned() {
-    const top = this.list.scrollTop;
-    this.pinned = this.isNearBottom() || (this.pinned && top >= this.lastScrollTop - 1);
-    this.lastScrollTop = top;
+    const el = this.list;
+    const top = el.scrollTop;
+    const box = `${el.clientWidth}x${el.clientHeight}`;
+    const resized = this.lastBox !== undefined && box !== this.lastBox;
+    this.lastBox = box;
+    if (resized) {
+      if (this.pinned && !this.isAtBottom()) this.scrollToBottom();
+      else if (this.isNearBottom()) this.pinned = true;
+    } else {
+      this.pinned = this.isNearBottom() || (this.pinned && top >= this.lastScrollTop - 1);
+    }
+    this.lastScrollTop = el.scrollTop;
   }
 
   /** @returns {boolean} whether the list is scrolled all the way down. */
