@@ -10,6 +10,7 @@ to retry forever.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_ID = 2**53 - 1
@@ -40,6 +41,24 @@ def parse_since(raw: str | bytes | None) -> int | None:
     if raw is None or raw in ("", b""):
         return None
     return parse_decimal(raw)
+
+
+_EVENT_CURSOR = re.compile(r"([0-9a-f]{1,16})\.([0-9]{1,15})")
+
+
+def parse_event_cursor(raw: str | bytes | None) -> tuple[str, int] | None:
+    """The long poll's `event_cursor` query parameter (an answer's `event_cursor` handed back:
+    `<1-16 lowercase hex>.<1-15 ASCII digits>`) as (epoch, number); None when absent or empty.
+
+    ValueError for anything else (answered 400 `bad_event_cursor`).
+    """
+    if raw is None or raw in ("", b""):
+        return None
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    match = _EVENT_CURSOR.fullmatch(text)
+    if match is None:
+        raise ValueError("not an event cursor")
+    return match.group(1), int(match.group(2))
 
 
 def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:

@@ -256,6 +256,14 @@ class ChatHub:
         """The room's remembered events (chatserver/events.py), for long-poll answers."""
         return self.registry.remembered(room)
 
+    def event_cursor(self, room: str) -> str:
+        """Names the room's remembered events as they are now (`RoomRegistry.event_cursor`)."""
+        return self.registry.event_cursor(room)
+
+    def missed_events(self, room: str, cursor: tuple[str, int] | None) -> bool:
+        """True when a poll that brought `cursor` has not seen a remembered event of `room`."""
+        return self.registry.missed_events(room, cursor)
+
     def typing(self, room: str, identity: Identity, sender: object) -> int:
         """`identity` is typing: tell everyone in the room but `sender` (a connection or a
         poller's uid). Returns members reached here."""

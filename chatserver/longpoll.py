@@ -28,7 +28,7 @@ import orjson
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 
-from chatserver.admission import cors_allowed, parse_since
+from chatserver.admission import cors_allowed, parse_event_cursor, parse_since
 from chatserver.config import ChatServerConfig
 from chatserver.fanout import Broadcast
 from chatserver.feedpoll import FeedPoll
@@ -73,6 +73,7 @@ class _HeldPoll:
         "done",
         "identity",
         "wait",
+        "event_cursor",
     )
     is_socket = False
 
@@ -86,6 +87,7 @@ class _HeldPoll:
         self.uid = uid
         self.address = ""  # set once the poll is counted against the connection caps
         self.since = since
+        self.event_cursor: tuple[str, int] | None = None  # the remembered events it has seen
         self.deadline = float("inf")
         self.pending: list[Broadcast] | None = []  # events while the history is being read
         self.done = False
@@ -224,7 +226,12 @@ class LongPollResource(MethodsResource):
     ) -> bytes:
         """A GET answer for `room` with `frames` (see `chatserver.pollanswers.poll_answer`)."""
         return poll_answer(
-            frames, self.hub.remembered(room), self.hub.presence(room), has_more, since
+            frames,
+            self.hub.remembered(room),
+            self.hub.presence(room),
+            has_more,
+            since,
+            self.hub.event_cursor(room),
         )
 
     # HTTP ----------------------------------------------------------------------------------
@@ -288,6 +295,12 @@ class LongPollResource(MethodsResource):
         wait = (request.args.get(b"wait") or [b"1"])[0]
         if wait not in (b"0", b"1"):
             return error_response(request, 400, "bad_wait", "wait must be 0 or 1.")
+        try:
+            event_cursor = parse_event_cursor((request.args.get(b"event_cursor") or [b""])[0])
+        except ValueError:
+            return error_response(
+                request, 400, "bad_event_cursor", "event_cursor must be an answer's event_cursor."
+            )
         if self.hub.shutting_down:
             request.setResponseCode(200)
             request.setHeader(b"Content-Type", b"application/json")
@@ -302,6 +315,7 @@ class LongPollResource(MethodsResource):
                 request, 429, "too_many_connections", "Too many open connections."
             )
         held = _HeldPoll(self, request, room, identity.uid, since, wait == b"1")
+        held.event_cursor = event_cursor
         held.address = address
         held.identity = identity
         self._lease_start(room, identity)
@@ -343,9 +357,16 @@ class LongPollResource(MethodsResource):
                 # A message stored while the history was read can be in both: skip the copy.
                 frames.append(broadcast.frame)
                 newest = message_id
-        if frames or held.since is None or not held.wait:
+        if (
+            frames
+            or held.since is None
+            or not held.wait
+            or self.hub.missed_events(held.room, held.event_cursor)
+        ):
             # `wait=0` (a client's first poll): the answer says at once that the chat server
             # took the poll, so the client can count itself connected without a long hold.
+            # A remembered event (an edit, a reaction, a deletion) that arrived between the
+            # client's previous answer and this poll is answered at once, not after the hold.
             self.finish(held, 200, self.answer(held.room, frames, since=held.since))
             return
         held.deadline = self._clock.seconds() + self._config.poll_timeout

@@ -32,9 +32,11 @@ def poll_answer(
     presence: dict,
     has_more: bool = False,
     since: int | None = None,
+    event_cursor: str | None = None,
 ) -> bytes:
     """`frames` (in order), the remembered events not among them, and the presence frame last;
-    `cursor` is the newest message id in the answer, else `since`, else 0."""
+    `cursor` is the newest message id in the answer, else `since`, else 0; `event_cursor`
+    names the remembered events the answer carries (the next poll hands it back)."""
     ids = {id(frame) for frame in frames}
     events = frames + [e for e in remembered if id(e) not in ids]
     messages = [
@@ -45,6 +47,7 @@ def poll_answer(
             "events": [*events, presence],
             "cursor": messages[-1]["id"] if messages else (since or 0),
             "has_more": has_more,
+            "event_cursor": event_cursor,
             # The previous release's answer, for pages loaded before an upgrade.
             "messages": messages,
             "online": presence["online"],

@@ -5,6 +5,8 @@ long-polls), presence as display names counted by uid (a person with two tabs is
 buffer of recent messages complete back to a known id (to answer `since` without asking Django),
 the newest remembered events (chatserver/events.py: `remembered` kinds, e.g. deletions) and
 the newest version seen per message of versioned kinds, and the set of archived rooms.
+Remembered events are numbered (one counter for the process, `event_cursor`), so a long poll
+can say which of them it has seen and a poll that missed one is answered at once.
 Per-connection cost is one set entry.
 With Redis, it also holds the people other instances reported per room (`set_remote_presence`):
 `online` is the union, each uid counted once.
@@ -12,6 +14,7 @@ With Redis, it also holds the people other instances reported per room (`set_rem
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Iterable
 
@@ -26,6 +29,7 @@ class _Room:
         "recent_ids",
         "complete_after",
         "remembered",
+        "last_event",
         "versions",
     )
 
@@ -38,6 +42,7 @@ class _Room:
         # Every message of the room with id > complete_after is in `recent`; None: unknown yet.
         self.complete_after: int | None = None
         self.remembered: deque[dict] = deque(maxlen=REMEMBERED)
+        self.last_event = 0  # the registry's number of the newest remembered event
         # (kind, message id) -> newest version seen (versioned kinds only)
         self.versions: dict[tuple[str, int], int] = {}
 
@@ -47,6 +52,10 @@ class RoomRegistry:
 
     def __init__(self, recent_size: int = 200) -> None:
         self._recent_size = recent_size
+        # Event cursors name this process (`epoch`) and count its remembered events: a cursor
+        # from another instance or an earlier run never passes for "seen everything".
+        self._epoch = secrets.token_hex(4)
+        self._events = 0
         self._rooms: dict[str, _Room] = {}
         self.archived: set[str] = set()
         # slug -> origin instance -> ({uid: name}, expiry time); kept apart from `_rooms` so a
@@ -323,6 +332,25 @@ class RoomRegistry:
         room = self._rooms.get(slug)
         if room is not None:
             room.remembered.append(event)
+            self._events += 1
+            room.last_event = self._events
+
+    def event_cursor(self, slug: str) -> str:
+        """`"<epoch>.<n>"`: names the room's remembered events as they are now (long-poll
+        answers hand it out; the next poll brings it back, see `missed_events`)."""
+        room = self._rooms.get(slug)
+        return f"{self._epoch}.{room.last_event if room is not None else 0}"
+
+    def missed_events(self, slug: str, cursor: tuple[str, int] | None) -> bool:
+        """True when the room remembers an event the holder of `cursor` (a parsed
+        `event_cursor`; None: a client that sends none) has not been answered with: one
+        remembered after the cursor was handed out, or any when the cursor is another
+        process's."""
+        room = self._rooms.get(slug)
+        if cursor is None or room is None or not room.remembered:
+            return False
+        epoch, seen = cursor
+        return epoch != self._epoch or room.last_event > seen
 
     def remembered(self, slug: str) -> list[dict]:
         """A room's remembered events, oldest first (long-poll answers repeat them)."""

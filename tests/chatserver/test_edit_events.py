@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from chatserver.events import KINDS, refers_to_message
-from tests.chatserver.support import ORIGIN, WsClient, body_json, make_cluster
+from tests.chatserver.support import ORIGIN, WsClient, body_json, make_cluster, render, web_request
 from tests.chatserver.test_access import Env
 from tests.chatserver.test_events import Member, local_room
 from tests.chatserver.test_redis_fanout import GAP_WAIT, Instance, Seen, say
@@ -135,6 +135,54 @@ def test_a_resuming_socket_and_a_returning_poll_see_the_edit():
     fresh = WsClient(env.factory, f"/ws/lobby?ticket={env.ticket(uid='u:4')}", ORIGIN)
     [message] = fresh.json_frames()[0]["history"]
     assert (message["body"], message["html"], message["version"]) == ("hello", "<p>hello</p>", 1)
+
+
+def poll(env: Env, query: str, uid: str = "u:2"):
+    """A GET poll of the lobby by `uid` with `query` (after the ticket), rendered."""
+    url = f"/poll/lobby?ticket={env.ticket(uid=uid)}&{query}"
+    return render(env.poll, web_request("GET", url, "/poll/", b"", {"Origin": ORIGIN}))
+
+
+@pytest.mark.parametrize("kind", ["edited", "reactions", "deleted"])
+def test_an_event_between_two_polls_answers_the_next_poll_at_once(kind):
+    """A poller between two polls (its answer sent, the next GET not here yet) when an edit, a
+    reaction or a deletion arrives gets it from its next poll at once, not after the hold: the
+    answer's `event_cursor` says which remembered events it has seen. Without it the next poll
+    (`since` = the newest message, nothing new) was held until the poll timeout or the next
+    message, so a long-polling reader saw the change up to 25 s late."""
+    env = Env()
+    alice = env.socket(uid="u:1")
+    alice.send({"type": "message", "body": "helo", "nonce": "n-1"})
+    env.reactor.advance(1)
+    first = body_json(poll(env, "since=0"))
+    assert first["cursor"] == 1 and first["event_cursor"]
+    # Nothing new since the first answer: the next poll is held.
+    held = poll(env, f"since=1&event_cursor={first['event_cursor']}")
+    assert not held.finished
+    env.poll.release_all()
+    quiet = body_json(held)
+    assert quiet["event_cursor"] == first["event_cursor"]
+    events = {
+        "edited": env.django.edit(1, "hello"),
+        "reactions": {"type": "reactions", "id": 1, "version": 1, "reactions": []},
+        "deleted": {"type": "deleted", "id": 1},
+    }
+    env.hub.announce("lobby", events[kind])  # nobody is polling at this instant
+    answer = poll(env, f"since=1&event_cursor={quiet['event_cursor']}")
+    assert answer.finished, "the poll was held although an event arrived between two polls"
+    got = body_json(answer)
+    assert [e["type"] for e in got["events"] if e["type"] != "presence"] == [kind]
+    assert got["event_cursor"] != quiet["event_cursor"]
+    # Seen now: the poll after it is held again.
+    assert not poll(env, f"since=1&event_cursor={got['event_cursor']}").finished
+
+
+@pytest.mark.parametrize("value", ["x", "1.2.3", "a" * 80, "-", "1,2"])
+def test_a_malformed_event_cursor_is_400(value):
+    env = Env()
+    answer = poll(env, f"since=0&event_cursor={value}")
+    assert answer.responseCode == 400
+    assert body_json(answer)["error"] == "bad_event_cursor"
 
 
 def test_the_chat_server_passes_html_through_as_opaque_data():

@@ -22,22 +22,37 @@ cluster = test_redis_scaleout.cluster
 
 
 class Poller:
-    """A long-polling reader: polls again with the answer's `cursor`, keeps every frame."""
+    """A long-polling reader: polls again with the answer's `cursor` and `event_cursor` (as
+    the browser client does), keeps every frame.
+
+    It is built only once its first poll (no `since`: the newest messages at once) has been
+    answered, so what the test does next reaches it as live events: a first poll that a busy
+    machine delayed past the test's actions would find them in its history page instead (a
+    message with its reactions, no `reactions` frame) and the test would wait in vain.
+    """
 
     def __init__(self, poll_url: str, origin: str) -> None:
         self.frames: list[dict[str, Any]] = []
         self._stop = threading.Event()
+        self._first_answer = threading.Event()
         self._url, self._origin = poll_url, origin
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        if not self._first_answer.wait(timeout=30):
+            self.stop()
+            raise AssertionError(f"the first poll of {poll_url} was not answered within 30 s")
 
     def _run(self) -> None:
-        cursor = None
+        cursor = event_cursor = None
         while not self._stop.is_set():
             url = self._url if cursor is None else f"{self._url}&since={cursor}"
+            if event_cursor is not None:
+                url += f"&event_cursor={event_cursor}"
             answer = requests.get(url, headers={"Origin": self._origin}, timeout=60).json()
             self.frames.extend(answer.get("events", []))
             cursor = answer.get("cursor", cursor)
+            event_cursor = answer.get("event_cursor") or event_cursor
+            self._first_answer.set()
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [f for f in list(self.frames) if f.get("type") == kind]

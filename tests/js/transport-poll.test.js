@@ -151,3 +151,34 @@ test("a reply's POST carries reply_to, and Django's refusal of its parent is an 
   assert.equal(frames[0].code, "unknown_parent");
   assert.equal(frames[0].nonce, "r1");
 });
+
+test("each GET hands back the previous answer's event_cursor (edits seen), the first sends none", async () => {
+  globalThis.window ??= { location: { href: "http://site.test/chats/lobby/" } };
+  const gets = [];
+  globalThis.fetch = (url) => new Promise((resolve) => gets.push({ url: new URL(url), resolve }));
+  const answer = (call, body) => call.resolve({ status: 200, ok: true, json: async () => body });
+  const poll = new PollTransport({
+    pollUrl: "http://chat.test/poll/lobby?ticket=t",
+    since: 7,
+    renewTicket: async () => ({ poll_url: "http://chat.test/poll/lobby?ticket=t2" }),
+    onFrame: () => {},
+    onAnswer: () => {},
+    onGone: () => {},
+    onTrouble: () => {},
+    onHealthy: () => {},
+  });
+  poll.start();
+  await tick();
+  assert.equal(gets[0].url.searchParams.get("event_cursor"), null);
+  const edited = { type: "edited", id: 7, version: 1, body: "x" };
+  answer(gets[0], { events: [edited], cursor: 7, event_cursor: "ab12.3", has_more: false });
+  await tick();
+  await tick();
+  assert.equal(gets[1].url.searchParams.get("event_cursor"), "ab12.3");
+  // An answer without one (a server stopping, an older release) keeps the last one.
+  answer(gets[1], { events: [edited], cursor: 7, has_more: false });
+  await tick();
+  await tick();
+  assert.equal(gets[2].url.searchParams.get("event_cursor"), "ab12.3");
+  poll.stop();
+});

@@ -14,6 +14,9 @@
  * after `since` up to its last one (a page of catch-up when `has_more`, then the loop polls again
  * at once), so a message that arrived another way (the answer to a POST) must not move it past a
  * gap.
+ *
+ * `eventCursor` is handed back the same way: it names the edits, reactions and deletions the
+ * loop was answered with, so one that arrived between two polls answers the next poll at once.
  */
 
 import { withParam } from "./api.js";
@@ -104,6 +107,8 @@ export class PollTransport {
     this.options = options;
     this.pollUrl = options.pollUrl;
     this.since = options.since;
+    /** The last answer's `event_cursor` (the room's remembered events it carried). */
+    this.eventCursor = null;
     this.stopped = false;
     this.controller = new AbortController();
     /** nonce -> the number of its latest POST: an answer to an earlier one is stale. */
@@ -147,6 +152,7 @@ export class PollTransport {
         const messages = frames.filter((frame) => frame.type === "message");
         for (const msg of messages) this.advance(msg.id);
         if (Number.isSafeInteger(batch.cursor)) this.advance(batch.cursor);
+        if (typeof batch.event_cursor === "string") this.eventCursor = batch.event_cursor;
         // Without `since` the first answer is the newest page; from now on wait for newer ones.
         if (this.since == null) this.since = 0;
         for (const frame of frames) this.options.onFrame(frame);
@@ -176,6 +182,7 @@ export class PollTransport {
   /** One GET; null when the ticket had to be renewed. */
   async pollOnce() {
     let url = this.since == null ? this.pollUrl : withParam(this.pollUrl, "since", this.since);
+    if (this.eventCursor !== null) url = withParam(url, "event_cursor", this.eventCursor);
     // The first answer tells that the chat server took the poll (the page can send from then
     // on): it must not wait for the room's next event (docs/protocol.md, "Long polling").
     if (!this.answered) url = withParam(url, "wait", 0);
