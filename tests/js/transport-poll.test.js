@@ -42,6 +42,21 @@ function transport() {
   return { poll, frames };
 }
 
+/** A GET loop from `since` whose callbacks do nothing, but those in `overrides`. */
+function pollingFrom(since, overrides = {}) {
+  return new PollTransport({
+    pollUrl: "http://chat.test/poll/lobby?ticket=t",
+    since,
+    renewTicket: async () => ({ poll_url: "http://chat.test/poll/lobby?ticket=t2" }),
+    onFrame: () => {},
+    onAnswer: () => {},
+    onGone: () => {},
+    onTrouble: () => {},
+    onHealthy: () => {},
+    ...overrides,
+  });
+}
+
 test("a POST answers frames: the stored message, or an error frame with nonce and retry_after", async () => {
   const { fetch, calls, respond } = fakeFetch();
   globalThis.fetch = fetch;
@@ -108,16 +123,7 @@ test("the first GET asks wait=0 (answered at once), later ones wait, and after t
   const answer = (call, events) =>
     call.resolve({ status: 200, ok: true, json: async () => ({ events, cursor: 7, has_more: false }) });
   const healthy = [];
-  const poll = new PollTransport({
-    pollUrl: "http://chat.test/poll/lobby?ticket=t",
-    since: 7,
-    renewTicket: async () => ({ poll_url: "http://chat.test/poll/lobby?ticket=t2" }),
-    onFrame: () => {},
-    onAnswer: () => {},
-    onGone: () => {},
-    onTrouble: () => {},
-    onHealthy: () => healthy.push(true),
-  });
+  const poll = pollingFrom(7, { onHealthy: () => healthy.push(true) });
   poll.start();
   await tick();
   assert.equal(gets[0].url.searchParams.get("wait"), "0");
@@ -157,16 +163,7 @@ test("each GET hands back the previous answer's event_cursor (edits seen), the f
   const gets = [];
   globalThis.fetch = (url) => new Promise((resolve) => gets.push({ url: new URL(url), resolve }));
   const answer = (call, body) => call.resolve({ status: 200, ok: true, json: async () => body });
-  const poll = new PollTransport({
-    pollUrl: "http://chat.test/poll/lobby?ticket=t",
-    since: 7,
-    renewTicket: async () => ({ poll_url: "http://chat.test/poll/lobby?ticket=t2" }),
-    onFrame: () => {},
-    onAnswer: () => {},
-    onGone: () => {},
-    onTrouble: () => {},
-    onHealthy: () => {},
-  });
+  const poll = pollingFrom(7);
   poll.start();
   await tick();
   assert.equal(gets[0].url.searchParams.get("event_cursor"), null);
