@@ -11,11 +11,11 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import access, history, ratelimits, room_directory
+from . import access, attention, history, ratelimits, room_directory
 from . import search as chat_search
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
 from .identity import GuestLimitReached, chat_identity, set_guest_name
-from .models import MAX_NAME_LENGTH, ReadState, Room
+from .models import MAX_NAME_LENGTH, Room
 from .params import parse_decimal
 
 
@@ -92,7 +92,8 @@ def _attention(request: HttpRequest, room: Room) -> dict | None:
     """The reader's read state of ``room`` as the page starts (None for visitors)."""
     if not request.user.is_authenticated:
         return None
-    state = ReadState.objects.filter(user=request.user, room=room).first()
+    # A member who never opened the room reads it from the join (where its count starts).
+    state = attention.read_state(request.user, room)
     return {
         "last_read_id": state.last_read_id if state is not None else None,
         "muted": state.muted if state is not None else False,
