@@ -16,7 +16,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -75,8 +75,8 @@ def _create(form: RoomCreateForm, owner: Any) -> Room | None:
 
 
 def _readable_room(request: HttpRequest, slug: str) -> Room:
-    room = get_object_or_404(Room, slug=slug)
-    if access.refusal(request.user, room) is not None:
+    room = access.known_room(request.user, slug)
+    if room is None or access.refusal(request.user, room) is not None:
         raise Http404("No such room.")
     return room
 

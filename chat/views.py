@@ -38,15 +38,13 @@ ROOM_PAGE_CSP = {"require-trusted-types-for": ["'script'"], "trusted-types": ["c
 @csp_update(ROOM_PAGE_CSP)
 def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """``/chats/<slug>/``: the newest messages rendered on the server, then the live client."""
-    room = get_object_or_404(Room, slug=slug)
+    room = access.known_room(request.user, slug)
+    if room is None:
+        raise Http404("No such room.")
     if room.is_archived:
         # 404 like the API (the room is gone for visitors), with a page that says why.
         return render(request, "chat/room_archived.html", {"room": room}, status=404)
     refused = access.refusal(request.user, room)
-    if refused is access.UNKNOWN_ROOM:
-        raise Http404("No such room.")
-    if refused is access.NOT_A_MEMBER:
-        return render(request, "chat/rooms/not_a_member.html", {"room": room}, status=403)
     if refused is not None:
         return render(request, "chat/sign_in_required.html", {"room": room}, status=403)
     try:
@@ -148,7 +146,9 @@ def guest_limited(request: HttpRequest, retry_after: int) -> HttpResponse:
 @require_POST
 def guest_name(request: HttpRequest, slug: str) -> HttpResponse:
     """``POST /chats/<slug>/guest-name/``: change the session's guest display name."""
-    room = get_object_or_404(Room, slug=slug, is_archived=False, allow_guests=True)
+    room = access.known_room(request.user, slug)
+    if room is None or room.is_archived or not room.allow_guests:
+        raise Http404("No such room.")
     if not request.user.is_authenticated:
         try:
             error = set_guest_name(request, request.POST.get("name", ""))

@@ -194,7 +194,8 @@ def test_removing_a_member_tells_the_chat_server_after_commit(
     secret, alice, bob, chat_server, django_capture_on_commit_callbacks
 ):
     """Removal: one signed `access` event with scope member and the member's uid, after
-    commit; the removed member's next ticket is refused 403 `not_a_member`."""
+    commit; the removed member's next ticket is refused 404 `unknown_room` (the room no longer
+    exists for them)."""
     Membership.objects.create(room=secret, user=bob, role=MEMBER)
     with django_capture_on_commit_callbacks(execute=False) as pending:
         response = signed_in(alice).post(f"/chats/{secret.slug}/members/{bob.pk}/remove/")
@@ -210,7 +211,7 @@ def test_removing_a_member_tells_the_chat_server_after_commit(
         "uid": f"u:{bob.pk}",
     }
     refused = signed_in(bob).get("/api/rooms/secret-plans/ticket/")
-    assert refused.status_code == 403 and refused.json()["error"] == "not_a_member"
+    assert refused.status_code == 404 and refused.json()["error"] == "unknown_room"
 
 
 def test_leaving_and_the_last_owner(

@@ -65,8 +65,9 @@ def refused_status(url: str, origin: str) -> int:
 
 
 def test_a_non_member_gets_no_ticket_history_or_post(live):
-    """A signed-in non-member: the page, the JSON history and the ticket are refused (403
-    not_a_member); search finds nothing there. Even holding a ticket minted with the shared
+    """A signed-in non-member: the page, the JSON history and the ticket answer as for a room
+    that does not exist (404, `unknown_room`: nobody can probe private names); search finds
+    nothing there. Even holding a ticket minted with the shared
     secret (as a ticket minted just before a removal would be), what it sends is refused
     `not_a_member` by Django and never stored."""
     _owner_name, _pw, owner = sign_in(live)
@@ -75,10 +76,12 @@ def test_a_non_member_gets_no_ticket_history_or_post(live):
     writer.say("for members only", uuid.uuid4().hex)
     writer.wait_for_messages(1)
     outsider_name, _pw, outsider = sign_in(live)
-    assert outsider.get(f"{live.django_url}/chats/{slug}/", timeout=10).status_code == 403
-    for path in (f"/api/rooms/{slug}/messages/", f"/api/rooms/{slug}/ticket/"):
-        answer = outsider.get(live.django_url + path, timeout=10)
-        assert answer.status_code == 403 and answer.json()["error"] == "not_a_member", path
+    for path in ("/chats/{}/", "/api/rooms/{}/messages/", "/api/rooms/{}/ticket/"):
+        answer = outsider.get(live.django_url + path.format(slug), timeout=10)
+        unknown = outsider.get(live.django_url + path.format("no-such-room"), timeout=10)
+        assert answer.status_code == unknown.status_code == 404, path
+        if path.startswith("/api/"):
+            assert answer.json()["error"] == unknown.json()["error"] == "unknown_room", path
     found = outsider.get(f"{live.django_url}/api/search/?q=members", timeout=10).json()
     assert all(r["message"]["room"] != slug for r in found["results"])
     outsider_id = user_id(live, outsider_name)
@@ -128,7 +131,7 @@ def test_a_removed_member_is_cut_off_at_once(live):
     assert stale.status_code == 403 and "before the removal" not in stale.text
     for path in (f"/api/rooms/{slug}/ticket/", f"/api/rooms/{slug}/messages/"):
         answer = member.get(live.django_url + path, timeout=10)
-        assert answer.status_code == 403 and answer.json()["error"] == "not_a_member"
+        assert answer.status_code == 404 and answer.json()["error"] == "unknown_room"
     owner_socket.send({"type": "ping"})
     assert owner_socket.wait_for(lambda f: f["type"] == "pong", timeout=5)
     owner_socket.close()
