@@ -42,16 +42,6 @@ def user_events(server) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw-bob-123456789")
-
-
-@pytest.fixture
-def carol(django_user_model):
-    return django_user_model.objects.create_user("Carol", password="pw-carol-12345678")
-
-
 def test_parse_mentions():
     """`@name` tokens, case-folded, a trailing dot dropped; e-mail addresses are no mention;
     `@here` is its own flag."""
@@ -208,7 +198,7 @@ def test_here_reaches_people_seen_recently_with_size_and_rate_rules(
     first = store(signed, lobby, "@here hi", alice, "n2")
     assert set(
         Mention.objects.filter(message_id=first, here=True).values_list("user__username", flat=True)
-    ) == {"bob", "Carol"}
+    ) == {"bob", "carol"}
     again = store(signed, lobby, "@here again", alice, "n3")
     assert not Mention.objects.filter(message_id=again).exists()
 
@@ -293,7 +283,7 @@ def test_room_owners_may_use_here_in_a_large_room(signed, alice, bob, carol):
 
 
 def test_rooms_followed_but_never_opened_keep_their_badges(
-    signed, alice, bob, carol, chat_server, django_capture_on_commit_callbacks
+    signed, alice, bob, carol, sign_in, chat_server, django_capture_on_commit_callbacks
 ):
     """The summary lists every room the live feed counts for the user (the follow rule:
     chat.attention.followed_rooms / followers), with the same count: a direct conversation bob
@@ -305,8 +295,7 @@ def test_rooms_followed_but_never_opened_keep_their_badges(
     from chat.membership import OWNER, Membership
     from chat.models import PRIVATE, Room
 
-    bob_client = Client()
-    bob_client.force_login(bob)
+    bob_client = sign_in(bob)
     dm = direct.open_direct(alice, bob.pk)
     with django_capture_on_commit_callbacks(execute=True):
         store(signed, dm, "psst", alice, "d1")
@@ -331,9 +320,7 @@ def test_rooms_followed_but_never_opened_keep_their_badges(
     assert counts == {dm.slug: (2, 1), secret.slug: (1, 0)}
     assert (data["unread"], data["mentions"]) == (3, 1)
     # carol is only invited: she follows nothing yet.
-    carol_client = Client()
-    carol_client.force_login(carol)
-    assert carol_client.get("/api/attention/").json()["rooms"] == []
+    assert sign_in(carol).get("/api/attention/").json()["rooms"] == []
 
     # The room page's divider starts where the count does.
     page = bob_client.get(f"/chats/{secret.slug}/")

@@ -21,12 +21,6 @@ chat_server = test_admin.chat_server
 
 
 @pytest.fixture
-def bob(django_user_model):
-    """Another signed-up user."""
-    return django_user_model.objects.create_user("bob", password="correct horse battery")
-
-
-@pytest.fixture
 def secret(db, alice) -> Room:
     """A private room owned by alice, with one message."""
     room = Room.objects.create(slug="secret", name="Secret", visibility=PRIVATE)
