@@ -1,6 +1,6 @@
-"""Pages that change rooms and who is in them: create a room, its members page (invite by
-username or link, withdraw invitations, remove members, leave), accept or decline an
-invitation, and open a direct conversation.
+"""Pages that change rooms and who is in them: create a room, join an open room, its members
+page (invite by username or link, withdraw invitations, remove members, leave), accept or
+decline an invitation, and open a direct conversation.
 
 Every change is a POST with Django's CSRF check (the forms carry ``{% csrf_token %}``); GET only
 shows. Pages that change membership need a signed-in user (guests are sent to sign in). The
@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import access, direct, invites, ratelimits
@@ -195,6 +196,32 @@ def make_owner(request: HttpRequest, room: Room, user_id: int) -> HttpResponse:
     member = invites.make_owner(room, user_id)
     flash.success(request, f"{member.user.get_username()} is now an owner.")
     return redirect("chat:room_members", slug=room.slug)
+
+
+def _next_page(request: HttpRequest, room: Room) -> str:
+    """Where a membership form goes back to: its ``next`` field when it is a path on this site
+    (Django's own check, as its sign-in view does), else the room."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("chat:room", args=[room.slug])
+
+
+@login_required
+@require_POST
+def join_room(request: HttpRequest, slug: str) -> HttpResponse:
+    """``POST /chats/<slug>/join/`` (``next``): a signed-in user joins an open room and follows
+    it (a private room: by invitation only, said on the page it came from)."""
+    room = _readable_room(request, slug)
+    try:
+        invites.join(room, request.user)
+    except invites.MembershipError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(request, f"You joined {room.name}.")
+    return redirect(_next_page(request, room))
 
 
 @login_required
