@@ -24,7 +24,13 @@ from django.views.decorators.http import require_POST
 from . import access, direct, invites, ratelimits
 from .membership import OWNER, Invite, Membership
 from .models import Room
-from .room_forms import InviteLinkForm, InviteUserForm, RoomCreateForm, slug_candidates
+from .room_forms import (
+    InviteLinkForm,
+    InviteUserForm,
+    RoomCreateForm,
+    RoomSettingsForm,
+    slug_candidates,
+)
 
 # The session key holding a link made a moment ago, shown once on the members page.
 NEW_LINK_KEY = "chat_new_invite_link"
@@ -196,6 +202,23 @@ def make_owner(request: HttpRequest, room: Room, user_id: int) -> HttpResponse:
     member = invites.make_owner(room, user_id)
     flash.success(request, f"{member.user.get_username()} is now an owner.")
     return redirect("chat:room_members", slug=room.slug)
+
+
+@login_required
+def room_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """``/chats/<slug>/settings/``: an owner renames the room, changes its description and who
+    may enter (GET shows the form, POST saves and goes back to the room). Anyone else, and every
+    direct conversation, gets 404. Making the room private cuts off everyone else at once
+    (``RoomSettingsForm``: the room's signals revoke its older tickets)."""
+    room = _readable_room(request, slug)
+    if room.direct_key is not None or not access.is_owner(request.user, room):
+        raise Http404("No such room.")
+    form = RoomSettingsForm(request.POST or None, instance=room)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        flash.success(request, "The room was changed.")
+        return redirect("chat:room", slug=room.slug)
+    return render(request, "chat/rooms/settings.html", {"form": form, "room": room})
 
 
 def _next_page(request: HttpRequest, room: Room) -> str:

@@ -82,6 +82,8 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "limits": limits,
         # Signed-in readers keep a read position (the divider starts after it) and may mute.
         "attention": _attention(request, room),
+        # An owner finds the room's settings in the room's menu.
+        "room_owner": room.direct_key is None and access.is_owner(request.user, room),
     }
     return render(request, "chat/room.html", context)
 

@@ -97,3 +97,46 @@ def test_joining_and_leaving_an_open_room(
     assert not Membership.objects.filter(room=rooms[PRIVATE], user=carol).exists()
     guest = Client().post(f"/chats/{room.slug}/join/")
     assert guest.status_code == 302 and "/accounts/login/" in guest["Location"]
+
+
+def test_an_owner_renames_describes_and_narrows_a_room_from_its_page(
+    rooms, alice, bob, carol, sign_in, chat_server, django_capture_on_commit_callbacks
+):
+    """The room page's menu links an owner (only) to the room's settings: a new name and
+    description, and visibility; making the open room private refuses every older ticket of it
+    on the chat server (`access` scope all, after commit), so carol, who is not a member, is cut
+    off (her fresh ticket: 404 as no room) while bob, a member, gets a new one. The slug stays.
+    A member who does not own the room, and a direct conversation, have no settings (404)."""
+    room = rooms[SIGNED_IN]
+    owner = sign_in(alice)
+    url = f"/chats/{room.slug}/settings/"
+    assert url in owner.get(f"/chats/{room.slug}/").content.decode()
+    assert url not in sign_in(bob).get(f"/chats/{room.slug}/").content.decode()
+    assert sign_in(bob).get(url).status_code == 404
+    assert sign_in(bob).post(url, {"name": "Mine"}).status_code == 404
+    page = owner.get(url)
+    assert page.status_code == 200 and 'value="signed_in"' in page.content.decode()
+
+    blank = owner.post(url, {"name": "  ", "description": "", "visibility": SIGNED_IN})
+    assert blank.status_code == 200 and 'class="errorlist' in blank.content.decode()
+    room.refresh_from_db()
+    assert room.name == SIGNED_IN
+    chat_server.requests.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = owner.post(
+            url, {"name": "Inner circle", "description": "Plans", "visibility": PRIVATE}
+        )
+    assert saved.status_code == 302 and saved["Location"] == f"/chats/{room.slug}/"
+    room.refresh_from_db()
+    assert (room.name, room.description, room.visibility) == ("Inner circle", "Plans", PRIVATE)
+    events = [r["body"] for r in chat_server.requests if r["path"].endswith("/events")]
+    assert [(e["type"], e["scope"]) for e in events] == [("access", "all")]
+    refused = sign_in(carol).get(f"/api/rooms/{room.slug}/ticket/")
+    assert refused.status_code == 404 and refused.json()["error"] == "unknown_room"
+    assert "ticket" in sign_in(bob).get(f"/api/rooms/{room.slug}/ticket/").json()
+    assert "Inner circle" in owner.get("/chats/").content.decode()
+
+    from chat import direct
+
+    dm = direct.open_direct(alice, bob.pk)
+    assert owner.get(f"/chats/{dm.slug}/settings/").status_code == 404

@@ -1,5 +1,6 @@
 """Private rooms between the real processes (gunicorn + twistd): a non-member gets no ticket and
-no history on any path, and a removed member is cut off at once.
+no history on any path, a removed member is cut off at once, and so is everyone outside a room
+its owner makes private.
 
 Everything goes through the pages a browser uses (the room form, the members page, the
 invitation link, each a CSRF-protected POST), then through the real socket and long poll.
@@ -31,10 +32,10 @@ def post_form(live: LiveSystem, session: requests.Session, path: str, data=None)
     )
 
 
-def private_room(live: LiveSystem, owner: requests.Session) -> str:
-    """A private room made through the room form; returns its slug."""
+def private_room(live: LiveSystem, owner: requests.Session, visibility: str = "private") -> str:
+    """A room (private unless told) made through the room form; returns its slug."""
     name = "Private " + uuid.uuid4().hex[:8]
-    made = post_form(live, owner, "/chats/new/", {"name": name, "visibility": "private"})
+    made = post_form(live, owner, "/chats/new/", {"name": name, "visibility": visibility})
     assert made.status_code == 302, made.text[:300]
     return made.headers["Location"].rstrip("/").rsplit("/", 1)[1]
 
@@ -135,3 +136,34 @@ def test_a_removed_member_is_cut_off_at_once(live):
     owner_socket.send({"type": "ping"})
     assert owner_socket.wait_for(lambda f: f["type"] == "pong", timeout=5)
     owner_socket.close()
+
+
+def test_an_owner_making_a_room_private_cuts_off_everyone_else(live):
+    """A sign-in room with a member (joined from the list) and an outsider, both connected: the
+    owner makes it private on the room's settings page. Both sockets close with 4003 within 2 s
+    (every older ticket is refused); the member gets a fresh ticket and reads on, the outsider
+    gets 404 as for no room."""
+    _owner_name, _pw, owner = sign_in(live)
+    _member_name, _pw, member = sign_in(live)
+    _outsider_name, _pw, outsider = sign_in(live)
+    slug = private_room(live, owner, visibility="signed_in")
+    assert post_form(live, member, f"/chats/{slug}/join/").status_code == 302
+    sockets = {
+        who: ChatClient(live.ticket(session, slug)["ws_url"], origin=live.origin)
+        for who, session in (("member", member), ("outsider", outsider))
+    }
+    changed = post_form(
+        live,
+        owner,
+        f"/chats/{slug}/settings/",
+        {"name": "Closed now", "description": "", "visibility": "private"},
+    )
+    assert changed.status_code == 302
+    for socket in sockets.values():
+        assert socket.wait_closed(timeout=CLOSE_WITHIN) == (4003, "access revoked")
+    refused = outsider.get(f"{live.django_url}/api/rooms/{slug}/ticket/", timeout=10)
+    assert refused.status_code == 404 and refused.json()["error"] == "unknown_room"
+    again = ChatClient(live.ticket(member, slug)["ws_url"], origin=live.origin)
+    again.send({"type": "ping"})
+    assert again.wait_for(lambda f: f["type"] == "pong", timeout=5)
+    again.close()
