@@ -167,8 +167,9 @@ def test_a_removed_member_is_told_at_once(person, live):
 
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
 def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
-    """axe finds nothing on the signed-in room list (with an invitation and a direct
-    conversation), the new-room form, and an owner's members page showing a new link."""
+    """axe finds nothing on the signed-in room list (with an invitation, a direct conversation
+    and Join buttons), the new-room form, an owner's members page showing a new link, and the
+    room's settings page."""
     from tests.browser.test_axe import AXE, assert_no_violations
 
     assert AXE.exists(), "run `make js-deps`"
@@ -197,6 +198,9 @@ def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
         page.get_by_role("button", name="Make an invitation link").click()
         expect(page.locator("#new-invite-link")).to_be_visible()
         assert_no_violations(page)
+        page.goto(page.url.replace("/members/", "/settings/"))
+        expect(page.get_by_role("button", name="Save")).to_be_visible()
+        assert_no_violations(page)
         live.shell(
             "from django.contrib.auth import get_user_model\nfrom chat.direct import open_direct\n"
             "from chat.invites import invite_user\nfrom chat.models import Room\n"
@@ -212,3 +216,39 @@ def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
         assert_no_violations(page)
     finally:
         context.close()
+
+
+def test_joining_from_the_list_and_changing_a_room_from_its_menu(person, live):
+    """An owner makes a sign-in room; another user joins it with the room list's Join button
+    (counted, "you are a member") and follows it: the owner's next message shows as unread on
+    that user's list. The owner renames it from the room page's menu ("Room settings") and makes
+    it private: the member's open page stays live, the new name shows on the page."""
+    owner, joiner = person("owner"), person("joiner")
+    owner.goto(f"{live.django_url}/chats/new/")
+    owner.get_by_label("Name").fill("Open " + secrets.token_hex(2))
+    owner.get_by_label("Open to signed-in users").check()
+    owner.get_by_role("button", name="Create room").click()
+    live_state(owner)
+    slug = owner.url.rstrip("/").rsplit("/", 1)[1]
+
+    joiner.goto(f"{live.django_url}/chats/")
+    card = joiner.locator(f'.room-card[data-slug="{slug}"]')
+    expect(card).to_contain_text("1 member")
+    card.get_by_role("button", name=re.compile("^Join ")).click()
+    card = joiner.locator(f'.room-card[data-slug="{slug}"]')
+    expect(card).to_contain_text("2 members")
+    expect(card).to_contain_text("you are a member")
+    say(owner, "news for members")
+    expect(card.locator(".unread-badge")).to_have_text("1")
+
+    joiner.goto(f"{live.django_url}/chats/{slug}/")
+    live_state(joiner)
+    owner.get_by_role("link", name="Room settings").click()
+    owner.get_by_label("Name").fill("Renamed room")
+    owner.get_by_label("Private: members only").check()
+    owner.get_by_role("button", name="Save").click()
+    expect(owner.locator("h1")).to_have_text("Renamed room")
+    live_state(owner)
+    # The member was cut off with everyone (scope all) and came back with a fresh ticket.
+    say(owner, "still here?")
+    shows(joiner, "still here?")
