@@ -56,6 +56,17 @@ def shows(page: Page, text: str):
     expect(page.locator("#message-list > li.message .body", has_text=text)).to_have_count(1)
 
 
+def create_room(page: Page, live, prefix: str, visibility: str = "Private: members only") -> str:
+    """Creates a room with the new-room form (``visibility`` is its radio's label) and waits for
+    its page to be live; returns the room's URL."""
+    page.goto(f"{live.django_url}/chats/new/")
+    page.get_by_label("Name").fill(f"{prefix} {secrets.token_hex(2)}")
+    page.get_by_label(visibility).check()
+    page.get_by_role("button", name="Create room").click()
+    live_state(page)
+    return page.url
+
+
 def test_private_room_invite_by_username_and_by_link_then_chat(person, live):
     """Create a private room from the room list; invite by username (accepted from the
     invitee's room list) and by a single-use link (accepted on the link's page); all three
@@ -145,12 +156,7 @@ def test_a_removed_member_is_told_at_once(person, live):
     """The owner removes a member whose room page is open: within moments that page says it
     cannot join, its composer stops taking text, and it does not reconnect."""
     owner, member = person("owner"), person("member")
-    owner.goto(f"{live.django_url}/chats/new/")
-    owner.get_by_label("Name").fill("Removal " + secrets.token_hex(2))
-    owner.get_by_label("Private: members only").check()
-    owner.get_by_role("button", name="Create room").click()
-    live_state(owner)
-    room_url = owner.url
+    room_url = create_room(owner, live, "Removal")
     owner.get_by_role("link", name=re.compile("Members")).click()
     owner.get_by_label("Invite by username").fill(member.username)
     owner.get_by_role("button", name="Invite", exact=True).click()
@@ -224,12 +230,7 @@ def test_joining_from_the_list_and_changing_a_room_from_its_menu(person, live):
     that user's list. The owner renames it from the room page's menu ("Room settings") and makes
     it private: the member's open page stays live, the new name shows on the page."""
     owner, joiner = person("owner"), person("joiner")
-    owner.goto(f"{live.django_url}/chats/new/")
-    owner.get_by_label("Name").fill("Open " + secrets.token_hex(2))
-    owner.get_by_label("Open to signed-in users").check()
-    owner.get_by_role("button", name="Create room").click()
-    live_state(owner)
-    slug = owner.url.rstrip("/").rsplit("/", 1)[1]
+    slug = create_room(owner, live, "Open", "Open to signed-in users").rstrip("/").rsplit("/", 1)[1]
 
     joiner.goto(f"{live.django_url}/chats/")
     card = joiner.locator(f'.room-card[data-slug="{slug}"]')
