@@ -53,7 +53,7 @@ def slug_patterns() -> list[tuple[str, list[str]]]:
 
 
 @pytest.fixture
-def hidden(db, alice) -> Room:
+def hidden(db, alice, bob) -> Room:
     """alice's private room with a message and a pending invitation (archived when the test's
     parameter says so: an archived room must not answer "archived" to outsiders either)."""
     room = Room.objects.create(slug="hideout", name="Hideout", visibility=PRIVATE)
@@ -65,6 +65,9 @@ def hidden(db, alice) -> Room:
         author_name="alice",
         body="the plan",
         nonce="n-1",
+    )
+    Invite.objects.create(
+        room=room, created_by=alice, invitee=bob, expires_at=timezone.now() + timedelta(days=1)
     )
     return room
 
@@ -103,17 +106,11 @@ def asks(client: Client, path: str, query: dict | None = None) -> list:
 @pytest.mark.parametrize("archived", [False, True], ids=["open", "archived"])
 @pytest.mark.parametrize("who", ["outsider", "staff", "removed", "guest"])
 def test_a_private_room_answers_outsiders_as_an_unknown_room(
-    hidden, alice, bob, chat_server, django_user_model, who, archived
+    hidden, alice, chat_server, django_user_model, who, archived
 ):
     """Every slug-taking URL of chat/urls.py (GET, JSON POST, form POST) and every room filter
     in a query: a signed-in non-member, a staff non-member, a removed member and a guest get
     the same status, error code or page and redirect as for a slug that names no room."""
-    Invite.objects.create(
-        room=hidden,
-        created_by=alice,
-        invitee=bob,
-        expires_at=timezone.now() + timedelta(days=1),
-    )
     if archived:
         Room.objects.filter(pk=hidden.pk).update(is_archived=True)
     client = Client()
