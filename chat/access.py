@@ -7,6 +7,11 @@ personal feed all ask here, so a new kind of room changes one module.
 - ``signed_in``: every signed-in user;
 - ``private`` (direct conversations included): the room's members only (chat/membership.py).
   Staff are not special here: they manage members in the admin.
+
+A private room does not exist for anyone outside it: every path that takes a slug finds the
+room with :func:`known_room`, which answers such a room as no room at all, before anything else
+about it (archived, its messages) is told; :func:`refusal` answers it ``unknown_room`` too. So
+nobody can probe which private room names exist (docs/security.md).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q, QuerySet
 
-from .models import PUBLIC, SIGNED_IN, Membership, Room
+from .models import PRIVATE, PUBLIC, SIGNED_IN, Membership, Room
 
 
 def may_read(user: User | AnonymousUser, room: Room) -> bool:
@@ -44,24 +49,35 @@ class Refusal:
 
 
 SIGN_IN_REQUIRED = Refusal(403, "sign_in_required", "Sign in to join this room.")
-NOT_A_MEMBER = Refusal(
-    403, "not_a_member", "This room is private: only its members may enter. Ask an owner."
-)
-# A direct conversation is nobody else's business: it answers as a room that does not exist.
+# A private room (a direct conversation too) is nobody else's business: it answers everyone
+# outside it, guests, signed-in users and staff alike, as a room that does not exist.
 UNKNOWN_ROOM = Refusal(404, "unknown_room", "No such room.")
 
 
+def hidden_from(user: User | AnonymousUser, room: Room) -> bool:
+    """True when ``room`` must not be known to exist for ``user``: private, and ``user`` (or a
+    guest) is not a member."""
+    return room.visibility == PRIVATE and not may_read(user, room)
+
+
+def known_room(user: User | AnonymousUser, slug: str) -> Room | None:
+    """The room ``slug`` as ``user`` may know it: None when no room has that slug or when it is
+    hidden from the user (:func:`hidden_from`). Callers answer None exactly as an unknown slug,
+    and ask this first, before telling anything else about the room (archived, messages)."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None or hidden_from(user, room):
+        return None
+    return room
+
+
 def refusal(user: User | AnonymousUser, room: Room) -> Refusal | None:
-    """None when :func:`may_read` allows ``user`` into ``room``, else why not: a guest outside a
-    public room must sign in; a signed-in non-member of a private room is not a member; a direct
-    conversation answers a non-member as an unknown room."""
+    """None when :func:`may_read` allows ``user`` into ``room``, else why not: a private room
+    answers a non-member as an unknown room; a guest outside a sign-in room must sign in."""
     if may_read(user, room):
         return None
-    if room.direct_key is not None:
+    if hidden_from(user, room):
         return UNKNOWN_ROOM
-    if not user.is_authenticated:
-        return SIGN_IN_REQUIRED
-    return NOT_A_MEMBER
+    return SIGN_IN_REQUIRED
 
 
 def membership(user: User | AnonymousUser, room: Room) -> Membership | None:

@@ -110,7 +110,8 @@ def room_access_changed(slug: str, scope: str) -> None:
 def member_removed(slug: str, user_id: int) -> None:
     """A member left or was removed from a private room: that user's connections to the room
     close with 4003 and its earlier tickets for it are refused (its other rooms stay open); the
-    fresh ticket the client then asks for is refused with 403 ``not_a_member``."""
+    fresh ticket the client then asks for is refused with 404 ``unknown_room`` (the room no
+    longer exists for that user: chat.access.known_room)."""
     uid = f"u:{int(user_id)}"
     _room_event(
         "member_removed",

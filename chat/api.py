@@ -55,7 +55,7 @@ def room_list(request: HttpRequest) -> JsonResponse:
 
 
 def _room_or_error(request: HttpRequest, slug: str) -> Room | JsonResponse:
-    room = Room.objects.filter(slug=slug).first()
+    room = access.known_room(request.user, slug)
     if room is None:
         return error_response(404, "unknown_room", "No such room.")
     if room.is_archived:

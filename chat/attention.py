@@ -1,9 +1,13 @@
 """Attention: how far each user has read each room, mentions, and who hears about a message.
 
 Read state (:class:`chat.models.ReadState`) is per user and room: ``last_read_id`` only moves
-forward (:func:`mark_read`). A user with a row follows the room: every new message in it raises a
+forward (:func:`mark_read`). A user follows a room they may read when they have a read state of
+it or are a member of it (:func:`_follows`, the one rule: the live feed's :func:`followers` and
+the listing's :func:`followed_rooms` both apply it): every new message in it raises a
 ``room_message`` feed event for them, a message that names them (``@username``, or ``@here``
-while they had the room open) a ``mention`` event instead. Mentions are recorded when a message
+while they had the room open) a ``mention`` event instead. A followed room the user never
+opened counts from where following began (:func:`start_read_id`: a member's join), so a reload
+shows what the live feed counted. Mentions are recorded when a message
 is stored (:func:`message_stored`, called by the internal batch API inside its transaction), and
 only for people who may read the room (``chat.access.may_read``, the one access rule). The feed
 events go to the chat server after commit through ``chat.actions.user_events``, addressed to an
@@ -30,7 +34,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -103,17 +107,77 @@ def mentioned_users(message: Message) -> tuple[list[Any], list[Any]]:
     return named, reached
 
 
+def _follows(read_states: str, memberships: str, other: Any) -> Q:
+    """The follow rule, from either side: a read state of the (user, room) pair, or a
+    membership (of a private room or direct conversation, from the moment of joining, whichever
+    way: creation, direct open, invitation, admin). ``read_states`` and ``memberships`` are the
+    lookups from the side queried to ``other`` (a room when listing users, a user when listing
+    rooms). Callers add the access rule (who may read)."""
+    return Q(**{read_states: other}) | Q(**{memberships: other})
+
+
 def followers(room: Room, exclude: int | None) -> list[int]:
-    """Ids of the users following ``room`` who may read it, but ``exclude``: those with a read
-    state, and every member (of a private room or direct conversation) from the moment they
-    join, whichever way they joined (creation, direct open, invitation, admin). One query."""
+    """Ids of the active users following ``room`` (:func:`_follows`) who may read it, but
+    ``exclude``. One query."""
     users = (
         get_user_model()
         .objects.filter(is_active=True)
-        .filter(Q(chat_read_states__room=room) | Q(chat_memberships__room=room))
+        .filter(_follows("chat_read_states__room", "chat_memberships__room", room))
         .distinct()
     )
     return [u.pk for u in users.exclude(pk=exclude) if access.may_read(u, room)]
+
+
+def followed_rooms(user: Any) -> QuerySet[Room]:
+    """The open (not archived) rooms ``user`` follows (:func:`_follows`) and may read
+    (``chat.access.readable_rooms``): the same rooms whose messages :func:`followers` sends to
+    the user's feed."""
+    return (
+        access.readable_rooms(user)
+        .filter(_follows("read_states__user", "memberships__user", user), is_archived=False)
+        .distinct()
+    )
+
+
+def start_read_id(user_id: int, room_id: int, default: int) -> int:
+    """Where the read position of a followed room the user never opened starts (the id of the
+    last message taken as read): for a member, the newest message sent before they joined, so
+    everything since the join is unread, as the live feed counted it (:func:`followers` sends
+    them every message from then on); for anyone else ``default``. One or two queries."""
+    joined_at = (
+        Membership.objects.filter(user_id=user_id, room_id=room_id)
+        .values_list("joined_at", flat=True)
+        .first()
+    )
+    if joined_at is None:
+        return default
+    before = Message.objects.filter(room_id=room_id, sent_at__lt=joined_at)
+    return before.aggregate(newest=Max("id"))["newest"] or 0
+
+
+def read_state(user: Any, room: Room) -> ReadState | None:
+    """``user``'s read state of ``room``: the stored row, else (for a member who never opened
+    it) an unsaved one at :func:`start_read_id`, else None (the user does not follow it)."""
+    state = ReadState.objects.filter(user=user, room=room).first()
+    if state is not None:
+        return state
+    start = start_read_id(user.pk, room.pk, -1)
+    if start < 0:
+        return None
+    return ReadState(user=user, room=room, last_read_id=start)
+
+
+def _stored_state(user: Any, room: Room, default: int) -> ReadState:
+    """The user's read state row of ``room``, locked; made at :func:`start_read_id` (with
+    ``default`` for a non-member) when the user never had one. Inside a transaction."""
+    state = ReadState.objects.select_for_update().filter(user=user, room=room).first()
+    if state is not None:
+        return state
+    start = start_read_id(user.pk, room.pk, default)
+    state, _ = ReadState.objects.select_for_update().get_or_create(
+        user=user, room=room, defaults={"last_read_id": start}
+    )
+    return state
 
 
 def message_stored(messages: Iterable[Message]) -> None:
@@ -175,11 +239,25 @@ def _record(message: Message, named: list[Any], reached: list[Any]) -> None:
     if not rows:
         return
     Mention.objects.bulk_create(rows, ignore_conflicts=True)
-    # Someone named in a room they never opened starts following it, with this message unread.
+    # Someone named in a room they never opened starts following it with this message unread;
+    # a member who never opened it keeps everything since joining unread (start_read_id). A
+    # user who has a read state keeps it (ignore_conflicts).
+    opened = set(
+        ReadState.objects.filter(
+            room_id=message.room_id, user_id__in=[row.user_id for row in rows]
+        ).values_list("user_id", flat=True)
+    )
     ReadState.objects.bulk_create(
         [
-            ReadState(user_id=row.user_id, room_id=message.room_id, last_read_id=message.pk - 1)
+            ReadState(
+                user_id=row.user_id,
+                room_id=message.room_id,
+                last_read_id=min(
+                    message.pk - 1, start_read_id(row.user_id, message.room_id, message.pk - 1)
+                ),
+            )
             for row in rows
+            if row.user_id not in opened
         ],
         ignore_conflicts=True,
     )
@@ -207,11 +285,19 @@ def room_state(user: Any, state: ReadState) -> dict[str, Any]:
 
 
 def summary(user: Any) -> dict[str, Any]:
-    """``GET /api/attention/``: every followed room the user may read, its counts, and totals."""
-    states = ReadState.objects.filter(
-        user=user, room__in=access.readable_rooms(user)
-    ).select_related("room")
-    rooms = [room_state(user, s) for s in states if not s.room.is_archived]
+    """``GET /api/attention/``: every room the user follows and may read
+    (:func:`followed_rooms`, never opened ones included, counted from :func:`start_read_id`),
+    its counts, and totals."""
+    followed = list(followed_rooms(user).order_by("pk"))
+    stored = {s.room_id: s for s in ReadState.objects.filter(user=user, room__in=followed)}
+    states = [
+        stored.get(room.pk)
+        or ReadState(user=user, room=room, last_read_id=start_read_id(user.pk, room.pk, 0))
+        for room in followed
+    ]
+    for state, room in zip(states, followed, strict=True):
+        state.room = room
+    rooms = [room_state(user, s) for s in states]
     return {
         "rooms": rooms,
         "unread": sum(r["unread"] for r in rooms if not r["muted"]),
@@ -225,7 +311,7 @@ def mark_read(user: Any, room: Room, last_read_id: int) -> dict[str, Any]:
     new ``unread`` state after commit. Returns that state."""
     newest = Message.objects.filter(room=room).aggregate(newest=Max("id"))["newest"] or 0
     target = max(0, min(int(last_read_id), newest))
-    state, _ = ReadState.objects.select_for_update().get_or_create(user=user, room=room)
+    state = _stored_state(user, room, 0)
     changed = target > state.last_read_id
     if changed:
         state.last_read_id = target
@@ -238,8 +324,10 @@ def mark_read(user: Any, room: Room, last_read_id: int) -> dict[str, Any]:
 
 
 def set_muted(user: Any, room: Room, muted: bool) -> dict[str, Any]:
-    """Mute or unmute ``room``'s notifications for ``user`` (on every device)."""
-    state, _ = ReadState.objects.select_for_update().get_or_create(user=user, room=room)
+    """Mute or unmute ``room``'s notifications for ``user`` (on every device). A room the user
+    never opened starts following from its newest message (a member's from the join)."""
+    newest = Message.objects.filter(room=room).aggregate(newest=Max("id"))["newest"] or 0
+    state = _stored_state(user, room, newest)
     state.muted = bool(muted)
     state.save(update_fields=["muted"])
     event = room_state(user, state)

@@ -8,7 +8,8 @@
 
 Signed-in users only (401 ``sign_in_required``): read state, mentions and the feed are
 per account. Session auth with Django's CSRF check on the POSTs (header ``X-CSRFToken``); every
-room is checked with ``chat.access.may_read`` (403) like every other entry point.
+room is found and checked like on every other entry point (``chat.access.known_room``: a room
+hidden from the asker is 404 ``unknown_room``, as no room).
 """
 
 from __future__ import annotations
@@ -36,12 +37,20 @@ def _signed_in(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
-def _room(request: HttpRequest, slug: str) -> Room | JsonResponse:
-    room = Room.objects.filter(slug=slug, is_archived=False).first()
-    if room is None:
+def _reader_room(request: HttpRequest, slug: str) -> Room | JsonResponse:
+    """The open room ``slug`` when the signed-in asker may read it, else the error answer:
+    401 ``sign_in_required`` for a visitor, 404 ``unknown_room`` for no such room, an
+    archived one or a room hidden from the asker (``chat.access.known_room``), the access
+    rule's refusal otherwise (``chat.access.refusal``). The preamble of every per-room call."""
+    refused = _signed_in(request)
+    if refused is not None:
+        return refused
+    room = access.known_room(request.user, slug)
+    if room is None or room.is_archived:
         return error_response(404, "unknown_room", "No such room.")
-    if not access.may_read(request.user, room):
-        return error_response(403, "forbidden", "You may not read this room.")
+    why = access.refusal(request.user, room)
+    if why is not None:
+        return error_response(why.status, why.code, why.message)
     return room
 
 
@@ -104,10 +113,7 @@ def feed_ticket(request: HttpRequest) -> JsonResponse:
 def mark_read(request: HttpRequest, slug: str) -> JsonResponse:
     """``POST /api/rooms/<slug>/read/`` ``{"last_read_id": id}``: the room's new ``unread``
     state (every feed of the user gets it too)."""
-    refused = _signed_in(request)
-    if refused is not None:
-        return refused
-    room = _room(request, slug)
+    room = _reader_room(request, slug)
     if isinstance(room, JsonResponse):
         return room
     data = _body(request)
@@ -124,10 +130,7 @@ def mark_read(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 def mute(request: HttpRequest, slug: str) -> JsonResponse:
     """``POST /api/rooms/<slug>/mute/`` ``{"muted": true|false}``: the room's ``unread`` state."""
-    refused = _signed_in(request)
-    if refused is not None:
-        return refused
-    room = _room(request, slug)
+    room = _reader_room(request, slug)
     if isinstance(room, JsonResponse):
         return room
     data = _body(request)
@@ -142,10 +145,7 @@ def mute(request: HttpRequest, slug: str) -> JsonResponse:
 @require_GET
 def people(request: HttpRequest, slug: str) -> JsonResponse:
     """``GET /api/rooms/<slug>/people/?q=<prefix>``: ``{"people": [{"id", "name"}]}``."""
-    refused = _signed_in(request)
-    if refused is not None:
-        return refused
-    room = _room(request, slug)
+    room = _reader_room(request, slug)
     if isinstance(room, JsonResponse):
         return room
     prefix = request.GET.get("q", "")[:150]

@@ -1,11 +1,14 @@
-"""Membership changes of private rooms: invitations (to a user, or as a link), accepting and
-declining them, removing members and leaving (the models are in chat/membership.py).
+"""Membership changes: invitations to private rooms (to a user, or as a link), accepting and
+declining them, joining an open room, removing members and leaving (the models are in
+chat/membership.py).
 
 Every function here changes the database in one transaction with the rows it decides on
 locked, so two people using the last use of a single-use link at once admit one of them. A
-membership that ends reaches the chat server through the ``post_delete`` signal
-(chat/signals.py -> ``actions.member_removed``): the removed member's sockets close and its
-held polls are answered at once.
+membership of a private room that ends reaches the chat server through the ``post_delete``
+signal (chat/signals.py -> ``actions.member_removed``): the removed member's sockets close and
+its held polls are answered at once. In an open room (public or sign-in) membership admits
+nobody (everyone may enter): it means following the room (chat/attention.py), so joining and
+leaving change only that.
 
 Errors are :class:`MembershipError` with a protocol-style ``code`` and a text for people.
 """
@@ -23,7 +26,7 @@ from django.utils import timezone
 
 from . import actions
 from .membership import MEMBER, OWNER, Invite, Membership
-from .models import PRIVATE, Room
+from .models import PRIVATE, ReadState, Room
 
 # How long a link lives: the choices the members page offers (seconds -> label).
 LINK_LIFETIMES = {
@@ -208,9 +211,30 @@ def remove_member(room: Room, user_id: int) -> Membership:
     return target
 
 
+def join(room: Room, user: AbstractBaseUser) -> Membership:
+    """``user`` joins open ``room`` (public or sign-in) as a member, and so follows it from now
+    on; a member already stays what it is. A private room admits by invitation only
+    (``MembershipError`` ``invitation_only``)."""
+    found = Membership.objects.filter(room=room, user=user).first()
+    if found is not None:
+        return found
+    if room.visibility == PRIVATE:
+        raise MembershipError("invitation_only", "A private room is joined by invitation.")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(room=room, user=user, role=MEMBER)
+    except IntegrityError:
+        return Membership.objects.get(room=room, user=user)  # joined a moment ago
+
+
 def leave(room: Room, user: AbstractBaseUser) -> Membership:
-    """``user`` leaves ``room`` (same rule as :func:`remove_member`)."""
-    return remove_member(room, user.pk)
+    """``user`` leaves ``room`` (same rule as :func:`remove_member`) and stops following it: its
+    read state goes too, so the room leaves its unread counts and feed until it opens the room
+    again (chat/attention.py: opening a room follows it)."""
+    with transaction.atomic():
+        left = remove_member(room, user.pk)
+        ReadState.objects.filter(room=room, user=user).delete()
+    return left
 
 
 def make_owner(room: Room, user_id: int) -> Membership:

@@ -42,7 +42,7 @@ class Refused(Exception):
 
 
 def _room(request: HttpRequest, slug: str) -> Room:
-    room = Room.objects.filter(slug=slug).first()
+    room = access.known_room(request.user, slug)
     if room is None:
         raise Refused(404, "unknown_room", "No such room.")
     if room.is_archived:

@@ -1,4 +1,5 @@
-"""Forms of the room pages: creating a room, inviting by username, making an invitation link."""
+"""Forms of the room pages: creating a room and changing it, inviting by username, making an
+invitation link."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ RESERVED_SLUGS = {"api", "internal", "search", "new", "invite", "invites", "dire
 SLUG_BASE = 40
 
 
-class RoomCreateForm(forms.ModelForm):
-    """Name, description and who may enter; the slug is made from the name."""
+class RoomSettingsForm(forms.ModelForm):
+    """An owner changes a room's name, description and who may enter (the slug, its address,
+    stays). Saving runs the room's signals: narrowing who may enter revokes older tickets on the
+    chat server (chat/signals.py ``room_changed``)."""
 
     class Meta:
         model = Room
@@ -31,7 +34,6 @@ class RoomCreateForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["visibility"].choices = VISIBILITY_CHOICES
-        self.fields["visibility"].initial = "private"
 
     def clean_name(self) -> str:
         """A name is trimmed and not blank."""
@@ -39,6 +41,15 @@ class RoomCreateForm(forms.ModelForm):
         if not name:
             raise forms.ValidationError("Give the room a name.")
         return name
+
+
+class RoomCreateForm(RoomSettingsForm):
+    """Name, description and who may enter (private unless chosen otherwise); the slug is made
+    from the name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["visibility"].initial = "private"
 
 
 def slug_candidates(name: str) -> list[str]:

@@ -1,6 +1,6 @@
-"""Pages that change rooms and who is in them: create a room, its members page (invite by
-username or link, withdraw invitations, remove members, leave), accept or decline an
-invitation, and open a direct conversation.
+"""Pages that change rooms and who is in them: create a room, join an open room, its members
+page (invite by username or link, withdraw invitations, remove members, leave), accept or
+decline an invitation, and open a direct conversation.
 
 Every change is a POST with Django's CSRF check (the forms carry ``{% csrf_token %}``); GET only
 shows. Pages that change membership need a signed-in user (guests are sent to sign in). The
@@ -16,14 +16,21 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import access, direct, invites, ratelimits
 from .membership import OWNER, Invite, Membership
 from .models import Room
-from .room_forms import InviteLinkForm, InviteUserForm, RoomCreateForm, slug_candidates
+from .room_forms import (
+    InviteLinkForm,
+    InviteUserForm,
+    RoomCreateForm,
+    RoomSettingsForm,
+    slug_candidates,
+)
 
 # The session key holding a link made a moment ago, shown once on the members page.
 NEW_LINK_KEY = "chat_new_invite_link"
@@ -75,8 +82,8 @@ def _create(form: RoomCreateForm, owner: Any) -> Room | None:
 
 
 def _readable_room(request: HttpRequest, slug: str) -> Room:
-    room = get_object_or_404(Room, slug=slug)
-    if access.refusal(request.user, room) is not None:
+    room = access.known_room(request.user, slug)
+    if room is None or access.refusal(request.user, room) is not None:
         raise Http404("No such room.")
     return room
 
@@ -195,6 +202,49 @@ def make_owner(request: HttpRequest, room: Room, user_id: int) -> HttpResponse:
     member = invites.make_owner(room, user_id)
     flash.success(request, f"{member.user.get_username()} is now an owner.")
     return redirect("chat:room_members", slug=room.slug)
+
+
+@login_required
+def room_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    """``/chats/<slug>/settings/``: an owner renames the room, changes its description and who
+    may enter (GET shows the form, POST saves and goes back to the room). Anyone else, and every
+    direct conversation, gets 404. Making the room private cuts off everyone else at once
+    (``RoomSettingsForm``: the room's signals revoke its older tickets)."""
+    room = _readable_room(request, slug)
+    if room.direct_key is not None or not access.is_owner(request.user, room):
+        raise Http404("No such room.")
+    form = RoomSettingsForm(request.POST or None, instance=room)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        flash.success(request, "The room was changed.")
+        return redirect("chat:room", slug=room.slug)
+    return render(request, "chat/rooms/settings.html", {"form": form, "room": room})
+
+
+def _next_page(request: HttpRequest, room: Room) -> str:
+    """Where a membership form goes back to: its ``next`` field when it is a path on this site
+    (Django's own check, as its sign-in view does), else the room."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("chat:room", args=[room.slug])
+
+
+@login_required
+@require_POST
+def join_room(request: HttpRequest, slug: str) -> HttpResponse:
+    """``POST /chats/<slug>/join/`` (``next``): a signed-in user joins an open room and follows
+    it (a private room: by invitation only, said on the page it came from)."""
+    room = _readable_room(request, slug)
+    try:
+        invites.join(room, request.user)
+    except invites.MembershipError as exc:
+        flash.error(request, exc.message)
+    else:
+        flash.success(request, f"You joined {room.name}.")
+    return redirect(_next_page(request, room))
 
 
 @login_required

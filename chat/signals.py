@@ -121,8 +121,9 @@ def room_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
 def _membership_deleted(sender: Any, instance: Membership, **kwargs: Any) -> None:
     # Also when a user or a room is deleted (memberships cascade): a redundant call then, as the
     # user's revocation or the room's deletion already covers it. A room already gone is skipped.
-    room = Room.objects.filter(pk=instance.room_id).values("slug").first()
-    if room is not None:
+    # Only a private room's membership admits anyone: leaving an open room revokes nothing.
+    room = Room.objects.filter(pk=instance.room_id).values("slug", "visibility").first()
+    if room is not None and room["visibility"] == PRIVATE:
         actions.member_removed(room["slug"], instance.user_id)
 
 

@@ -56,6 +56,8 @@ room_members = [
         room_views.revoke_invite,
         name="revoke_invite",
     ),
+    path("<slug:slug>/settings/", room_views.room_settings, name="room_settings"),
+    path("<slug:slug>/join/", room_views.join_room, name="join_room"),
     path("<slug:slug>/leave/", room_views.leave_room, name="leave_room"),
 ]
 

@@ -11,11 +11,11 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from . import access, history, ratelimits, room_directory
+from . import access, attention, history, ratelimits, room_directory
 from . import search as chat_search
 from .api import PUBLIC_PAGE_DEFAULT, rooms_with_activity
 from .identity import GuestLimitReached, chat_identity, set_guest_name
-from .models import MAX_NAME_LENGTH, ReadState, Room
+from .models import MAX_NAME_LENGTH, Room
 from .params import parse_decimal
 
 
@@ -38,15 +38,13 @@ ROOM_PAGE_CSP = {"require-trusted-types-for": ["'script'"], "trusted-types": ["c
 @csp_update(ROOM_PAGE_CSP)
 def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """``/chats/<slug>/``: the newest messages rendered on the server, then the live client."""
-    room = get_object_or_404(Room, slug=slug)
+    room = access.known_room(request.user, slug)
+    if room is None:
+        raise Http404("No such room.")
     if room.is_archived:
         # 404 like the API (the room is gone for visitors), with a page that says why.
         return render(request, "chat/room_archived.html", {"room": room}, status=404)
     refused = access.refusal(request.user, room)
-    if refused is access.UNKNOWN_ROOM:
-        raise Http404("No such room.")
-    if refused is access.NOT_A_MEMBER:
-        return render(request, "chat/rooms/not_a_member.html", {"room": room}, status=403)
     if refused is not None:
         return render(request, "chat/sign_in_required.html", {"room": room}, status=403)
     try:
@@ -84,6 +82,8 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "limits": limits,
         # Signed-in readers keep a read position (the divider starts after it) and may mute.
         "attention": _attention(request, room),
+        # An owner finds the room's settings in the room's menu.
+        "room_owner": room.direct_key is None and access.is_owner(request.user, room),
     }
     return render(request, "chat/room.html", context)
 
@@ -92,7 +92,8 @@ def _attention(request: HttpRequest, room: Room) -> dict | None:
     """The reader's read state of ``room`` as the page starts (None for visitors)."""
     if not request.user.is_authenticated:
         return None
-    state = ReadState.objects.filter(user=request.user, room=room).first()
+    # A member who never opened the room reads it from the join (where its count starts).
+    state = attention.read_state(request.user, room)
     return {
         "last_read_id": state.last_read_id if state is not None else None,
         "muted": state.muted if state is not None else False,
@@ -147,7 +148,9 @@ def guest_limited(request: HttpRequest, retry_after: int) -> HttpResponse:
 @require_POST
 def guest_name(request: HttpRequest, slug: str) -> HttpResponse:
     """``POST /chats/<slug>/guest-name/``: change the session's guest display name."""
-    room = get_object_or_404(Room, slug=slug, is_archived=False, allow_guests=True)
+    room = access.known_room(request.user, slug)
+    if room is None or room.is_archived or not room.allow_guests:
+        raise Http404("No such room.")
     if not request.user.is_authenticated:
         try:
             error = set_guest_name(request, request.POST.get("name", ""))

@@ -56,10 +56,21 @@ def shows(page: Page, text: str):
     expect(page.locator("#message-list > li.message .body", has_text=text)).to_have_count(1)
 
 
+def create_room(page: Page, live, prefix: str, visibility: str = "Private: members only") -> str:
+    """Creates a room with the new-room form (``visibility`` is its radio's label) and waits for
+    its page to be live; returns the room's URL."""
+    page.goto(f"{live.django_url}/chats/new/")
+    page.get_by_label("Name").fill(f"{prefix} {secrets.token_hex(2)}")
+    page.get_by_label(visibility).check()
+    page.get_by_role("button", name="Create room").click()
+    live_state(page)
+    return page.url
+
+
 def test_private_room_invite_by_username_and_by_link_then_chat(person, live):
     """Create a private room from the room list; invite by username (accepted from the
     invitee's room list) and by a single-use link (accepted on the link's page); all three
-    chat; the link, used once, admits nobody else."""
+    chat; the link, used once, admits nobody else, for whom the room is "Not found"."""
     owner, invited, linked = person("owner"), person("invited"), person("linked")
     owner.goto(f"{live.django_url}/chats/")
     owner.get_by_role("link", name="New room").click()
@@ -99,8 +110,9 @@ def test_private_room_invite_by_username_and_by_link_then_chat(person, live):
     late = person("late")
     late.goto(link)
     expect(late.get_by_role("alert")).to_contain_text("has been used")
+    # Outside the room, it does not exist (nobody can probe private names).
     late.goto(room_url)
-    expect(late.locator("h1")).to_contain_text("is private")
+    expect(late.locator("h1")).to_have_text("Not found")
 
 
 def test_direct_message_from_a_name_in_presence(person, live, live_room):
@@ -144,12 +156,7 @@ def test_a_removed_member_is_told_at_once(person, live):
     """The owner removes a member whose room page is open: within moments that page says it
     cannot join, its composer stops taking text, and it does not reconnect."""
     owner, member = person("owner"), person("member")
-    owner.goto(f"{live.django_url}/chats/new/")
-    owner.get_by_label("Name").fill("Removal " + secrets.token_hex(2))
-    owner.get_by_label("Private: members only").check()
-    owner.get_by_role("button", name="Create room").click()
-    live_state(owner)
-    room_url = owner.url
+    room_url = create_room(owner, live, "Removal")
     owner.get_by_role("link", name=re.compile("Members")).click()
     owner.get_by_label("Invite by username").fill(member.username)
     owner.get_by_role("button", name="Invite", exact=True).click()
@@ -166,8 +173,9 @@ def test_a_removed_member_is_told_at_once(person, live):
 
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
 def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
-    """axe finds nothing on the signed-in room list (with an invitation and a direct
-    conversation), the new-room form, and an owner's members page showing a new link."""
+    """axe finds nothing on the signed-in room list (with an invitation, a direct conversation
+    and Join buttons), the new-room form, an owner's members page showing a new link, and the
+    room's settings page."""
     from tests.browser.test_axe import AXE, assert_no_violations
 
     assert AXE.exists(), "run `make js-deps`"
@@ -196,6 +204,9 @@ def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
         page.get_by_role("button", name="Make an invitation link").click()
         expect(page.locator("#new-invite-link")).to_be_visible()
         assert_no_violations(page)
+        page.goto(page.url.replace("/members/", "/settings/"))
+        expect(page.get_by_role("button", name="Save")).to_be_visible()
+        assert_no_violations(page)
         live.shell(
             "from django.contrib.auth import get_user_model\nfrom chat.direct import open_direct\n"
             "from chat.invites import invite_user\nfrom chat.models import Room\n"
@@ -211,3 +222,34 @@ def test_room_pages_have_no_axe_violations(browser, live, color_scheme):
         assert_no_violations(page)
     finally:
         context.close()
+
+
+def test_joining_from_the_list_and_changing_a_room_from_its_menu(person, live):
+    """An owner makes a sign-in room; another user joins it with the room list's Join button
+    (counted, "you are a member") and follows it: the owner's next message shows as unread on
+    that user's list. The owner renames it from the room page's menu ("Room settings") and makes
+    it private: the member's open page stays live, the new name shows on the page."""
+    owner, joiner = person("owner"), person("joiner")
+    slug = create_room(owner, live, "Open", "Open to signed-in users").rstrip("/").rsplit("/", 1)[1]
+
+    joiner.goto(f"{live.django_url}/chats/")
+    card = joiner.locator(f'.room-card[data-slug="{slug}"]')
+    expect(card).to_contain_text("1 member")
+    card.get_by_role("button", name=re.compile("^Join ")).click()
+    card = joiner.locator(f'.room-card[data-slug="{slug}"]')
+    expect(card).to_contain_text("2 members")
+    expect(card).to_contain_text("you are a member")
+    say(owner, "news for members")
+    expect(card.locator(".unread-badge")).to_have_text("1")
+
+    joiner.goto(f"{live.django_url}/chats/{slug}/")
+    live_state(joiner)
+    owner.get_by_role("link", name="Room settings").click()
+    owner.get_by_label("Name").fill("Renamed room")
+    owner.get_by_label("Private: members only").check()
+    owner.get_by_role("button", name="Save").click()
+    expect(owner.locator("h1")).to_have_text("Renamed room")
+    live_state(owner)
+    # The member was cut off with everyone (scope all) and came back with a fresh ticket.
+    say(owner, "still here?")
+    shows(joiner, "still here?")

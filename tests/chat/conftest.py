@@ -111,3 +111,27 @@ def alice_message(lobby, alice) -> Message:
         body="helo",
         nonce="n1",
     )
+
+
+@pytest.fixture
+def bob(django_user_model):
+    """Another signed-up user."""
+    return django_user_model.objects.create_user("bob", password="correct horse battery")
+
+
+@pytest.fixture
+def carol(django_user_model):
+    """A third signed-up user."""
+    return django_user_model.objects.create_user("carol", password="correct horse battery")
+
+
+@pytest.fixture
+def sign_in(db):
+    """``sign_in(user)``: a new client signed in as ``user`` (several people in one test)."""
+
+    def signed_in_client(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return signed_in_client

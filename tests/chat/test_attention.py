@@ -42,16 +42,6 @@ def user_events(server) -> list[dict]:
     ]
 
 
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw-bob-123456789")
-
-
-@pytest.fixture
-def carol(django_user_model):
-    return django_user_model.objects.create_user("Carol", password="pw-carol-12345678")
-
-
 def test_parse_mentions():
     """`@name` tokens, case-folded, a trailing dot dropped; e-mail addresses are no mention;
     `@here` is its own flag."""
@@ -208,7 +198,7 @@ def test_here_reaches_people_seen_recently_with_size_and_rate_rules(
     first = store(signed, lobby, "@here hi", alice, "n2")
     assert set(
         Mention.objects.filter(message_id=first, here=True).values_list("user__username", flat=True)
-    ) == {"bob", "Carol"}
+    ) == {"bob", "carol"}
     again = store(signed, lobby, "@here again", alice, "n3")
     assert not Mention.objects.filter(message_id=again).exists()
 
@@ -290,3 +280,60 @@ def test_room_owners_may_use_here_in_a_large_room(signed, alice, bob, carol):
     assert set(
         Mention.objects.filter(message_id=allowed, here=True).values_list("user_id", flat=True)
     ) == {bob.pk, carol.pk}
+
+
+def test_rooms_followed_but_never_opened_keep_their_badges(
+    signed, alice, bob, carol, sign_in, chat_server, django_capture_on_commit_callbacks
+):
+    """The summary lists every room the live feed counts for the user (the follow rule:
+    chat.attention.followed_rooms / followers), with the same count: a direct conversation bob
+    never opened counts all its messages and its mention; a private room bob joined after
+    some history counts from the join, exactly the `room_message` events the feed sent him.
+    Muting, being mentioned and the room page start an unopened room from that point too; an
+    invitation alone follows nothing."""
+    from chat import direct, invites
+    from chat.membership import OWNER, Membership
+    from chat.models import PRIVATE, Room
+
+    bob_client = sign_in(bob)
+    dm = direct.open_direct(alice, bob.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        store(signed, dm, "psst", alice, "d1")
+        store(signed, dm, "@bob are you there?", alice, "d2")
+    secret = Room.objects.create(slug="secret", name="Secret", visibility=PRIVATE)
+    Membership.objects.create(room=secret, user=alice, role=OWNER)
+    for i in range(3):
+        store(signed, secret, f"before bob {i}", alice, f"s{i}")
+    invite = invites.invite_user(secret, alice, bob)
+    invites.invite_user(secret, alice, carol)
+    # Invited, not yet a member: the room is not followed.
+    assert secret.slug not in {r["room"] for r in bob_client.get("/api/attention/").json()["rooms"]}
+    invites.accept(invite.pk, bob)
+    chat_server.requests.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        store(signed, secret, "welcome", alice, "s9")
+    live = [i for i in user_events(chat_server) if bob.pk in i["users"]]
+    assert [i["event"]["type"] for i in live] == ["room_message"]
+
+    data = bob_client.get("/api/attention/").json()
+    counts = {r["room"]: (r["unread"], r["mentions"]) for r in data["rooms"]}
+    assert counts == {dm.slug: (2, 1), secret.slug: (1, 0)}
+    assert (data["unread"], data["mentions"]) == (3, 1)
+    # carol is only invited: she follows nothing yet.
+    assert sign_in(carol).get("/api/attention/").json()["rooms"] == []
+
+    # The room page's divider starts where the count does.
+    page = bob_client.get(f"/chats/{secret.slug}/")
+    joined_after = Message.objects.get(nonce="s2").pk
+    assert page.context["attention"]["last_read_id"] == joined_after
+    # Muting an unopened room keeps its count (it does not start from the room's first message).
+    muted = bob_client.post(
+        f"/api/rooms/{secret.slug}/mute/", {"muted": True}, content_type="application/json"
+    )
+    assert (muted.json()["unread"], muted.json()["last_read_id"]) == (1, joined_after)
+    # The mention in the unopened conversation kept the message before it unread (its read
+    # state starts at the join, not at the mention).
+    assert ReadState.objects.get(user=bob, room=dm).last_read_id == 0
+    store(signed, dm, "@bob hello?", alice, "d3")
+    counts = {r["room"]: r["unread"] for r in bob_client.get("/api/attention/").json()["rooms"]}
+    assert counts == {dm.slug: 3, secret.slug: 1}

@@ -21,12 +21,6 @@ chat_server = test_admin.chat_server
 
 
 @pytest.fixture
-def bob(django_user_model):
-    """Another signed-up user."""
-    return django_user_model.objects.create_user("bob", password="correct horse battery")
-
-
-@pytest.fixture
 def secret(db, alice) -> Room:
     """A private room owned by alice, with one message."""
     room = Room.objects.create(slug="secret", name="Secret", visibility=PRIVATE)
@@ -85,18 +79,18 @@ def test_migration_keeps_existing_rooms_access(db):
 
 
 def test_non_member_is_refused_on_every_django_path(client, alice, bob, secret):
-    """A signed-in non-member: the page is 403 (the "private" page), history, ticket, search
-    naming the room, edit and reaction are 403 `not_a_member`; search everywhere finds nothing
-    there; the room is in no list."""
+    """A signed-in non-member: the page is the 404 page; history, ticket, search naming the
+    room, edit and reaction are 404 `unknown_room` (as for no room: test_private_existence.py
+    checks every path); search everywhere finds nothing there; the room is in no list."""
     as_user(client, bob)
     message = secret.messages.get()
     page = client.get("/chats/secret/")
-    assert page.status_code == 403 and b"is private" in page.content
+    assert page.status_code == 404 and b"Not found" in page.content
     for url in ("/api/rooms/secret/messages/", "/api/rooms/secret/ticket/"):
         response = client.get(url)
-        assert response.status_code == 403 and response.json()["error"] == "not_a_member", url
+        assert response.status_code == 404 and response.json()["error"] == "unknown_room", url
     named = client.get("/api/search/", {"q": "plan", "room": "secret"})
-    assert named.status_code == 403 and named.json()["error"] == "not_a_member"
+    assert named.status_code == 404 and named.json()["error"] == "unknown_room"
     assert client.get("/api/search/", {"q": "plan"}).json()["results"] == []
     for action, data in (("edit", {"body": "mine now"}), ("react", {"emoji": "👍"})):
         response = client.post(
@@ -104,17 +98,18 @@ def test_non_member_is_refused_on_every_django_path(client, alice, bob, secret):
             json.dumps(data),
             content_type="application/json",
         )
-        assert response.status_code == 403 and response.json()["error"] == "not_a_member"
+        assert response.status_code == 404 and response.json()["error"] == "unknown_room"
     assert "secret" not in {r["slug"] for r in client.get("/api/rooms/").json()["rooms"]}
     assert b"/chats/secret/" not in client.get("/chats/").content
 
 
-def test_guest_is_asked_to_sign_in_and_never_sees_the_room(client, secret):
-    """A visitor: 403 sign_in_required on history and ticket, nothing in lists or search."""
+def test_guest_never_sees_the_room(client, secret):
+    """A visitor: 404 `unknown_room` on history and ticket, the 404 page, nothing in lists or
+    search (signing in would not open it: there is nothing to sign in for)."""
     for url in ("/api/rooms/secret/messages/", "/api/rooms/secret/ticket/"):
         response = client.get(url)
-        assert response.status_code == 403 and response.json()["error"] == "sign_in_required"
-    assert client.get("/chats/secret/").status_code == 403
+        assert response.status_code == 404 and response.json()["error"] == "unknown_room"
+    assert client.get("/chats/secret/").status_code == 404
     assert "secret" not in {r["slug"] for r in client.get("/api/rooms/").json()["rooms"]}
     assert client.get("/api/search/", {"q": "plan"}).json()["results"] == []
 

@@ -156,8 +156,9 @@ def form_post(live: LiveSystem, session: requests.Session, path: str, data: dict
 
 def test_direct_message_and_invitation_reach_a_feed_never_opened_there(cluster: LiveSystem):
     """Bob has only his room list open (feed on B). Alice opens a direct conversation with him
-    and writes (through A): Bob, who never opened it, gets a `room_message` marked `direct`.
-    Alice makes a private room and invites Bob by username: Bob's feed gets `invitation`."""
+    and writes (through A): Bob, who never opened it, gets a `room_message` marked `direct`,
+    and his list's summary (a reload) counts it too. Alice makes a private room and invites
+    Bob by username: Bob's feed gets `invitation`."""
     live = cluster
     bob_name, alice_name = f"bob{secrets.token_hex(3)}", f"alice{secrets.token_hex(3)}"
     live.create_user(bob_name, "pw-bob-0123456789")
@@ -175,6 +176,9 @@ def test_direct_message_and_invitation_reach_a_feed_never_opened_there(cluster: 
     dm = list_feed.wait_for(lambda f: f.get("type") == "room_message" and f["room"] == slug)
     assert dm["direct"] is True and dm["excerpt"] == "psst, Bob"
     assert dm["author"]["name"] == alice_name
+    # A reload of the list shows what the feed counted: the never-opened conversation's badge.
+    summary = bob.get(live.django_url + "/api/attention/", timeout=10).json()
+    assert {r["room"]: r["unread"] for r in summary["rooms"]} == {slug: 1}
 
     name = f"Plans {secrets.token_hex(3)}"
     where = form_post(

@@ -1,5 +1,6 @@
 """Private rooms between the real processes (gunicorn + twistd): a non-member gets no ticket and
-no history on any path, and a removed member is cut off at once.
+no history on any path, a removed member is cut off at once, and so is everyone outside a room
+its owner makes private.
 
 Everything goes through the pages a browser uses (the room form, the members page, the
 invitation link, each a CSRF-protected POST), then through the real socket and long poll.
@@ -31,10 +32,10 @@ def post_form(live: LiveSystem, session: requests.Session, path: str, data=None)
     )
 
 
-def private_room(live: LiveSystem, owner: requests.Session) -> str:
-    """A private room made through the room form; returns its slug."""
+def private_room(live: LiveSystem, owner: requests.Session, visibility: str = "private") -> str:
+    """A room (private unless told) made through the room form; returns its slug."""
     name = "Private " + uuid.uuid4().hex[:8]
-    made = post_form(live, owner, "/chats/new/", {"name": name, "visibility": "private"})
+    made = post_form(live, owner, "/chats/new/", {"name": name, "visibility": visibility})
     assert made.status_code == 302, made.text[:300]
     return made.headers["Location"].rstrip("/").rsplit("/", 1)[1]
 
@@ -65,8 +66,9 @@ def refused_status(url: str, origin: str) -> int:
 
 
 def test_a_non_member_gets_no_ticket_history_or_post(live):
-    """A signed-in non-member: the page, the JSON history and the ticket are refused (403
-    not_a_member); search finds nothing there. Even holding a ticket minted with the shared
+    """A signed-in non-member: the page, the JSON history and the ticket answer as for a room
+    that does not exist (404, `unknown_room`: nobody can probe private names); search finds
+    nothing there. Even holding a ticket minted with the shared
     secret (as a ticket minted just before a removal would be), what it sends is refused
     `not_a_member` by Django and never stored."""
     _owner_name, _pw, owner = sign_in(live)
@@ -75,10 +77,12 @@ def test_a_non_member_gets_no_ticket_history_or_post(live):
     writer.say("for members only", uuid.uuid4().hex)
     writer.wait_for_messages(1)
     outsider_name, _pw, outsider = sign_in(live)
-    assert outsider.get(f"{live.django_url}/chats/{slug}/", timeout=10).status_code == 403
-    for path in (f"/api/rooms/{slug}/messages/", f"/api/rooms/{slug}/ticket/"):
-        answer = outsider.get(live.django_url + path, timeout=10)
-        assert answer.status_code == 403 and answer.json()["error"] == "not_a_member", path
+    for path in ("/chats/{}/", "/api/rooms/{}/messages/", "/api/rooms/{}/ticket/"):
+        answer = outsider.get(live.django_url + path.format(slug), timeout=10)
+        unknown = outsider.get(live.django_url + path.format("no-such-room"), timeout=10)
+        assert answer.status_code == unknown.status_code == 404, path
+        if path.startswith("/api/"):
+            assert answer.json()["error"] == unknown.json()["error"] == "unknown_room", path
     found = outsider.get(f"{live.django_url}/api/search/?q=members", timeout=10).json()
     assert all(r["message"]["room"] != slug for r in found["results"])
     outsider_id = user_id(live, outsider_name)
@@ -128,7 +132,38 @@ def test_a_removed_member_is_cut_off_at_once(live):
     assert stale.status_code == 403 and "before the removal" not in stale.text
     for path in (f"/api/rooms/{slug}/ticket/", f"/api/rooms/{slug}/messages/"):
         answer = member.get(live.django_url + path, timeout=10)
-        assert answer.status_code == 403 and answer.json()["error"] == "not_a_member"
+        assert answer.status_code == 404 and answer.json()["error"] == "unknown_room"
     owner_socket.send({"type": "ping"})
     assert owner_socket.wait_for(lambda f: f["type"] == "pong", timeout=5)
     owner_socket.close()
+
+
+def test_an_owner_making_a_room_private_cuts_off_everyone_else(live):
+    """A sign-in room with a member (joined from the list) and an outsider, both connected: the
+    owner makes it private on the room's settings page. Both sockets close with 4003 within 2 s
+    (every older ticket is refused); the member gets a fresh ticket and reads on, the outsider
+    gets 404 as for no room."""
+    _owner_name, _pw, owner = sign_in(live)
+    _member_name, _pw, member = sign_in(live)
+    _outsider_name, _pw, outsider = sign_in(live)
+    slug = private_room(live, owner, visibility="signed_in")
+    assert post_form(live, member, f"/chats/{slug}/join/").status_code == 302
+    sockets = {
+        who: ChatClient(live.ticket(session, slug)["ws_url"], origin=live.origin)
+        for who, session in (("member", member), ("outsider", outsider))
+    }
+    changed = post_form(
+        live,
+        owner,
+        f"/chats/{slug}/settings/",
+        {"name": "Closed now", "description": "", "visibility": "private"},
+    )
+    assert changed.status_code == 302
+    for socket in sockets.values():
+        assert socket.wait_closed(timeout=CLOSE_WITHIN) == (4003, "access revoked")
+    refused = outsider.get(f"{live.django_url}/api/rooms/{slug}/ticket/", timeout=10)
+    assert refused.status_code == 404 and refused.json()["error"] == "unknown_room"
+    again = ChatClient(live.ticket(member, slug)["ws_url"], origin=live.origin)
+    again.send({"type": "ping"})
+    assert again.wait_for(lambda f: f["type"] == "pong", timeout=5)
+    again.close()

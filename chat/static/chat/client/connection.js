@@ -10,9 +10,11 @@
  *   polling: "live" as soon as the chat server answers the first poll (`wait=0`, at once); a
  *           socket is retried in the background every 30 s; on its hello ──> live
  *   close 4004 / ticket 404 room_archived ──> archived (final)
- *   close 4005 / ticket 404 (room gone) ──> deleted (final)      ticket 403 ──> denied (final)
+ *   close 4005 ──> deleted (final)      ticket 403 ──> denied (final)
+ *   ticket 404 unknown_room (deleted, or a private room one is no longer a member of: Django
+ *        answers both alike, on purpose) ──> forbidden (final)
  *   close 4003 (access revoked or the room's rules changed) ──> reconnecting with a fresh
- *        ticket: Django decides (403 ──> denied, 404 ──> archived/deleted, a ticket ──> live)
+ *        ticket: Django decides (403 ──> denied, 404 ──> archived/forbidden, a ticket ──> live)
  *
  * Both transports deliver the same frames (docs/protocol.md, "WebSocket"): a socket's frames and
  * a long-poll answer's `events` (and the answers to what was sent) all go to one handler,
@@ -150,7 +152,9 @@ export class Connection {
         return null;
       }
       if (err.status === 404) {
-        this.finish(err.code === "room_archived" ? "archived" : "deleted");
+        // `unknown_room` is also a private room this user may no longer enter (a removed
+        // member): Django does not say which, so neither does the page.
+        this.finish(err.code === "room_archived" ? "archived" : "forbidden");
         return null;
       }
       throw err;
