@@ -219,6 +219,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
         """Join the room (buffering live events), then send `hello` with history and presence;
         a feed socket follows its user and says `hello` at once."""
         hub: ChatHub = self.factory.hub
+        self._release_handshake()
         self._flood = FloodCounter(self.factory.reactor)
         if self.feed:
             self.factory.connections.add(self)
@@ -235,6 +236,18 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._reading_history = True
         d = hub.history(self.room, self.since)
         d.addCallbacks(self._send_hello, self._history_failed)
+
+    def _release_handshake(self) -> None:
+        """Drop what Autobahn keeps of the opening handshake once it is done: the raw request
+        head, its request line and URI, the parsed query and the response head (nothing reads
+        them after `onConnect`). Each holds the ticket, so it would otherwise stay in memory for
+        the socket's whole life, and together they are about 1.5 KB of every idle socket
+        (docs/performance.md, "100,000 idle sockets")."""
+        self.http_request_data = None
+        self.http_status_line = None
+        self.http_request_uri = None
+        self.http_request_params = None
+        self.http_response_data = None
 
     def _send_hello(self, page: HistoryPage) -> None:
         pending, self._pending = self._pending, None
