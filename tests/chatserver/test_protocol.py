@@ -265,6 +265,50 @@ def test_ping_sweep_pings_then_drops_a_silent_peer(env):
     assert not alive.transport.disconnecting
 
 
+def test_ping_sweep_steps_spread_each_round_over_the_interval(env):
+    """`sweep_step` (the timer's call, `steps` per ping interval): each step pings its share
+    of the sockets, every socket exactly once per round of `steps` steps, and a socket that
+    did not answer is dropped in the next round, the others pinged again."""
+    hub, reactor, _, factory = env
+    clients = [connect(env, uid=f"u:{i}", name=f"n{i}") for i in range(10)]
+    for client in clients:
+        client.frames()
+    pings = {id(c): 0 for c in clients}
+    visited = []
+    for _step in range(4):
+        visited.append(factory.sweep_step(4))
+        reactor.advance(5)
+        for client in clients:
+            pings[id(client)] += [op for op, _ in client.frames()].count(9)
+    assert visited == [3, 3, 3, 1]
+    assert sorted(pings.values()) == [1] * 10
+    quiet, alive = clients[0], clients[1:]
+    for client in alive:
+        client.protocol.dataReceived(client_frame(b"", opcode=10))
+    for _step in range(4):
+        factory.sweep_step(4)
+        reactor.advance(5)
+    assert quiet.transport.disconnecting
+    assert not any(c.transport.disconnecting for c in alive)
+    assert all([op for op, _ in c.frames()].count(9) == 1 for c in alive)
+
+
+def test_ping_sweep_steps_never_ping_a_few_sockets_more_than_once_per_round(env):
+    """Fewer sockets than steps: a round still lasts all its steps (one ping per socket per
+    ping interval, not one per step)."""
+    hub, reactor, _, factory = env
+    clients = [connect(env, uid=f"u:{i}", name=f"n{i}") for i in range(3)]
+    for client in clients:
+        client.frames()
+    for _step in range(20):
+        factory.sweep_step(20)
+        for client in clients:  # every ping answered at once
+            if [op for op, _ in client.frames()].count(9):
+                client.protocol.dataReceived(client_frame(b"", opcode=10))
+                client.pinged = getattr(client, "pinged", 0) + 1
+    assert [getattr(c, "pinged", 0) for c in clients] == [1, 1, 1]
+
+
 def test_shutdown_close_all_sends_1001(env):
     """close_all closes every open socket with a real 1001 close frame."""
     hub, reactor, _, factory = env
