@@ -75,7 +75,7 @@ DJANGO_COST_RATES = (10.0, 100.0, 1000.0)  # stored messages/s, all rooms togeth
 # Django fed directly at each rate with the batches the chat server's 5 ms group commit makes of
 # evenly spaced messages: one message per request up to 200/s, 5 per request at 1,000/s.
 DJANGO_DIRECT_BATCH = {10.0: 1, 100.0: 1, 1000.0: 5}
-DJANGO_COST_BOUND = 3.0
+DJANGO_COST_BOUND = 3.0  # plain / lean Django CPU per stored message at 100 messages/s
 # idle-big: sockets, the big room, its senders (2 x 0.5 messages/s = 10,000 deliveries/s into a
 # 10,000-socket room, big-room's delivery rate), sockets per connect call (tickets live 60 s).
 IDLE_BIG = {
@@ -84,7 +84,7 @@ IDLE_BIG = {
     "senders": 2,
     "rate_per_sender": 0.5,
     "chunk": 2500,
-}  # plain / lean Django CPU per stored message at 100 messages/s
+}
 
 
 def sizes(quick: bool, duration: float | None) -> dict[str, Any]:

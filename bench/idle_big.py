@@ -355,7 +355,12 @@ def judge(result: dict[str, Any], rat: dict[str, float]) -> list[dict[str, Any]]
 
     check("idle-big: sockets in one chat server process", n, TARGET_SOCKETS, False)
     check(f"idle-big {n}: RSS per socket ratio", rat["rss_per_socket"], RSS_BOUND, True)
-    check(f"idle-big {n}: connect rate ratio (ticket included)", rat["connect_rate"], 0.9, False)
+    check(
+        f"idle-big {n}: connect rate ratio (ticket included)",
+        rat["connect_rate"],
+        CONNECT_BOUND,
+        False,
+    )
     check(f"idle-big {n}: failed connects", real["failed"], 0, True)
     verified = real["tickets_verified"]
     check(
@@ -365,7 +370,7 @@ def judge(result: dict[str, Any], rat: dict[str, float]) -> list[dict[str, Any]]
         False,
     )
     fan = real["fanout"]
-    check(f"idle-big fan-out {room}: p99 latency ratio", rat["fanout_p99_latency"], 1.3, True)
+    check(f"idle-big fan-out {room}: p99 latency ratio", rat["fanout_p99_latency"], P99_BOUND, True)
     for figure in ("lost", "duplicated", "out_of_order"):
         check(f"idle-big fan-out {room}: {figure.replace('_', '-')}", fan[figure], 0, True)
     return checks
