@@ -29,7 +29,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench import peers, scenarios
+from bench import idle_big, peers, scenarios
 from bench.loadgen import LoadGenerator, OutOfStep
 from bench.peers import Sweep
 from bench.profile import Sampler, merged_summary
@@ -39,6 +39,7 @@ from bench.targets import ROOT, ChannelsTarget, LiveTarget, ReferenceTarget, bas
 log = logging.getLogger("bench")
 ALL = [
     "idle",
+    "idle-big",
     "many-rooms",
     "many-rooms-2x",
     "big-room",
@@ -50,7 +51,8 @@ ALL = [
 DEFAULT = ALL  # what `python -m bench` (and `make bench`) runs without --scenarios
 # `--quick` (`make bench-smoke`, under a minute) leaves out the sweep and, unless --peers says
 # otherwise, the Channels peers: tests/bench/test_peers.py covers them.
-QUICK_DEFAULT = [name for name in ALL if name != "sweep"]
+# idle-big too (tens of thousands of connects): `--quick --scenarios idle-big` runs it tiny.
+QUICK_DEFAULT = [name for name in ALL if name not in ("sweep", "idle-big")]
 RESULTS = ROOT / "bench" / "results"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 FANOUTS = ("many-rooms", "big-room")  # compared with the reference
@@ -74,6 +76,15 @@ DJANGO_COST_RATES = (10.0, 100.0, 1000.0)  # stored messages/s, all rooms togeth
 # evenly spaced messages: one message per request up to 200/s, 5 per request at 1,000/s.
 DJANGO_DIRECT_BATCH = {10.0: 1, 100.0: 1, 1000.0: 5}
 DJANGO_COST_BOUND = 3.0  # plain / lean Django CPU per stored message at 100 messages/s
+# idle-big: sockets, the big room, its senders (2 x 0.5 messages/s = 10,000 deliveries/s into a
+# 10,000-socket room, big-room's delivery rate), sockets per connect call (tickets live 60 s).
+IDLE_BIG = {
+    "sockets": idle_big.TARGET_SOCKETS,
+    "room": idle_big.TARGET_ROOM,
+    "senders": 2,
+    "rate_per_sender": 0.5,
+    "chunk": 2500,
+}
 
 
 def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
@@ -85,6 +96,7 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
             "many-rooms-2x": FanoutLoad(3, 10, 2, 5.0, d),
             "big-room": FanoutLoad(1, 60, 2, 5.0, d),
             "idle": [200, 400],
+            "idle-big": {**IDLE_BIG, "sockets": 300, "room": 200, "duration_s": d, "chunk": 150},
             "persistence": {"rooms": 4, "window": 5, "duration_s": d},
             "longpoll": 50,
             # One rate, half a second: proves the scenario runs (two Django restarts dominate).
@@ -100,6 +112,9 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         # 10 messages/s into one room of 1,000: 10,000 deliveries/s.
         "big-room": FanoutLoad(1, 1000, 2, 5.0, d),
         "idle": [5000, 10000],
+        # Issue 16: 100,000 sockets in one process (or as many as RLIMIT_NOFILE allows; see
+        # bench/idle_big.py), 10,000 of them in one room that gets 1 message/s.
+        "idle-big": {**IDLE_BIG, "duration_s": d},
         "persistence": {"rooms": 20, "window": 50, "duration_s": d},
         # Issue 16: 10,000 held polls in one chat server process (the bench raises the
         # descriptor limit; the product's defaults are untouched).
@@ -238,6 +253,8 @@ def run_scenario(
                 out[peer.name] = {"error": f"{type(exc).__name__}: {exc}"}
                 lg.close()
         return out
+    if name == "idle-big":
+        return idle_big.run(reference, live, len(lg.processes), prefix, size[name], profile)
     if name == "sweep":
         systems = [t for t in (reference, live, *peer_targets) if t is not None]
         return peers.sweep(systems, lg, prefix, size["sweep"])
@@ -449,6 +466,8 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             }
             for ref, real in zip(ref_steps, real_steps, strict=False)
         }
+    if measured("idle-big", "reference", "chatserver"):
+        out["idle-big"] = idle_big.ratios(result["idle-big"])
     if measured("django-cost", "baseline", "current"):
         out["django-cost"] = {
             # The baseline's Django CPU per stored message / this checkout's, at each rate,
@@ -532,6 +551,8 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
         check(f"idle {top}: connect rate ratio", rat["idle"][top]["connect_rate"], 0.5, False)
         failed = result["idle"]["chatserver"]["steps"][-1]["failed"]
         check(f"idle {top}: failed connects", failed, 0, True)
+    if "idle-big" in rat:
+        checks.extend(idle_big.judge(result["idle-big"], rat["idle-big"]))
     if "persistence" in rat:
         default = result["persistence"]["default_batch"]
         check("persistence: stored messages/s", default["stored_per_s"], 2000, False)
@@ -683,6 +704,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs; figures are medians")
     parser.add_argument("--duration", type=float, help="seconds per measured phase")
     parser.add_argument("--workers", type=int, default=3, help="load generator processes")
+    parser.add_argument(
+        "--idle-big-sockets",
+        type=int,
+        help=f"idle-big's socket count (default {idle_big.TARGET_SOCKETS:,}, capped by "
+        "RLIMIT_NOFILE; the big room is at most this many)",
+    )
     parser.add_argument("--plot", type=Path, default=RESULTS / "bench.png", help="PNG to write")
     parser.add_argument("--json", type=Path, default=RESULTS / "bench.json", help="JSON to write")
     parser.add_argument("--profile", action="store_true", help="py-spy the chat server (big room)")
@@ -749,13 +776,15 @@ def main(argv: list[str] | None = None) -> int:
     size = sizes(args.quick, args.duration)
     if args.sweep_rates:
         size["sweep"] = Sweep(size["sweep"].shape, args.sweep_rates)
+    if args.idle_big_sockets:
+        size["idle-big"]["sockets"] = args.idle_big_sockets
     started = time.monotonic()
     runs = [run_once(args, size, rep) for rep in range(args.repeat)]
     results = median_tree(runs)
     if isinstance(results.get("sweep"), dict) and "systems" in results["sweep"]:
         peers.rejudge(results["sweep"], [run["sweep"] for run in runs if "systems" in run["sweep"]])
     rats = median_tree([ratios(run) for run in runs])
-    side_by_side = peers.table(results)
+    side_by_side = peers.table(results) + idle_big.table(results)
     report = {
         "argv": argv,
         "repeat": args.repeat,
@@ -778,6 +807,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(text + "\n")
     if side_by_side or sweep_result.get("systems"):
         log.info("side by side:\n%s", peers.summary(side_by_side, sweep_result.get("systems")))
+    if isinstance(results.get("idle-big"), dict) and "plan" in results["idle-big"]:
+        log.info("%s", idle_big.summary(results["idle-big"]))
     if isinstance(results.get("django-cost"), dict) and "current" in results["django-cost"]:
         log.info("Django CPU per stored message:\n%s", django_cost_table(results["django-cost"]))
     log.info(

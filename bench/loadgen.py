@@ -45,13 +45,17 @@ TUTORIAL = "tutorial"  # the Channels tutorial: {"message": "<text>"} both ways,
 @dataclass(frozen=True)
 class ClientSpec:
     """One socket to open: its URL, its room, its sender id (None for a pure receiver), the
-    frames it speaks (`CHAT` or `TUTORIAL`) and the Origin header it sends (None: none)."""
+    frames it speaks (`CHAT` or `TUTORIAL`), the Origin header it sends (None: none) and the
+    local address it binds before connecting (None: the kernel's choice). Every 127.0.0.x is
+    loopback on Linux and has its own ephemeral ports, so several sources lift the ~28,000
+    connections one source address can open to one server port."""
 
     url: str
     room: str
     sender: int | None = None
     dialect: str = CHAT
     origin: str | None = None
+    source: str | None = None
 
 
 class OutOfStep(RuntimeError):
@@ -154,6 +158,7 @@ class _Worker:
         async def open_one(spec: ClientSpec) -> None:
             async with semaphore:
                 try:
+                    bind = {"local_addr": (spec.source, 0)} if spec.source else {}
                     ws = await connect(
                         spec.url,
                         origin=spec.origin,
@@ -163,6 +168,7 @@ class _Worker:
                         max_queue=None,
                         open_timeout=60,
                         close_timeout=2,
+                        **bind,
                     )
                     if spec.dialect == CHAT:
                         hello = json.loads(await asyncio.wait_for(ws.recv(), 60))

@@ -42,6 +42,13 @@ WS_PATH_RE = re.compile(r"/ws/([A-Za-z0-9_-]{1,100})/?")
 # The signed-in user's personal feed (docs/protocol.md, "Personal feed"): a user ticket, no room.
 FEED_PATHS = ("/ws/@me", "/ws/@me/")
 
+# A ping with no payload as a server sends it (RFC 6455 5.2, 5.5.2: FIN, opcode 0x9, unmasked,
+# length 0).
+PING_FRAME = b"\x89\x00"
+# The ping sweep visits every socket once per `ping_interval` in this many steps, so the pings
+# (and the pongs they bring back) of 100,000 sockets never come in one burst (`sweep_step`).
+SWEEP_STEPS = 20
+
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
@@ -219,6 +226,7 @@ class ChatServerProtocol(WebSocketServerProtocol):
         """Join the room (buffering live events), then send `hello` with history and presence;
         a feed socket follows its user and says `hello` at once."""
         hub: ChatHub = self.factory.hub
+        self._release_handshake()
         self._flood = FloodCounter(self.factory.reactor)
         if self.feed:
             self.factory.connections.add(self)
@@ -235,6 +243,18 @@ class ChatServerProtocol(WebSocketServerProtocol):
         self._reading_history = True
         d = hub.history(self.room, self.since)
         d.addCallbacks(self._send_hello, self._history_failed)
+
+    def _release_handshake(self) -> None:
+        """Drop what Autobahn keeps of the opening handshake once it is done: the raw request
+        head, its request line and URI, the parsed query and the response head (nothing reads
+        them after `onConnect`). Each holds the ticket, so it would otherwise stay in memory for
+        the socket's whole life, and together they are about 1.5 KB of every idle socket
+        (docs/performance.md, "100,000 idle sockets")."""
+        self.http_request_data = None
+        self.http_status_line = None
+        self.http_request_uri = None
+        self.http_request_params = None
+        self.http_response_data = None
 
     def _send_hello(self, page: HistoryPage) -> None:
         pending, self._pending = self._pending, None
@@ -427,7 +447,11 @@ class ChatServerProtocol(WebSocketServerProtocol):
             return
         if self._ping_sent is None:
             self._ping_sent = now
-            self.sendPing()
+            # The constant frame straight to the transport, as `deliver` does: Autobahn's
+            # sendPing builds the frame and log arguments for every socket of the sweep.
+            if self._paused and not self._account(len(PING_FRAME)):
+                return
+            self.transport.write(PING_FRAME)
         elif now - self._ping_sent >= timeout:
             self.factory.hub.refuse("ping_timeout")
             self.wasClean = False
@@ -502,6 +526,10 @@ class ChatServerFactory(WebSocketServerFactory):
         self.config = config
         self.connections: set[ChatServerProtocol] = set()
         self._closing: set[ChatServerProtocol] = set()
+        # The ping sweep's current round (`sweep_step`): a snapshot of the connections, and
+        # how far the steps got through it.
+        self._round: list[ChatServerProtocol] = []
+        self._round_at = self._round_size = self._round_step = 0
         self._all_closed: list = []
         # Autobahn schedules handshake/close timeouts through txaio's global loop; route them
         # to our reactor so tests with a Clock see them and nothing touches the global reactor.
@@ -529,6 +557,31 @@ class ChatServerFactory(WebSocketServerFactory):
         timeout = self.config.ping_timeout
         for connection in list(self.connections):
             connection.check_alive(now, timeout)
+
+    def sweep_step(self, steps: int = SWEEP_STEPS) -> int:
+        """One of `steps` parts of a sweep (called every `ping_interval / steps` seconds), so
+        each connection is pinged, and dropped when silent, once per `ping_interval` as by
+        `sweep`, without pinging every socket in one reactor turn: at 19,000 idle sockets one
+        whole sweep cost about as much CPU at once as a message to 8,000 of them, delaying any
+        message behind it (docs/performance.md, "100,000 idle sockets"). A round works on a
+        snapshot of the connections taken when it starts; a connection opened since waits for
+        the next round. Returns the connections visited."""
+        steps = max(1, steps)
+        if self._round_step == 0:
+            self._round, self._round_at = list(self.connections), 0
+            self._round_size = -(-len(self._round) // steps)  # ceil: done within the round
+        # A round is always `steps` steps long, however few connections there are, so nobody
+        # is pinged more often than once per `ping_interval`.
+        self._round_step = (self._round_step + 1) % steps
+        batch = self._round[self._round_at : self._round_at + self._round_size]
+        self._round_at += len(batch)
+        if self._round_at >= len(self._round):
+            self._round, self._round_at = [], 0  # release closed ones now, not next round
+        now = self.reactor.seconds()
+        timeout = self.config.ping_timeout
+        for connection in batch:
+            connection.check_alive(now, timeout)
+        return len(batch)
 
     def close_all(self) -> Deferred:
         """Close every socket with 1001; fires when they are all gone."""

@@ -42,7 +42,7 @@ from chatserver.logthrottle import LogThrottle
 from chatserver.longpoll import LongPollResource
 from chatserver.metrics import ChatMetrics
 from chatserver.persistence import PersistenceQueue
-from chatserver.protocol import ChatServerFactory
+from chatserver.protocol import SWEEP_STEPS, ChatServerFactory
 from chatserver.revocations import RevocationList
 from chatserver.rooms import RoomRegistry
 from chatserver.signing import WINDOW_SECONDS
@@ -285,6 +285,7 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
         bus.setServiceParent(top)
         top.add_timer(config.redis_presence_interval, hub.fanout.tick)
     if config.ping_interval > 0:
-        top.add_timer(config.ping_interval, factory.sweep)
+        # Every socket once per interval, in SWEEP_STEPS steps (no burst of pings).
+        top.add_timer(config.ping_interval / SWEEP_STEPS, factory.sweep_step)
     top.add_timer(1.0, poll.sweep)
     return top

@@ -12,6 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatserver.protocol import ChatServerFactory
+from chatserver.tickets import FEED_AUDIENCE
 from tests.chatserver.support import (
     ORIGIN,
     WsClient,
@@ -264,6 +265,50 @@ def test_ping_sweep_pings_then_drops_a_silent_peer(env):
     assert not alive.transport.disconnecting
 
 
+def test_ping_sweep_steps_spread_each_round_over_the_interval(env):
+    """`sweep_step` (the timer's call, `steps` per ping interval): each step pings its share
+    of the sockets, every socket exactly once per round of `steps` steps, and a socket that
+    did not answer is dropped in the next round, the others pinged again."""
+    hub, reactor, _, factory = env
+    clients = [connect(env, uid=f"u:{i}", name=f"n{i}") for i in range(10)]
+    for client in clients:
+        client.frames()
+    pings = {id(c): 0 for c in clients}
+    visited = []
+    for _step in range(4):
+        visited.append(factory.sweep_step(4))
+        reactor.advance(5)
+        for client in clients:
+            pings[id(client)] += [op for op, _ in client.frames()].count(9)
+    assert visited == [3, 3, 3, 1]
+    assert sorted(pings.values()) == [1] * 10
+    quiet, alive = clients[0], clients[1:]
+    for client in alive:
+        client.protocol.dataReceived(client_frame(b"", opcode=10))
+    for _step in range(4):
+        factory.sweep_step(4)
+        reactor.advance(5)
+    assert quiet.transport.disconnecting
+    assert not any(c.transport.disconnecting for c in alive)
+    assert all([op for op, _ in c.frames()].count(9) == 1 for c in alive)
+
+
+def test_ping_sweep_steps_never_ping_a_few_sockets_more_than_once_per_round(env):
+    """Fewer sockets than steps: a round still lasts all its steps (one ping per socket per
+    ping interval, not one per step)."""
+    hub, reactor, _, factory = env
+    clients = [connect(env, uid=f"u:{i}", name=f"n{i}") for i in range(3)]
+    for client in clients:
+        client.frames()
+    for _step in range(20):
+        factory.sweep_step(20)
+        for client in clients:  # every ping answered at once
+            if [op for op, _ in client.frames()].count(9):
+                client.protocol.dataReceived(client_frame(b"", opcode=10))
+                client.pinged = getattr(client, "pinged", 0) + 1
+    assert [getattr(c, "pinged", 0) for c in clients] == [1, 1, 1]
+
+
 def test_shutdown_close_all_sends_1001(env):
     """close_all closes every open socket with a real 1001 close frame."""
     hub, reactor, _, factory = env
@@ -307,3 +352,31 @@ def test_site_takeover_releases_http_channel():
     assert ref() is None
     reactor.advance(hub.config.presence_interval)  # the room's presence quiet period ends
     assert reactor.getDelayedCalls() == [] or all(not c.active() for c in reactor.getDelayedCalls())
+
+
+def _holds(value: object, secret: str) -> bool:
+    if isinstance(value, bytes | bytearray):
+        return secret.encode() in value
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, dict):
+        return any(_holds(k, secret) or _holds(v, secret) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(_holds(v, secret) for v in value)
+    return False
+
+
+@pytest.mark.parametrize("path", ["/ws/lobby", "/ws/@me"])
+def test_an_open_socket_keeps_no_copy_of_its_handshake(env, path):
+    """Once open, a socket (room or feed) keeps neither the raw request head, the request line
+    and URI, the parsed query nor the response head: its ticket does not stay in memory for the
+    socket's life, and an idle socket is about 1.5 KB smaller (docs/performance.md)."""
+    hub, reactor, django, factory = env
+    t = ticket(reactor, aud=FEED_AUDIENCE) if path == "/ws/@me" else ticket(reactor)
+    client = WsClient(factory, f"{path}?ticket={t}", ORIGIN)
+    assert client.status == 101
+    assert client.json_frames()[0]["type"] == "hello"
+    assert [name for name, value in vars(client.protocol).items() if _holds(value, t)] == []
+    # The socket still works: a ping is answered.
+    client.send({"type": "ping"})
+    assert client.json_frames() == [{"type": "pong"}]
