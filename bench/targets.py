@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -133,6 +134,9 @@ class LiveTarget:
         self.live = LiveSystem(Path(self.workdir.name), {**BENCH_CHAT_ENV, **(extra_env or {})})
         self.sessions: dict[str, requests.Session] = {}
         self.tickets: dict[str, tuple[float, dict[str, Any]]] = {}
+        # Per other checkout run by `restart_django`: its database and static files.
+        self.checkout_env: dict[Path, dict[str, str]] = {}
+        self.created_databases: list[str] = []  # PostgreSQL databases to drop on `stop`
 
     def start(self) -> LiveTarget:
         self.live.start()
@@ -141,6 +145,8 @@ class LiveTarget:
     def stop(self) -> None:
         try:
             self.live.stop()
+            for name in self.created_databases:
+                drop_database(self.live.env["DATABASE_URL"], name)
         finally:
             self.workdir.cleanup()
 
@@ -151,18 +157,54 @@ class LiveTarget:
 
     def restart_django(self, checkout: Path | None = None) -> None:
         """A fresh Django (gunicorn) from `checkout` (another version of this project, e.g.
-        `baseline_checkout`), or from this one with None. The database and secrets stay."""
+        `baseline_checkout`), or from this one with None. The secrets stay.
+
+        Another checkout's code only runs on its own schema, so it gets a database of its own,
+        migrated by its own `manage.py` (and its own static files), made on its first start
+        (`prepare_checkout`); None switches back to this checkout's database. The chat server
+        does not care which database Django uses: it knows rooms by slug.
+        """
         django = self.live.django
         if checkout is None:
             django.cwd = ROOT
             django.env.pop("PYTHONPATH", None)
+            for key in ("DATABASE_URL", "DJANGO_STATIC_ROOT"):
+                django.env[key] = self.live.env[key]
         else:
+            django.env.update(self.prepare_checkout(checkout))
             # gunicorn imports the project from its working directory; PYTHONPATH comes before
             # the editable install's path, so that checkout's `chat` is the one imported.
             django.cwd = checkout
-            django.env["PYTHONPATH"] = str(checkout)
         self.live.stop_django()
         self.live.start_django()
+
+    def prepare_checkout(self, checkout: Path) -> dict[str, str]:
+        """The environment that runs `checkout` on a database of its own, made once per
+        checkout: a fresh SQLite file in this target's workdir, or beside a PostgreSQL
+        `LIVE_DATABASE_URL` a fresh database on the same server (dropped by `stop`); then that
+        checkout's `manage.py migrate` and `collectstatic`. Raises RuntimeError with the output
+        when either fails."""
+        if checkout in self.checkout_env:
+            return self.checkout_env[checkout]
+        index = len(self.checkout_env) + 1
+        workdir = Path(self.workdir.name)
+        url = self.live.env["DATABASE_URL"]
+        if url.startswith("sqlite:"):
+            url = f"sqlite:///{workdir / f'checkout-{index}.sqlite3'}"
+        else:
+            name = create_database(url, f"checkout{index}")
+            self.created_databases.append(name)
+            url = urlunsplit(urlsplit(url)._replace(path="/" + name))
+        env = {
+            "DATABASE_URL": url,
+            "DJANGO_STATIC_ROOT": str(workdir / f"static-checkout-{index}"),
+            "PYTHONPATH": str(checkout),
+        }
+        django_env = {**self.live.django.env, **env}
+        manage(checkout, django_env, "migrate", "--noinput", "-v", "0")
+        manage(checkout, django_env, "collectstatic", "--noinput", "-v", "0")
+        self.checkout_env[checkout] = env
+        return env
 
     def persist_batches(self) -> tuple[float, float]:
         """The chat server's batches sent to Django so far and the items in them
@@ -175,12 +217,18 @@ class LiveTarget:
         return figures[0], figures[1]
 
     def create_rooms(self, slugs: list[str]) -> None:
-        """Create guest rooms in one ORM call (one `manage.py` per room would take seconds)."""
-        self.live.shell(
+        """Create guest rooms in one ORM call (one `manage.py` per room would take seconds),
+        through the checkout and database the running Django uses (`restart_django`).
+
+        `allow_guests=True` makes a guest room in every revision (since `visibility` came, the
+        model derives it from `allow_guests`)."""
+        django = self.live.django
+        code = (
             "from chat.models import Room\n"
             "Room.objects.bulk_create([Room(slug=s, name=s, allow_guests=True) "
             f"for s in {slugs!r}], ignore_conflicts=True)\n"
         )
+        manage(Path(django.cwd), django.env, "shell", "-c", code)
 
     def ticket(self, slug: str) -> dict[str, Any]:
         """A guest ticket for the room, reused while it has more than 30 s left."""
@@ -231,10 +279,54 @@ class LiveTarget:
                 self.live.restart_chatserver()
 
 
+def manage(checkout: Path, env: dict[str, str], *args: str) -> str:
+    """Run `checkout`'s `manage.py` (from `checkout`, so that its project is the one imported;
+    `env` must carry its DATABASE_URL) and return its standard output. Raises RuntimeError with
+    the output when it fails."""
+    done = subprocess.run(
+        [sys.executable, str(checkout / "manage.py"), *args],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} in {checkout} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def create_database(url: str, label: str) -> str:
+    """A new empty PostgreSQL database on the server of `url`, connected as `url` says; returns
+    its name (`url`'s database, `label` and a random suffix, within PostgreSQL's 63 bytes)."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/')[:40]}_{label}_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database `name` (made by `create_database`) on the server of `url`, connected as
+    `url` says, even with sessions left (`WITH (FORCE)`, PostgreSQL 13+)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
 @contextmanager
 def baseline_checkout(revision: str) -> Iterator[Path]:
     """This repository's files at `revision` (`git archive`) in a temporary directory, removed
-    afterwards: an older Django to run beside the current one on the same database."""
+    afterwards: an older Django to run beside the current one (`LiveTarget.restart_django`
+    gives it a database of its own schema)."""
     with tempfile.TemporaryDirectory(prefix="bench-baseline-") as directory:
         archive = subprocess.run(
             ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
