@@ -1,10 +1,11 @@
 """The `django-cost` scenario runs an older revision's Django beside this checkout's.
 
 The baseline's code only runs on its own schema: the quick scenario (`python -m bench --quick
---scenarios django-cost`, a child process: the benchmark raises RLIMIT_NOFILE and installs signal
-handlers) against the default baseline, which predates this checkout's newest migration, must
-measure both revisions without an error. Nothing here times anything: the benchmark itself is
-never a test.
+--scenarios django-cost,longpoll`, a child process: the benchmark raises RLIMIT_NOFILE and installs
+signal handlers) against the default baseline, which predates this checkout's newest migration,
+must measure both revisions without an error, and leave this checkout's Django on its own database
+for the next scenario (longpoll makes a room and a guest session). Nothing here times anything:
+the benchmark itself is never a test.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def migrations(revision: str | None) -> set[str]:
 
 def test_quick_django_cost_measures_a_baseline_older_than_the_schema(tmp_path: Path) -> None:
     """The baseline lacks migrations this checkout has (so it cannot share its database); both
-    revisions still store every message, each on a database of its own schema."""
+    revisions still store every message, each on a database of its own schema, and the scenario
+    after it runs on this checkout's database again."""
     assert migrations(None) - migrations(DJANGO_BASELINE), "the baseline has every migration"
     out = tmp_path / "bench.json"
     done = subprocess.run(
@@ -44,7 +46,7 @@ def test_quick_django_cost_measures_a_baseline_older_than_the_schema(tmp_path: P
             "bench",
             "--quick",
             "--scenarios",
-            "django-cost",
+            "django-cost,longpoll",
             "--json",
             str(out),
             "--plot",
@@ -56,7 +58,8 @@ def test_quick_django_cost_measures_a_baseline_older_than_the_schema(tmp_path: P
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())["results"]["django-cost"]
+    results = json.loads(out.read_text())["results"]
+    result = results["django-cost"]
     assert "error" not in result, result
     assert result["baseline_revision"] == DJANGO_BASELINE
     for label in ("current", "baseline"):
@@ -66,3 +69,6 @@ def test_quick_django_cost_measures_a_baseline_older_than_the_schema(tmp_path: P
         for row in result[f"{label}_direct"]:
             assert row["stored"] == row["expected"], (label, row)
             assert not row["failures"], (label, row)
+    longpoll = results["longpoll"]
+    assert "error" not in longpoll, longpoll
+    assert longpoll["chatserver"]["reached"] == longpoll["chatserver"]["held"], longpoll
