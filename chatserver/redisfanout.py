@@ -65,6 +65,9 @@ class RedisFanout:
     ) -> None:
         self.local = local
         self.origin = origin or secrets.token_hex(6)
+        # How every envelope this process publishes begins (see `_send` and `received`).
+        self._own_prefix = orjson.dumps({"origin": self.origin})[:-1] + b","
+        self._own_text = self._own_prefix.decode()
         self._registry = registry
         self._bus = bus
         self._clock = clock
@@ -179,7 +182,14 @@ class RedisFanout:
                 self.local.publish_presence(room)
 
     def received(self, payload: bytes | str) -> None:
-        """One envelope from the channel (our own come back too and are ignored)."""
+        """One envelope from the channel (our own come back too and are ignored).
+
+        Our own envelopes start with our `origin` (`_send` puts it first), so they are
+        recognised by that prefix without being parsed; one that does not (another
+        release's layout) is still dropped by its parsed `origin`.
+        """
+        if payload.startswith(self._own_prefix if type(payload) is bytes else self._own_text):
+            return
         try:
             envelope = orjson.loads(payload)
             if envelope.get("origin") == self.origin:
@@ -198,8 +208,11 @@ class RedisFanout:
     def _send(self, envelope: dict) -> None:
         if not self._bus.up:
             return  # peers catch up from Django when Redis returns
-        envelope["origin"] = self.origin
-        self._bus.publish(orjson.dumps(envelope))
+        # `origin` first (orjson keeps insertion order): receivers drop their own by prefix.
+        body = {"origin": self.origin}
+        body.update(envelope)
+        body["origin"] = self.origin  # never a relayed event's own `origin`
+        self._bus.publish(orjson.dumps(body))
 
     def _check_archived(self, room: str) -> None:
         """An archive, un-archive or deletion announced while Redis was down never reached us:

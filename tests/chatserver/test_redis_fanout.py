@@ -289,3 +289,31 @@ def test_rooms_without_listeners_keep_no_ordering_state(cluster):
     redis.flush()
     assert b.hub.fanout.sequencer.rooms() == 0
     assert django.history_calls == 1
+
+
+def test_own_envelopes_lead_with_origin_and_are_dropped_unparsed(cluster):
+    """Every envelope starts with its `origin`; an instance drops its own by that prefix
+    without parsing it (garbage after our prefix is not even counted as malformed), while a
+    peer's garbage is; our own in another release's layout (origin last) is still dropped."""
+    a, b, reactor, django, redis = cluster
+    alice = Seen(a.connect())
+    say(alice.client, "hello", reactor)
+    assert redis.published
+    own = orjson.dumps({"origin": a.hub.fanout.origin})[:-1]
+    assert all(p.startswith(own + b",") for p in redis.published if b'"message"' in p)
+    redis.flush()
+    assert alice.ids() == [1]
+    redis.queue.extend(
+        [
+            own + b',"type":"message", not json',
+            orjson.dumps({"origin": b.hub.fanout.origin})[:-1] + b',"type": not json',
+            orjson.dumps(
+                {"type": "message", "message": django.messages[0], "prev_id": None}
+                | {"origin": a.hub.fanout.origin}
+            ),
+        ]
+    )
+    redis.flush()
+    errors = a.hub.metrics.registry.get_sample_value("chat_errors_total", {"kind": "bad_envelope"})
+    assert errors == 1  # B's garbage only
+    assert alice.ids() == [1]  # our own message, echoed in the old layout, not delivered again

@@ -74,7 +74,7 @@ def test_up_only_when_subscribed_and_publishing_and_messages_arrive():
         b"*3\r\n" + bulk("PUBLISH") + bulk(CHANNEL) + bulk('{"type":"sync"}')
     )
     subscriber.reply(b"*3\r\n" + bulk("message") + bulk(CHANNEL) + bulk('{"a":1}'))
-    assert received == ['{"a":1}']
+    assert received == [b'{"a":1}']  # the bytes Redis sent, not decoded
 
 
 def test_losing_either_connection_is_down_until_both_are_back():
