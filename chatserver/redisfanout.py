@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -112,6 +113,11 @@ class RedisFanout:
         }
         bus.on_message = self.received
         bus.on_state = self.bus_state
+        # A room's channel is heard while the room has someone here (a socket, a poll).
+        registry.on_open = self._room_opened
+        registry.on_close = self._room_closed
+        for room in registry.rooms():
+            self._room_opened(room)
         if metrics is not None:
             metrics.redis_up.set(1 if bus.up else 0)
 
@@ -121,12 +127,12 @@ class RedisFanout:
         """A message this process stored: in order to local members, and to the others."""
         log.debug("stored {id} (prev {prev}) in {room}", id=message["id"], prev=prev_id, room=room)
         self.sequencer.accept(room, message, prev_id)
-        self._send({"type": "message", "message": message, "prev_id": prev_id})
+        self._send({"type": "message", "message": message, "prev_id": prev_id}, room)
 
     def publish_event(self, room: str, event: dict, sender: object = None) -> int:
         """A room event raised here: local members, then (if its kind is relayed) the others."""
         if kind_of(event).relayed:
-            self._send({"type": "event", "room": room, "event": event})
+            self._send({"type": "event", "room": room, "event": event}, room)
         return self.local.publish_event(room, event, sender)
 
     def publish_state(self, event: dict) -> None:
@@ -146,8 +152,14 @@ class RedisFanout:
         self.local.publish_presence(room)
 
     def buffer_trusted(self, room: str) -> bool:
-        """May the recent buffer answer `since`? Only while Redis is up and nothing is missing."""
-        return self._bus.up and self.sequencer.trusted(room)
+        """May the recent buffer answer `since`? Only while the room's channel is heard (Redis
+        up, subscription confirmed) and nothing is missing."""
+        return self._bus.watching(self._bus.room_channel(room)) and self.sequencer.trusted(room)
+
+    def ready(self, room: str) -> Deferred:
+        """Fires once the room's envelopes reach this process (its channel confirmed), so a
+        history read from Django started then misses nothing published after it."""
+        return self._bus.ready(self._bus.room_channel(room))
 
     # timers and the bus -----------------------------------------------------------------------
 
@@ -205,14 +217,26 @@ class RedisFanout:
 
     # internals --------------------------------------------------------------------------------
 
-    def _send(self, envelope: dict) -> None:
+    def _room_opened(self, room: str) -> None:
+        """The room's first member here: hear its channel, then ask the others who is there."""
+        self._bus.watch(self._bus.room_channel(room))
+        self._bus.ready(self._bus.room_channel(room)).addCallback(
+            lambda _: self._send({"type": "sync", "room": room}, room)
+        )
+
+    def _room_closed(self, room: str) -> None:
+        self._bus.unwatch(self._bus.room_channel(room))
+
+    def _send(self, envelope: dict, room: str | None = None) -> None:
+        """Publish on the room's channel (room envelopes) or the main one (the rest)."""
         if not self._bus.up:
             return  # peers catch up from Django when Redis returns
         # `origin` first (orjson keeps insertion order): receivers drop their own by prefix.
         body = {"origin": self.origin}
         body.update(envelope)
         body["origin"] = self.origin  # never a relayed event's own `origin`
-        self._bus.publish(orjson.dumps(body))
+        channel = self._bus.room_channel(room) if room is not None else None
+        self._bus.publish(orjson.dumps(body), channel)
 
     def _check_archived(self, room: str) -> None:
         """An archive, un-archive or deletion announced while Redis was down never reached us:
@@ -243,7 +267,8 @@ class RedisFanout:
                 "room": room,
                 "online": self._registry.local_presence(room),
                 "ttl": self._ttl,
-            }
+            },
+            room,
         )
 
     def _remote_message(self, envelope: dict) -> None:
@@ -312,6 +337,14 @@ class RedisFanout:
             self.local.publish_presence(room)
 
     def _remote_sync(self, envelope: dict) -> None:
-        for room in self._registry.rooms():
+        """A peer (re)connected (every room), or has a first member in `room`: announce."""
+        room = envelope.get("room")
+        if isinstance(room, str):
+            # Coalesced like our own changes: a room opened and closed in a loop on another
+            # instance costs one announcement per interval, not one per opening.
             if self._registry.local_presence(room):
-                self._announce(room)
+                self._announcements.request(room)
+            return
+        for slug in self._registry.rooms():
+            if self._registry.local_presence(slug):
+                self._announce(slug)
