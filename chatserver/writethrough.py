@@ -14,9 +14,10 @@ Twisted then finds and reports on its own schedule) to `transport.write`, so the
 order behind each other and flow control (`pauseProducing`) works as before. Any other transport
 (TLS, a test's `StringTransport`) gets a plain `transport.write`.
 
-Relies on `tcp.Connection`'s buffer attributes (`dataBuffer`, `offset`, `_tempDataLen`,
-`_writeDisconnected`; Twisted's `twisted/internet/abstract.py`, `FileDescriptor.write` and
-`doWrite`), pinned by tests/chatserver/test_writethrough.py on real sockets.
+Relies on `tcp.Connection`'s buffer and state attributes (`dataBuffer`, `offset`,
+`_tempDataLen`, `_writeDisconnected`, `_aborting`; Twisted's `twisted/internet/abstract.py`,
+`FileDescriptor.write` and `doWrite`, and `tcp._AbortingMixin`), pinned by
+tests/chatserver/test_writethrough.py on real sockets.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def write_now(transport: Any, data: bytes) -> int:
         or getattr(transport, "TLS", False)
         or not transport.connected
         or transport.disconnecting
+        or transport._aborting  # abortConnection: Twisted will send nothing more
         or transport._writeDisconnected
         or transport._tempDataLen
         or len(transport.dataBuffer) != transport.offset

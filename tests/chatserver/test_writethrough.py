@@ -7,7 +7,7 @@ import socket
 import pytest
 from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from chatserver.writethrough import write_now
 
@@ -18,7 +18,7 @@ def pair():
     ours, peer = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    reactor = MemoryReactor()
+    reactor = MemoryReactorClock()
     protocol = Protocol()
     transport = tcp.Server(ours, protocol, ("127.0.0.1", 1), None, 1, reactor)
     protocol.makeConnection(transport)
@@ -93,6 +93,14 @@ def test_disconnecting_transport_is_not_written_around(pair):
     """After loseConnection nothing is sent directly (Twisted owns the close)."""
     transport, peer, reactor = pair
     transport.loseConnection()
+    assert write_now(transport, b"late") == 0
+    assert received(peer) == b""
+
+
+def test_an_aborted_connection_gets_nothing_more(pair):
+    """abortConnection closes on the next reactor turn; until then nothing may be sent."""
+    transport, peer, reactor = pair
+    transport.abortConnection()
     assert write_now(transport, b"late") == 0
     assert received(peer) == b""
 
