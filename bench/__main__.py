@@ -83,6 +83,7 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         return {
             "many-rooms": FanoutLoad(3, 10, 2, 5.0, d),
             "many-rooms-2x": FanoutLoad(3, 10, 2, 5.0, d),
+            "many-rooms-2x-by-room": False,  # the smoke run stays under a minute
             "big-room": FanoutLoad(1, 60, 2, 5.0, d),
             "idle": [200, 400],
             "persistence": {"rooms": 4, "window": 5, "duration_s": d},
@@ -97,6 +98,8 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         "many-rooms": FanoutLoad(10, 50, 2, 5.0, d),
         # The same load over two chat servers sharing Redis, beside one with and one without.
         "many-rooms-2x": FanoutLoad(10, 50, 2, 5.0, d),
+        # ... and on the same two with each room on one of them.
+        "many-rooms-2x-by-room": True,
         # 10 messages/s into one room of 1,000: 10,000 deliveries/s.
         "big-room": FanoutLoad(1, 1000, 2, 5.0, d),
         "idle": [5000, 10000],
@@ -167,9 +170,11 @@ def scale_out(
     earlier: dict[str, Any],
     redis_url: str,
     profile: Any,
+    by_room: bool = True,
 ) -> dict[str, Any]:
     """The many-rooms load on one chat server without Redis, on one with Redis, then on two
-    sharing Redis (each room's sockets and senders split between them), in this order.
+    sharing Redis (each room's sockets and senders split between them), in this order; with
+    `by_room`, then on the same two with each room on one of them.
 
     The no-Redis figures are those of this repetition's `many-rooms` scenario when it ran (same
     load, same processes); otherwise they are measured here.
@@ -197,8 +202,9 @@ def scale_out(
         measure("two_instances_redis", lambda: profile(True, "many-rooms-2x"))
         # The same two instances with each room on one of them (5 rooms each): with a Redis
         # channel per room, an instance then hears only its own rooms.
-        cluster.by_room = True
-        measure("two_instances_redis_by_room")
+        if by_room:
+            cluster.by_room = True
+            measure("two_instances_redis_by_room")
     return out
 
 
@@ -246,7 +252,8 @@ def run_scenario(
         systems = [t for t in (reference, live, *peer_targets) if t is not None]
         return peers.sweep(systems, lg, prefix, size["sweep"])
     if name == "many-rooms-2x":
-        return scale_out(size[name], lg, live, prefix, earlier, redis_url, profile)
+        by_room = size.get("many-rooms-2x-by-room", True)
+        return scale_out(size[name], lg, live, prefix, earlier, redis_url, profile, by_room)
     if name == "persistence":
         params = size["persistence"]
         default = scenarios.persistence(
