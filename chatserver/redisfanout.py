@@ -2,8 +2,12 @@
 
 `RedisFanout` has the interface of `LocalFanout` and wraps one: every event is delivered to this
 process's members by the `LocalFanout` (so local delivery never waits on Redis) and published as
-a JSON envelope on one channel, `<CHAT_REDIS_PREFIX>events`, that every instance subscribes to.
-Envelopes (docs/protocol.md, "Between chat server instances"):
+a JSON envelope: a room's on the room's channel, `<CHAT_REDIS_PREFIX>room:<slug>`, which an
+instance subscribes to from the room's first local member to its last (so it never receives the
+traffic of rooms it does not serve), the rest on `<CHAT_REDIS_PREFIX>events`, which every
+instance subscribes to. `origin` leads each envelope's JSON, so an instance drops its own (Redis
+sends a publisher its own messages too) by a byte prefix, unparsed. Envelopes (docs/protocol.md,
+"Between chat server instances"):
 
     {"type": "message",  "origin": i, "message": {...}, "prev_id": 811}   (the ordered path)
     {"type": "event",    "origin": i, "room": r, "event": {"type": ..., ...}}  (the generic path)
@@ -11,6 +15,8 @@ Envelopes (docs/protocol.md, "Between chat server instances"):
     {"type": "user_event", "origin": i, "users": [uid, ...], "event": {"type": ..., ...}}
                                                (a feed event for the listed user ids)
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
+    {"type": "sync",     "origin": i, "room": r}   (on the room's channel: a peer opened the
+                                               room: announce presence there, coalesced)
     {"type": "archived" | "unarchived" | "room_deleted" | "revoked" | "renamed", "origin": i, ...}
                                                (process-wide state, applied by the hub)
 
@@ -20,8 +26,9 @@ held here for a gap. Envelopes `deleted` and `typing` of the previous release ar
 Messages go through `RoomSequencer` (id order, exactly once, gaps filled from Django). Presence:
 each instance publishes its own people per room on change and on a timer (`tick`); reports
 expire after `ttl`, so a dead instance's people vanish; the registry counts each uid once. The
-bus is a collaborator with `up`, `publish(bytes)`, `on_message` and `on_state` (`RedisBus` in
-production, an in-memory fake in tests).
+bus is a collaborator with `up`, `publish(bytes, channel)`, `room_channel(slug)`, `watch`,
+`unwatch`, `watching`, `ready`, `on_message` and `on_state` (`RedisBus` in production, an
+in-memory fake in tests).
 """
 
 from __future__ import annotations
