@@ -94,6 +94,7 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         return {
             "many-rooms": FanoutLoad(3, 10, 2, 5.0, d),
             "many-rooms-2x": FanoutLoad(3, 10, 2, 5.0, d),
+            "many-rooms-2x-by-room": False,  # the smoke run stays under a minute
             "big-room": FanoutLoad(1, 60, 2, 5.0, d),
             "idle": [200, 400],
             "idle-big": {**IDLE_BIG, "sockets": 300, "room": 200, "duration_s": d, "chunk": 150},
@@ -109,6 +110,8 @@ def sizes(quick: bool, duration: float | None) -> dict[str, Any]:
         "many-rooms": FanoutLoad(10, 50, 2, 5.0, d),
         # The same load over two chat servers sharing Redis, beside one with and one without.
         "many-rooms-2x": FanoutLoad(10, 50, 2, 5.0, d),
+        # ... and on the same two with each room on one of them.
+        "many-rooms-2x-by-room": True,
         # 10 messages/s into one room of 1,000: 10,000 deliveries/s.
         "big-room": FanoutLoad(1, 1000, 2, 5.0, d),
         "idle": [5000, 10000],
@@ -182,9 +185,11 @@ def scale_out(
     earlier: dict[str, Any],
     redis_url: str,
     profile: Any,
+    by_room: bool = True,
 ) -> dict[str, Any]:
     """The many-rooms load on one chat server without Redis, on one with Redis, then on two
-    sharing Redis (each room's sockets and senders split between them), in this order.
+    sharing Redis (each room's sockets and senders split between them), in this order; with
+    `by_room`, then on the same two with each room on one of them.
 
     The no-Redis figures are those of this repetition's `many-rooms` scenario when it ran (same
     load, same processes); otherwise they are measured here.
@@ -210,6 +215,11 @@ def scale_out(
         cluster.add_instance()
         # py-spy samples the primary instance only (the two share the load evenly).
         measure("two_instances_redis", lambda: profile(True, "many-rooms-2x"))
+        # The same two instances with each room on one of them (5 rooms each): with a Redis
+        # channel per room, an instance then hears only its own rooms.
+        if by_room:
+            cluster.by_room = True
+            measure("two_instances_redis_by_room")
     return out
 
 
@@ -259,7 +269,8 @@ def run_scenario(
         systems = [t for t in (reference, live, *peer_targets) if t is not None]
         return peers.sweep(systems, lg, prefix, size["sweep"])
     if name == "many-rooms-2x":
-        return scale_out(size[name], lg, live, prefix, earlier, redis_url, profile)
+        by_room = size.get("many-rooms-2x-by-room", True)
+        return scale_out(size[name], lg, live, prefix, earlier, redis_url, profile, by_room)
     if name == "persistence":
         params = size["persistence"]
         default = scenarios.persistence(
@@ -456,6 +467,9 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
             "two_instances_vs_one_no_redis": versus(two, solo),
             "one_redis_vs_one_no_redis": versus(one, solo),
         }
+        by_room = result["many-rooms-2x"].get("two_instances_redis_by_room")
+        if by_room is not None:
+            out["many-rooms-2x"]["two_instances_by_room_vs_one_redis"] = versus(by_room, one)
     if measured("idle", "reference", "chatserver"):
         ref_steps = result["idle"]["reference"]["steps"]
         real_steps = result["idle"]["chatserver"]["steps"]
@@ -536,8 +550,10 @@ def judge(result: dict[str, Any], rat: dict[str, Any]) -> list[dict[str, Any]]:
                 SCALEOUT_BOUND,
                 True,
             )
-        for key in SCALEOUT[1:]:
-            real = result["many-rooms-2x"][key]
+        for key in (*SCALEOUT[1:], "two_instances_redis_by_room"):
+            real = result["many-rooms-2x"].get(key)
+            if real is None:
+                continue
             for figure in ("lost", "duplicated", "out_of_order"):
                 check(
                     f"many-rooms-2x {key}: {figure.replace('_', '-')} deliveries",

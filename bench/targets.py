@@ -343,13 +343,16 @@ class ClusterTarget:
 
     Client i of a room connects to instance i % n with the room's ticket (as a load balancer
     would route it): with two instances, half of each room's sockets, and one of its two senders,
-    are on each.
+    are on each. With `by_room`, a room's clients all go to one instance instead, rooms dealt
+    round-robin in the order they are first asked for (a balancer routing on the room path).
     """
 
     def __init__(self, target: LiveTarget, env: dict[str, str]) -> None:
         self.target = target
         self.env = env
         self.instances: list[Any] = []  # tests.support.live.ChatServerInstance, beyond the primary
+        self.by_room = False
+        self._room_order: dict[str, int] = {}
 
     @property
     def name(self) -> str:
@@ -364,6 +367,8 @@ class ClusterTarget:
 
     def ws_url(self, slug: str, index: int = 0) -> str:
         url = self.target.ws_url(slug)
+        if self.by_room:
+            index = self._room_order.setdefault(slug, len(self._room_order))
         choice = index % (1 + len(self.instances))
         return url if choice == 0 else self.instances[choice - 1].ws_url(url)
 

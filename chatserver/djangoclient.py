@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
+from hyperlink import EncodedURL
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -67,6 +68,26 @@ def make_http_client(reactor: Any) -> Any:
     return HTTPClient(Agent(reactor, pool=pool))
 
 
+BATCH_PATH = "/internal/messages/batch/"
+
+
+class _PreparedURL(EncodedURL):
+    """A URL converted to its URI form once, for a request made over and over.
+
+    treq calls `to_uri()` on every request's URL, and hyperlink's `to_uri` IDNA-encodes each
+    host label every time: about 40 µs of CPU, a third of treq's own cost per request, paid
+    per stored batch (docs/performance.md). A URI's URI is itself, so this one returns itself.
+    """
+
+    def to_uri(self, *args: Any, **kwargs: Any) -> _PreparedURL:  # noqa: ARG002 (same API)
+        return self
+
+    @classmethod
+    def of(cls, url: str) -> _PreparedURL:
+        """`url` (text, any host) in its URI form, prepared."""
+        return cls.from_text(EncodedURL.from_text(url).to_uri().to_text())
+
+
 class DjangoClient:
     """Signed calls to Django's internal API."""
 
@@ -85,6 +106,8 @@ class DjangoClient:
         self._http = http_client
         self._clock = clock
         self._timeout = timeout
+        # The hot path (one request per stored batch) gets its URL prepared once.
+        self._prepared = {BATCH_PATH: _PreparedURL.of(self._base_url + BATCH_PATH)}
 
     @inlineCallbacks
     def _call(self, method: str, path_and_query: str, payload: object | None = None):
@@ -100,7 +123,7 @@ class DjangoClient:
         try:
             response = yield self._http.request(
                 method,
-                self._base_url + path_and_query,
+                self._prepared.get(path_and_query) or self._base_url + path_and_query,
                 headers=headers,
                 data=body if payload is not None else None,
                 timeout=self._timeout,
@@ -129,7 +152,7 @@ class DjangoClient:
         when it answered anything but one result per item (a 5xx, a 413, a broken answer), or
         when an item cannot be encoded as JSON.
         """
-        d = self._call("POST", "/internal/messages/batch/", {"messages": items})
+        d = self._call("POST", BATCH_PATH, {"messages": items})
 
         def results(data: dict) -> list[dict]:
             found = data.get("results")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 import orjson
+from twisted.internet.defer import Deferred, succeed
 
 from chatserver.events import KINDS, Kind, kind_of, referred_id
 from chatserver.rooms import RoomRegistry
@@ -46,6 +47,9 @@ class Fanout(Protocol):
 
     def buffer_trusted(self, room: str) -> bool:
         """May the recent buffer answer `since` for the room?"""
+
+    def ready(self, room: str) -> Deferred:
+        """Fires once the room's events reach this process (a history read may start)."""
 
     def publish_user_event(self, users: list[int], event: dict) -> int:
         """A user event (a feed frame) for the listed user ids: to their feed connections,
@@ -205,6 +209,10 @@ class LocalFanout:
     def buffer_trusted(self, room: str) -> bool:
         """Every stored message passes through this process: the recent buffer is complete."""
         return True
+
+    def ready(self, room: str) -> Deferred:
+        """Every event of the room is raised in this process: nothing to wait for."""
+        return succeed(None)
 
     def publish_user_event(self, users: list[int], event: dict) -> int:
         """Deliver a user event to the feed connections of `users` in this process (one

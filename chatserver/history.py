@@ -44,12 +44,16 @@ class HistoryReader:
         registry: RoomRegistry,
         django: Any,
         trusted: Callable[[str], bool],
+        ready: Callable[[str], Deferred] | None = None,
     ) -> None:
         self._config = config
         self._registry = registry
         self._django = django
         # `Fanout.buffer_trusted`: False while the buffer may lack a message (a gap elsewhere).
         self._trusted = trusted
+        # `Fanout.ready`: a Django read waits until the room's live events reach this process
+        # (with Redis, its channel is subscribed), so nothing stored after the read is missed.
+        self._ready = ready
         # Callers waiting for a history read of the same (room, since) that is under way.
         self._history_waiting: dict[tuple[str, int | None], list[Deferred]] = {}
 
@@ -119,7 +123,9 @@ class HistoryReader:
                     self.page(room, since).chainDeferred(d)
             return result
 
-        return self._fetch_history(room, since).addBoth(settle)
+        d = self._ready(room) if self._ready is not None else succeed(None)
+        d.addCallback(lambda _: self._fetch_history(room, since))
+        return d.addBoth(settle)
 
     @inlineCallbacks
     def _fetch_history(self, room: str, since: int | None):

@@ -32,6 +32,7 @@ from chatserver.hub import ChatHub, prepare_frame
 from chatserver.limits import client_address, retry_after_value
 from chatserver.ratelimit import FloodCounter
 from chatserver.tickets import TicketError
+from chatserver.writethrough import write_now
 
 log = Logger()
 
@@ -349,8 +350,10 @@ class ChatServerProtocol(WebSocketServerProtocol):
         data = broadcast.prepared().payloadHybi
         if self._paused and not self._account(len(data)):
             return
-        # Straight to the transport: Autobahn's sendData builds log arguments on every call.
-        self.transport.write(data)
+        # Straight to the socket (chatserver/writethrough.py): Autobahn's sendData builds log
+        # arguments on every call, and Twisted's buffered write costs two epoll_ctl calls and a
+        # reactor dispatch per delivery.
+        write_now(self.transport, data)
 
     def _send_json(self, frame: bytes) -> None:
         if self.state == self.STATE_OPEN:

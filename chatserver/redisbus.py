@@ -8,7 +8,9 @@ are ours: the bus is `up` while the subscriber is subscribed and the publisher i
 Nothing is queued while Redis is down (a publish is dropped); the fan-out catches up from Django
 when Redis returns (`on_state(True)`).
 
-txredisapi imports the global reactor, so it is imported only when a bus is started.
+txredisapi imports the global reactor, so it is imported only when a bus is started. With
+`hiredis` installed (a dependency) txredisapi's protocols parse replies in C (`HiredisProtocol`);
+its pure-Python parser was a quarter of an instance's samples in the two-instance benchmark.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -68,14 +70,17 @@ class _ProtocolFactory(Factory):
     isLazy = True
     noisy = False
 
-    def __init__(self, bus: RedisBus, protocol_class: type, password: str | None) -> None:
+    def __init__(
+        self, bus: RedisBus, protocol_class: type, password: str | None, charset: str | None
+    ) -> None:
         self.bus = bus
         self.protocol_class = protocol_class
         self.password = password
+        self.charset = charset
 
     def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (twisted API)
         protocol = self.protocol_class(
-            charset="utf-8",
+            charset=self.charset,
             password=self.password,
             convertNumbers=False,
             replyTimeout=REPLY_TIMEOUT,
@@ -93,11 +98,26 @@ class _ProtocolFactory(Factory):
 
 
 class RedisBus(Service):
-    """Publish bytes on one channel and receive everything published there."""
+    """Publish bytes on channels; receive (as bytes) what is published on the main channel
+    and on the room channels watched.
 
-    def __init__(self, url: str, channel: str, reactor: Any, retry_max: float = 2.0) -> None:
+    `channel` is always subscribed (process-wide envelopes). `watch(room_channel(slug))` adds
+    a room's channel until `unwatch`: an instance hears only the rooms it has clients in.
+    Each SUBSCRIBE / UNSUBSCRIBE names one channel, so Redis answers each command with exactly
+    one reply and txredisapi's reply queue pairs them in order.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        reactor: Any,
+        retry_max: float = 2.0,
+        room_prefix: str | None = None,
+    ) -> None:
         self.host, self.port, self._password = parse_redis_url(url)
         self.channel = channel
+        self.room_prefix = room_prefix if room_prefix is not None else channel + ":room:"
         self.reactor = reactor
         self.retry_max = retry_max
         self.up = False
@@ -106,19 +126,84 @@ class RedisBus(Service):
         self._subscriber: Any = None
         self._publisher: Any = None
         self._services: list[ClientService] = []
+        self._watched: dict[str, int] = {}  # room channel -> watch number (newest wins)
+        self._confirmed: set[str] = set()  # watched channels Redis confirmed on this connection
+        self._waiters: dict[str, list[Deferred]] = {}  # `ready` callers per channel
+
+    # room channels -------------------------------------------------------------------------
+
+    def room_channel(self, slug: str) -> str:
+        """The channel of one room's envelopes."""
+        return self.room_prefix + slug
+
+    def watch(self, channel: str) -> None:
+        """Receive `channel` too, from its confirmation until `unwatch` (and after reconnects)."""
+        number = self._watched[channel] = self._watched.get(channel, 0) + 1
+        self._confirmed.discard(channel)
+        subscriber = self._subscriber
+        if subscriber is None:
+            self._release(channel)  # down: the connection's setup subscribes it
+            return
+
+        def confirmed(_reply: Any) -> None:
+            # A later unwatch/watch of the channel, or a new connection, owns its state now.
+            if self._subscriber is subscriber and self._watched.get(channel) == number:
+                self._confirmed.add(channel)
+            self._release(channel)
+
+        def failed(failure: Any) -> None:
+            log.debug("subscribing {c} failed: {f}", c=channel, f=failure.value)
+            self._release(channel)  # the connection is going away: its reconnect resubscribes
+
+        subscriber.subscribe(channel).addCallbacks(confirmed, failed)
+
+    def unwatch(self, channel: str) -> None:
+        """Stop receiving `channel`."""
+        if self._watched.pop(channel, None) is None:
+            return
+        self._confirmed.discard(channel)
+        self._release(channel)
+        subscriber = self._subscriber
+        if subscriber is not None:
+            d = subscriber.unsubscribe(channel)
+            d.addErrback(lambda f: log.debug("unsubscribe failed: {f}", f=f.value))
+
+    def watching(self, channel: str) -> bool:
+        """True while Redis has confirmed that this connection receives `channel`."""
+        return self.up and channel in self._confirmed
+
+    def ready(self, channel: str) -> Deferred:
+        """Fires once a watched `channel` is confirmed (every envelope published from then on
+        arrives here), at once when it is confirmed already, not watched, or Redis is down
+        (the fan-out then reads from Django when Redis returns)."""
+        if self._subscriber is None or channel not in self._watched or channel in self._confirmed:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._waiters.setdefault(channel, []).append(d)
+        return d
+
+    def _release(self, channel: str) -> None:
+        for d in self._waiters.pop(channel, []):
+            d.callback(None)
+
+    def _release_all(self) -> None:
+        for channel in list(self._waiters):
+            self._release(channel)
 
     def startService(self) -> None:  # noqa: N802 (twisted API)
         super().startService()
         subscriber_class, publisher_class = _protocols()
         endpoint = TCP4ClientEndpoint(self.reactor, self.host, self.port, timeout=CONNECT_TIMEOUT)
         policy = backoffPolicy(initialDelay=0.2, maxDelay=self.retry_max, factor=2.0)
-        for protocol_class, prepare in (
-            (subscriber_class, self._subscribe),
-            (publisher_class, self._publisher_ready),
+        # The subscriber hands payloads over as the bytes Redis sent (charset None): they are
+        # JSON for orjson, and a text decode of every envelope would be wasted work.
+        for protocol_class, prepare, charset in (
+            (subscriber_class, self._subscribe, None),
+            (publisher_class, self._publisher_ready, "utf-8"),
         ):
             service = ClientService(
                 endpoint,
-                _ProtocolFactory(self, protocol_class, self._password),
+                _ProtocolFactory(self, protocol_class, self._password, charset),
                 retryPolicy=policy,
                 clock=self.reactor,
                 prepareConnection=prepare,
@@ -132,13 +217,14 @@ class RedisBus(Service):
         services, self._services = self._services, []
         return DeferredList([service.stopService() for service in services])
 
-    def publish(self, payload: bytes) -> None:
-        """Fire and forget: a lost publish is repaired by the receivers' gap fill."""
+    def publish(self, payload: bytes, channel: str | None = None) -> None:
+        """Fire and forget on `channel` (default: the main channel): a lost publish is
+        repaired by the receivers' gap fill."""
         publisher = self._publisher
         if publisher is None:
             return
         try:
-            d = publisher.publish(self.channel, payload)
+            d = publisher.publish(channel or self.channel, payload)
         except Exception as exc:  # "Not connected": the connection is going away
             log.debug("publish to Redis failed: {error}", error=exc)
             return
@@ -149,17 +235,30 @@ class RedisBus(Service):
     def _subscribe(self, protocol: Any) -> Deferred:
         # ClientService hands us its proxy of the protocol; whenConnected() fires with the
         # protocol itself, the object whose connectionLost reports to `_lost`.
-        def subscribe(connected: Any) -> Deferred:
-            d = connected.subscribe(self.channel)
-            d.addCallback(subscribed, connected)
-            return d
+        return protocol.whenConnected().addCallback(self._subscribe_all)
 
-        def subscribed(reply: Any, connected: Any) -> None:
-            log.debug("subscribed to {channel}: {reply}", channel=self.channel, reply=reply)
-            self._subscriber = connected
-            self._update()
-
-        return protocol.whenConnected().addCallback(subscribe)
+    @inlineCallbacks
+    def _subscribe_all(self, connected: Any) -> Any:
+        """The main channel, then every watched room channel (also those watched meanwhile);
+        the bus is up only once all are confirmed, so what `on_state(True)` reads from Django
+        cannot miss an envelope published after it. A failure fails the connection's setup
+        (ClientService retries)."""
+        yield connected.subscribe(self.channel)
+        done: set[str] = set()
+        while missing := set(self._watched) - done:
+            yield DeferredList(
+                [connected.subscribe(channel) for channel in sorted(missing)],
+                fireOnOneErrback=True,
+                consumeErrors=True,
+            )
+            done |= missing
+        for channel in done - set(self._watched):
+            connected.unsubscribe(channel)  # unwatched while this setup ran
+        log.debug("subscribed to {channel} and {n} rooms", channel=self.channel, n=len(done))
+        self._subscriber = connected
+        self._confirmed = set(self._watched)
+        self._release_all()
+        self._update()
 
     def _publisher_ready(self, protocol: Any) -> Deferred:
         def ready(p: Any) -> None:
@@ -180,6 +279,8 @@ class RedisBus(Service):
         )
         if protocol is self._subscriber:
             self._subscriber = None
+            self._confirmed.clear()
+            self._release_all()
         elif protocol is self._publisher:
             self._publisher = None
         self._update()

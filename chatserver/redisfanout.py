@@ -2,8 +2,12 @@
 
 `RedisFanout` has the interface of `LocalFanout` and wraps one: every event is delivered to this
 process's members by the `LocalFanout` (so local delivery never waits on Redis) and published as
-a JSON envelope on one channel, `<CHAT_REDIS_PREFIX>events`, that every instance subscribes to.
-Envelopes (docs/protocol.md, "Between chat server instances"):
+a JSON envelope: a room's on the room's channel, `<CHAT_REDIS_PREFIX>room:<slug>`, which an
+instance subscribes to from the room's first local member to its last (so it never receives the
+traffic of rooms it does not serve), the rest on `<CHAT_REDIS_PREFIX>events`, which every
+instance subscribes to. `origin` leads each envelope's JSON, so an instance drops its own (Redis
+sends a publisher its own messages too) by a byte prefix, unparsed. Envelopes (docs/protocol.md,
+"Between chat server instances"):
 
     {"type": "message",  "origin": i, "message": {...}, "prev_id": 811}   (the ordered path)
     {"type": "event",    "origin": i, "room": r, "event": {"type": ..., ...}}  (the generic path)
@@ -11,6 +15,8 @@ Envelopes (docs/protocol.md, "Between chat server instances"):
     {"type": "user_event", "origin": i, "users": [uid, ...], "event": {"type": ..., ...}}
                                                (a feed event for the listed user ids)
     {"type": "sync",     "origin": i}          (a peer (re)connected: announce presence again)
+    {"type": "sync",     "origin": i, "room": r}   (on the room's channel: a peer opened the
+                                               room: announce presence there, coalesced)
     {"type": "archived" | "unarchived" | "room_deleted" | "revoked" | "renamed", "origin": i, ...}
                                                (process-wide state, applied by the hub)
 
@@ -20,8 +26,9 @@ held here for a gap. Envelopes `deleted` and `typing` of the previous release ar
 Messages go through `RoomSequencer` (id order, exactly once, gaps filled from Django). Presence:
 each instance publishes its own people per room on change and on a timer (`tick`); reports
 expire after `ttl`, so a dead instance's people vanish; the registry counts each uid once. The
-bus is a collaborator with `up`, `publish(bytes)`, `on_message` and `on_state` (`RedisBus` in
-production, an in-memory fake in tests).
+bus is a collaborator with `up`, `publish(bytes, channel)`, `room_channel(slug)`, `watch`,
+`unwatch`, `watching`, `ready`, `on_message` and `on_state` (`RedisBus` in production, an
+in-memory fake in tests).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -65,6 +73,9 @@ class RedisFanout:
     ) -> None:
         self.local = local
         self.origin = origin or secrets.token_hex(6)
+        # How every envelope this process publishes begins (see `_send` and `received`).
+        self._own_prefix = orjson.dumps({"origin": self.origin})[:-1] + b","
+        self._own_text = self._own_prefix.decode()
         self._registry = registry
         self._bus = bus
         self._clock = clock
@@ -109,6 +120,11 @@ class RedisFanout:
         }
         bus.on_message = self.received
         bus.on_state = self.bus_state
+        # A room's channel is heard while the room has someone here (a socket, a poll).
+        registry.on_open = self._room_opened
+        registry.on_close = self._room_closed
+        for room in registry.rooms():
+            self._room_opened(room)
         if metrics is not None:
             metrics.redis_up.set(1 if bus.up else 0)
 
@@ -118,12 +134,12 @@ class RedisFanout:
         """A message this process stored: in order to local members, and to the others."""
         log.debug("stored {id} (prev {prev}) in {room}", id=message["id"], prev=prev_id, room=room)
         self.sequencer.accept(room, message, prev_id)
-        self._send({"type": "message", "message": message, "prev_id": prev_id})
+        self._send({"type": "message", "message": message, "prev_id": prev_id}, room)
 
     def publish_event(self, room: str, event: dict, sender: object = None) -> int:
         """A room event raised here: local members, then (if its kind is relayed) the others."""
         if kind_of(event).relayed:
-            self._send({"type": "event", "room": room, "event": event})
+            self._send({"type": "event", "room": room, "event": event}, room)
         return self.local.publish_event(room, event, sender)
 
     def publish_state(self, event: dict) -> None:
@@ -143,8 +159,14 @@ class RedisFanout:
         self.local.publish_presence(room)
 
     def buffer_trusted(self, room: str) -> bool:
-        """May the recent buffer answer `since`? Only while Redis is up and nothing is missing."""
-        return self._bus.up and self.sequencer.trusted(room)
+        """May the recent buffer answer `since`? Only while the room's channel is heard (Redis
+        up, subscription confirmed) and nothing is missing."""
+        return self._bus.watching(self._bus.room_channel(room)) and self.sequencer.trusted(room)
+
+    def ready(self, room: str) -> Deferred:
+        """Fires once the room's envelopes reach this process (its channel confirmed), so a
+        history read from Django started then misses nothing published after it."""
+        return self._bus.ready(self._bus.room_channel(room))
 
     # timers and the bus -----------------------------------------------------------------------
 
@@ -179,7 +201,14 @@ class RedisFanout:
                 self.local.publish_presence(room)
 
     def received(self, payload: bytes | str) -> None:
-        """One envelope from the channel (our own come back too and are ignored)."""
+        """One envelope from the channel (our own come back too and are ignored).
+
+        Our own envelopes start with our `origin` (`_send` puts it first), so they are
+        recognised by that prefix without being parsed; one that does not (another
+        release's layout) is still dropped by its parsed `origin`.
+        """
+        if payload.startswith(self._own_prefix if type(payload) is bytes else self._own_text):
+            return
         try:
             envelope = orjson.loads(payload)
             if envelope.get("origin") == self.origin:
@@ -195,11 +224,26 @@ class RedisFanout:
 
     # internals --------------------------------------------------------------------------------
 
-    def _send(self, envelope: dict) -> None:
+    def _room_opened(self, room: str) -> None:
+        """The room's first member here: hear its channel, then ask the others who is there."""
+        self._bus.watch(self._bus.room_channel(room))
+        self._bus.ready(self._bus.room_channel(room)).addCallback(
+            lambda _: self._send({"type": "sync", "room": room}, room)
+        )
+
+    def _room_closed(self, room: str) -> None:
+        self._bus.unwatch(self._bus.room_channel(room))
+
+    def _send(self, envelope: dict, room: str | None = None) -> None:
+        """Publish on the room's channel (room envelopes) or the main one (the rest)."""
         if not self._bus.up:
             return  # peers catch up from Django when Redis returns
-        envelope["origin"] = self.origin
-        self._bus.publish(orjson.dumps(envelope))
+        # `origin` first (orjson keeps insertion order): receivers drop their own by prefix.
+        body = {"origin": self.origin}
+        body.update(envelope)
+        body["origin"] = self.origin  # never a relayed event's own `origin`
+        channel = self._bus.room_channel(room) if room is not None else None
+        self._bus.publish(orjson.dumps(body), channel)
 
     def _check_archived(self, room: str) -> None:
         """An archive, un-archive or deletion announced while Redis was down never reached us:
@@ -230,7 +274,8 @@ class RedisFanout:
                 "room": room,
                 "online": self._registry.local_presence(room),
                 "ttl": self._ttl,
-            }
+            },
+            room,
         )
 
     def _remote_message(self, envelope: dict) -> None:
@@ -299,6 +344,14 @@ class RedisFanout:
             self.local.publish_presence(room)
 
     def _remote_sync(self, envelope: dict) -> None:
-        for room in self._registry.rooms():
+        """A peer (re)connected (every room), or has a first member in `room`: announce."""
+        room = envelope.get("room")
+        if isinstance(room, str):
+            # Coalesced like our own changes: a room opened and closed in a loop on another
+            # instance costs one announcement per interval, not one per opening.
             if self._registry.local_presence(room):
-                self._announce(room)
+                self._announcements.request(room)
+            return
+        for slug in self._registry.rooms():
+            if self._registry.local_presence(slug):
+                self._announce(slug)

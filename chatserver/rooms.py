@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from chatserver.events import REMEMBERED
 
@@ -61,11 +61,16 @@ class RoomRegistry:
         # slug -> origin instance -> ({uid: name}, expiry time); kept apart from `_rooms` so a
         # room nobody here is in yet still knows who is online elsewhere when someone joins.
         self._remote: dict[str, dict[str, tuple[dict[str, str], float]]] = {}
+        # Told when a room gets its first member or holder of presence here, and when it loses
+        # its last (the Redis fan-out subscribes to the room's channel only in between).
+        self.on_open: Callable[[str], object] = lambda slug: None
+        self.on_close: Callable[[str], object] = lambda slug: None
 
     def _room(self, slug: str) -> _Room:
         room = self._rooms.get(slug)
         if room is None:
             room = self._rooms[slug] = _Room(self._recent_size)
+            self.on_open(slug)
         return room
 
     def _maybe_drop(self, slug: str) -> None:
@@ -73,6 +78,10 @@ class RoomRegistry:
         if room is not None and not room.members and not room.presence:
             # Keep nothing for rooms nobody is in: a room with no listeners needs no buffer.
             del self._rooms[slug]
+            # Nor other instances' reports: nothing refreshes them while nobody is here
+            # (a room's first member asks the others to announce again).
+            self._remote.pop(slug, None)
+            self.on_close(slug)
 
     # members -------------------------------------------------------------------------------
 
@@ -99,9 +108,11 @@ class RoomRegistry:
     def forget_room(self, slug: str) -> None:
         """The room was deleted: drop everything kept about it (members, presence, recent
         buffer, remembered events, archived flag, other instances' presence reports)."""
-        self._rooms.pop(slug, None)
+        known = self._rooms.pop(slug, None)
         self.archived.discard(slug)
         self._remote.pop(slug, None)
+        if known is not None:
+            self.on_close(slug)
 
     def is_archived(self, slug: str) -> bool:
         """True once the room was archived."""

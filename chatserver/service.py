@@ -117,7 +117,7 @@ def build_hub(
         registry=registry,
         fanout=fanout,
         persistence=persistence,
-        history=HistoryReader(config, registry, django, fanout.buffer_trusted),
+        history=HistoryReader(config, registry, django, fanout.buffer_trusted, fanout.ready),
         # Budgets and connection caps per identity and per address, shared by both transports.
         limits=ClientLimits.from_config(config, clock),
         # Log lines unauthenticated clients can cause are throttled per kind.
@@ -223,7 +223,12 @@ def makeService(config: ChatServerConfig, reactor: Any = None) -> ChatService:  
     if config.redis_url:
         from chatserver.redisbus import RedisBus
 
-        bus = RedisBus(config.redis_url, config.redis_prefix + "events", reactor)
+        bus = RedisBus(
+            config.redis_url,
+            config.redis_prefix + "events",
+            reactor,
+            room_prefix=config.redis_prefix + "room:",
+        )
     log_throttle = LogThrottle(reactor, config.log_burst, config.log_interval)
     hub = build_hub(config, reactor, django, bus=bus, log_throttle=log_throttle)
     factory = ChatServerFactory(hub, reactor, config)

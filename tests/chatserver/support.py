@@ -513,18 +513,24 @@ def body_json(request: Any) -> Any:
 
 
 class FakeRedis:
-    """One in-memory pub/sub channel shared by several `FakeBus`es (one per chat server).
+    """In-memory pub/sub shared by several `FakeBus`es (one per chat server).
 
-    Publishing queues; `flush()` delivers in publish order to every subscriber (the publisher
-    too, as Redis does), so a test decides when the network "arrives". `down()` / `up()` stop
+    Publishing queues the payload and remembers its channel (None: the main channel, also for
+    payloads a test queues itself); `flush()` delivers in publish order to every bus that hears
+    the channel (the publisher too, as Redis does), so a test decides when the network "arrives".
+    A room channel is heard once watched and confirmed: at once, or, with
+    `hold_subscriptions`, when the test calls `confirm()` on the bus. `down()` / `up()` stop
     and restore it; what was queued when it went down is lost, as with a Redis restart.
     """
 
     def __init__(self) -> None:
         self.buses: list[FakeBus] = []
-        self.queue: list[bytes] = []
+        self.queue: list = []
         self.published: list[bytes] = []
+        self.published_on: list[tuple[str | None, bytes]] = []
+        self.channel_of: dict[bytes, str | None] = {}
         self.running = True
+        self.hold_subscriptions = False
 
     def bus(self) -> FakeBus:
         bus = FakeBus(self)
@@ -536,8 +542,9 @@ class FakeRedis:
         count = 0
         while self.queue and self.running:
             payload = self.queue.pop(0)
+            channel = self.channel_of.get(payload)
             for bus in self.buses:
-                if bus.up:
+                if bus.up and (channel is None or bus.hears(channel)):
                     bus.on_message(payload)
             count += 1
         return count
@@ -567,15 +574,62 @@ class FakeBus:
         self.up = redis.running
         self.on_message = lambda payload: None
         self.on_state = lambda up: None
+        self.watched: set[str] = set()
+        self.unconfirmed: set[str] = set()
+        self.subscriptions: list[tuple[str, str]] = []  # ("watch" | "unwatch", channel)
+        self._waiters: dict[str, list[Deferred]] = {}
 
-    def publish(self, payload: bytes) -> None:
+    def room_channel(self, slug: str) -> str:
+        return "room:" + slug
+
+    def publish(self, payload: bytes, channel: str | None = None) -> None:
         if self.up:
             self.redis.queue.append(payload)
+            self.redis.channel_of[payload] = channel
             self.redis.published.append(payload)
+            self.redis.published_on.append((channel, payload))
+
+    def watch(self, channel: str) -> None:
+        self.watched.add(channel)
+        self.subscriptions.append(("watch", channel))
+        if self.redis.hold_subscriptions:
+            self.unconfirmed.add(channel)
+
+    def unwatch(self, channel: str) -> None:
+        self.watched.discard(channel)
+        self.unconfirmed.discard(channel)
+        self.subscriptions.append(("unwatch", channel))
+        self._release(channel)
+
+    def hears(self, channel: str) -> bool:
+        return channel in self.watched and channel not in self.unconfirmed
+
+    def watching(self, channel: str) -> bool:
+        return self.up and self.hears(channel)
+
+    def ready(self, channel: str) -> Deferred:
+        if not self.up or channel not in self.unconfirmed:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._waiters.setdefault(channel, []).append(d)
+        return d
+
+    def confirm(self) -> None:
+        """Redis answers the SUBSCRIBE commands held so far."""
+        held, self.unconfirmed = self.unconfirmed, set()
+        for channel in held:
+            self._release(channel)
+
+    def _release(self, channel: str) -> None:
+        for d in self._waiters.pop(channel, []):
+            d.callback(None)
 
     def set_up(self, up: bool) -> None:
         if up != self.up:
             self.up = up
+            if not up:
+                for channel in list(self._waiters):
+                    self._release(channel)
             self.on_state(up)
 
 

@@ -152,3 +152,29 @@ def test_an_item_that_cannot_be_encoded_is_refused_without_a_request(api):
     client.persist_batch([{"room": "r", "name": "\ud800"}]).addErrback(failure.append)
     assert failure[0].check(DjangoRefused)
     assert resource.seen == []
+
+
+def test_the_batch_url_is_prepared_once_and_means_the_same_uri():
+    """The batch POST's URL is converted to its URI form once (not by treq on every request):
+    the same target, a path prefix and an internationalised host kept as `to_uri` makes them."""
+    from hyperlink import EncodedURL
+
+    from chatserver.djangoclient import BATCH_PATH, _PreparedURL
+
+    urls = []
+
+    class Recording:
+        def request(self, method, url, **kwargs):
+            urls.append(url)
+            text = url if isinstance(url, str) else url.to_text()
+            return StubTreq(FakeInternalApi()).request(method, text, **kwargs)
+
+    base = "http://bücher.test:8000/prefix"
+    client = DjangoClient(base, "s", Recording(), Clock(), timeout=1)
+    client.persist_batch([]).addErrback(lambda failure: None)  # {} holds no results
+    client.messages_after("lobby", 3).addErrback(lambda failure: None)  # {} is no page
+    prepared, other = urls
+    assert isinstance(prepared, _PreparedURL) and prepared.to_uri() is prepared
+    expected = EncodedURL.from_text(base + BATCH_PATH).to_uri().to_text()
+    assert prepared.to_text() == expected == "http://xn--bcher-kva.test:8000/prefix" + BATCH_PATH
+    assert isinstance(other, str)  # the other calls are rare: treq converts them as before

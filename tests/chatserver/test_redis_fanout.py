@@ -289,3 +289,110 @@ def test_rooms_without_listeners_keep_no_ordering_state(cluster):
     redis.flush()
     assert b.hub.fanout.sequencer.rooms() == 0
     assert django.history_calls == 1
+
+
+def test_own_envelopes_lead_with_origin_and_are_dropped_unparsed(cluster):
+    """Every envelope starts with its `origin`; an instance drops its own by that prefix
+    without parsing it (garbage after our prefix is not even counted as malformed), while a
+    peer's garbage is; our own in another release's layout (origin last) is still dropped."""
+    a, b, reactor, django, redis = cluster
+    alice = Seen(a.connect())
+    say(alice.client, "hello", reactor)
+    assert redis.published
+    own = orjson.dumps({"origin": a.hub.fanout.origin})[:-1]
+    assert all(p.startswith(own + b",") for p in redis.published if b'"message"' in p)
+    redis.flush()
+    assert alice.ids() == [1]
+    redis.queue.extend(
+        [
+            own + b',"type":"message", not json',
+            orjson.dumps({"origin": b.hub.fanout.origin})[:-1] + b',"type": not json',
+            orjson.dumps(
+                {"type": "message", "message": django.messages[0], "prev_id": None}
+                | {"origin": a.hub.fanout.origin}
+            ),
+        ]
+    )
+    redis.flush()
+    errors = a.hub.metrics.registry.get_sample_value("chat_errors_total", {"kind": "bad_envelope"})
+    assert errors == 1  # B's garbage only
+    assert alice.ids() == [1]  # our own message, echoed in the old layout, not delivered again
+
+
+def test_a_room_channel_is_watched_from_its_first_local_member_to_its_last(cluster):
+    """Subscribing follows the room's life here: first socket in -> watch, last out ->
+    unwatch; a second socket in the same room does not subscribe again."""
+    a, b, reactor, django, redis = cluster
+    first = a.connect()
+    second = a.connect(uid="u:2", name="bob")
+    assert a.bus.subscriptions == [("watch", "room:lobby")]
+    first.protocol.connectionLost(Failure(ConnectionDone()))
+    assert a.bus.watched == {"room:lobby"}
+    second.protocol.connectionLost(Failure(ConnectionDone()))
+    assert a.bus.subscriptions == [("watch", "room:lobby"), ("unwatch", "room:lobby")]
+    assert a.bus.watched == set()
+    assert b.bus.subscriptions == []  # B never had anyone in the room
+
+
+def test_room_envelopes_go_on_the_room_channel_and_only_its_listeners_hear_them(cluster):
+    """Messages, events and presence of a room travel on its channel: an instance with no one
+    in the room receives none of them; process-wide envelopes stay on the main channel."""
+    a, b, reactor, django, redis = cluster
+    heard_by_b: list = []
+    on_message = b.bus.on_message
+
+    def hear(payload: bytes) -> None:
+        heard_by_b.append(orjson.loads(payload))
+        on_message(payload)
+
+    b.bus.on_message = hear
+    alice = Seen(a.connect())
+    say(alice.client, "only here", reactor)
+    alice.client.send({"type": "typing"})
+    redis.flush()
+    assert alice.ids() == [1]
+    kinds = {orjson.loads(p)["type"]: ch for ch, p in redis.published_on}
+    assert kinds["message"] == "room:lobby" and kinds["presence"] == "room:lobby"
+    assert kinds["event"] == "room:lobby"
+    assert [e for e in heard_by_b if e.get("room") == "lobby" or "message" in e] == []
+    a.hub.archive("lobby")
+    redis.flush()
+    assert [e["type"] for e in heard_by_b] == ["archived"]  # main channel: every instance
+
+
+def test_history_is_read_only_once_the_room_channel_is_confirmed(cluster):
+    """A message stored elsewhere between the history read and the subscription would reach
+    neither: so the first member's history read waits for Redis to confirm the channel, and
+    the buffer is not trusted before that."""
+    a, b, reactor, django, redis = cluster
+    redis.hold_subscriptions = True
+    calls = django.history_calls
+    alice = a.connect()
+    assert django.history_calls == calls  # waiting for the SUBSCRIBE answer
+    assert not a.hub.fanout.buffer_trusted("lobby")
+    a.bus.confirm()
+    reactor.advance(0)
+    assert django.history_calls == calls + 1
+    assert [f["type"] for f in alice.json_frames()][:1] == ["hello"]
+    assert a.hub.fanout.buffer_trusted("lobby")
+
+
+def test_a_late_first_member_learns_who_is_in_the_room_elsewhere(cluster):
+    """Reports for rooms nobody here is in are not heard any more: opening the room asks the
+    others (a `sync` on the room's channel) and their people show up."""
+    a, b, reactor, django, redis = cluster
+    bob = b.connect(uid="u:2", name="bob")
+    redis.flush()
+    reactor.advance(1)
+    redis.flush()
+    alice = Seen(a.connect())
+    redis.flush()
+    reactor.advance(0)
+    redis.flush()
+    assert a.hub.registry.online("lobby") == ["alice", "bob"]
+    reactor.advance(a.hub.config.presence_interval)  # presence frames are coalesced
+    frames = alice.update().frames
+    online = [f["online"] for f in frames if f["type"] == "presence"]
+    online += [f["online"] for f in frames if f["type"] == "hello"]
+    assert ["alice", "bob"] in online
+    assert bob.status == 101

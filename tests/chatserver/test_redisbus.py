@@ -74,7 +74,7 @@ def test_up_only_when_subscribed_and_publishing_and_messages_arrive():
         b"*3\r\n" + bulk("PUBLISH") + bulk(CHANNEL) + bulk('{"type":"sync"}')
     )
     subscriber.reply(b"*3\r\n" + bulk("message") + bulk(CHANNEL) + bulk('{"a":1}'))
-    assert received == ['{"a":1}']
+    assert received == [b'{"a":1}']  # the bytes Redis sent, not decoded
 
 
 def test_losing_either_connection_is_down_until_both_are_back():
@@ -102,3 +102,40 @@ def test_stopping_closes_without_reporting_down():
     connect_both(reactor, 0)
     bus.stopService()
     assert states == [True]
+
+
+def test_room_channels_subscribe_one_command_each_and_come_back_after_a_reconnect():
+    """watch sends SUBSCRIBE for that channel alone and `ready` fires on Redis's answer;
+    unwatch sends UNSUBSCRIBE; payloads published on a room go to its channel; after a lost
+    subscriber the new one subscribes the main channel and every watched room before up."""
+    bus, reactor, states, received = start()
+    subscriber, publisher = connect_both(reactor, 0)
+    room = bus.room_channel("lobby")
+    subscriber.transport.clear()
+    bus.watch(room)
+    assert subscriber.transport.value() == b"*2\r\n" + bulk("SUBSCRIBE") + bulk(room)
+    fired: list = []
+    bus.ready(room).addCallback(fired.append)
+    assert fired == [] and not bus.watching(room)
+    subscriber.reply(b"*3\r\n" + bulk("subscribe") + bulk(room) + b":2\r\n")
+    assert fired == [None] and bus.watching(room)
+    bus.publish(b"{}", room)
+    assert publisher.transport.value().endswith(bulk("PUBLISH") + bulk(room) + bulk("{}"))
+    subscriber.reply(b"*3\r\n" + bulk("message") + bulk(room) + bulk('{"b":2}'))
+    assert received == [b'{"b":2}']
+    bus.watch(bus.room_channel("other"))
+    subscriber.lose()
+    assert not bus.watching(room) and states == [True, False]
+    reactor.advance(2.0)
+    again = Connection(reactor, 2)
+    again.reply(SUBSCRIBED)
+    sent = again.transport.value()
+    assert bulk(room) in sent and bulk(bus.room_channel("other")) in sent
+    assert not bus.up  # the rooms are not confirmed yet
+    for channel in sorted([room, bus.room_channel("other")]):
+        again.reply(b"*3\r\n" + bulk("subscribe") + bulk(channel) + b":3\r\n")
+    assert bus.up and bus.watching(room) and states == [True, False, True]
+    again.transport.clear()
+    bus.unwatch(room)
+    assert again.transport.value() == b"*2\r\n" + bulk("UNSUBSCRIBE") + bulk(room)
+    assert not bus.watching(room)
