@@ -89,9 +89,7 @@ def read_answer(sock: socket.socket, timeout: float = 20.0) -> tuple[int, dict]:
     while True:
         if b"\r\n\r\n" in data:
             head, _, body = data.partition(b"\r\n\r\n")
-            fields = dict(
-                line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:]
-            )
+            fields = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:])
             length = int({k.lower(): v for k, v in fields.items()}.get("content-length", "0"))
             if len(body) >= length:
                 return int(head.split(b" ", 2)[1]), json.loads(body[:length])
