@@ -143,6 +143,26 @@ def test_an_image_upload_answers_the_shape_and_stores_random_names(alice_client,
 
 
 @pytest.mark.django_db
+def test_file_names_are_cleaned(alice_client, lobby, media):
+    """A name with a path, control characters, a leading dot or markup keeps its last segment as
+    text; a very long one is cut to 255 characters with its extension; no name reaches a path."""
+    cases = {
+        "../../etc/passwd": "passwd",
+        "C:\\Users\\x\\evil.exe": "evil.exe",
+        "bad\u202ename\x07.txt": "badname.txt",
+        ".htaccess": "htaccess",
+        '<img src=x onerror="alert(1)">.txt': '<img src=x onerror="alert(1)">.txt',
+        "a" * 300 + ".pdf": "a" * 251 + ".pdf",
+    }
+    for sent, kept in cases.items():
+        shape = upload(alice_client, "lobby", b"x", sent).json()
+        assert shape["name"] == kept
+    paths = [str(p.relative_to(media)) for p in stored_files(media)]
+    assert len(paths) == len(cases)
+    assert all(p.startswith("attachments/") and "passwd" not in p for p in paths)
+
+
+@pytest.mark.django_db
 def test_other_files_are_kind_file(alice_client, lobby):
     """A PDF is a file: no dimensions, no thumbnail, its declared type kept as data."""
     answer = upload(alice_client, "lobby", b"%PDF-1.4 hello", "report.pdf", "application/pdf")
