@@ -629,3 +629,32 @@ def test_admin_lists_attachments(alice_client, alice, lobby, django_user_model):
     assert page.status_code == 200
     text = page.content.decode()
     assert "listed.txt" in text and "2.0 KiB" in text and "Lobby" in text and "alice" in text
+
+
+@pytest.mark.django_db
+def test_a_message_with_files_may_lose_its_caption(alice_client, alice, lobby):
+    """Editing the text of a message with attachments down to nothing keeps the message (its
+    files are its content); without attachments an empty edit is still empty_body, and the
+    model's validation (admin forms) follows the same rule."""
+    token = upload(alice_client, "lobby", b"x", "a.txt").json()["id"]
+    with_files = sent(Client(), alice, token, "cap")["message"]["id"]
+    edit = alice_client.post(
+        f"/api/rooms/lobby/messages/{with_files}/edit/",
+        {"body": "  "},
+        content_type="application/json",
+    )
+    assert edit.status_code == 200 and edit.json()["message"]["body"] == ""
+    Message.objects.get(pk=with_files).full_clean()
+    (plain,) = store(Client(), [item("plain", f"u:{alice.pk}", alice.pk, body="text")])
+    refused = alice_client.post(
+        f"/api/rooms/lobby/messages/{plain['message']['id']}/edit/",
+        {"body": ""},
+        content_type="application/json",
+    )
+    assert refused.json()["error"] == "empty_body"
+    from django.core.exceptions import ValidationError
+
+    bare = Message.objects.get(pk=plain["message"]["id"])
+    bare.body = ""
+    with pytest.raises(ValidationError):
+        bare.full_clean()
