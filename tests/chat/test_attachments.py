@@ -22,9 +22,11 @@ from PIL import Image
 
 from chat.models import PRIVATE, Attachment, Membership, Message, Room
 
+from . import test_admin
 from .conftest import protocol_headers
 from .test_fastpath import call_fast
 
+chat_server = test_admin.chat_server
 BATCH = "/internal/messages/batch/"
 UPLOAD = "/api/rooms/{}/attachments/"
 GPS_IFD = 0x8825
@@ -658,3 +660,28 @@ def test_a_message_with_files_may_lose_its_caption(alice_client, alice, lobby):
     bare.body = ""
     with pytest.raises(ValidationError):
         bare.full_clean()
+
+
+@pytest.mark.django_db
+def test_a_direct_message_of_files_notifies_with_their_names(
+    alice_client, alice, bob, chat_server, django_capture_on_commit_callbacks
+):
+    """A direct message with no text: the other person's feed event (its desktop notification)
+    names the files instead of showing nothing."""
+    from chat import direct
+
+    room = direct.open_direct(alice, bob.pk)
+    first = upload(alice_client, room.slug, b"x", "plan.pdf").json()["id"]
+    second = upload(alice_client, room.slug, png(), "map.png", "image/png").json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        (result,) = store(
+            Client(), [item("dm", f"u:{alice.pk}", alice.pk, [first, second], room=room.slug)]
+        )
+    events = [
+        entry["event"]
+        for r in chat_server.requests
+        if r["path"] == "/internal/users/events"
+        for entry in r["body"]
+    ]
+    excerpts = [e["excerpt"] for e in events if e.get("id") == result["message"]["id"]]
+    assert excerpts == ["📎 plan.pdf, map.png"]
