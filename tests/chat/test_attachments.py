@@ -696,3 +696,66 @@ def test_the_room_page_hands_the_upload_limits_to_the_client(alice_client, lobby
     limits = alice_client.get("/chats/lobby/").context["limits"]
     assert (limits["max_file_bytes"], limits["max_files"], limits["may_attach"]) == (1234, 3, True)
     assert Client().get("/chats/lobby/").context["limits"]["may_attach"] is False
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("P", (30, 20), i) for i in (1, 2, 3)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+def png_with_text() -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "home address: 1 Secret Lane")
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    out = io.BytesIO()
+    Image.new("RGBA", (40, 40), (1, 2, 3, 128)).save(out, "PNG", pnginfo=info, exif=exif)
+    return out.getvalue()
+
+
+def webp_with_exif(lossless: bool) -> bytes:
+    exif = Image.Exif()
+    exif.get_ifd(GPS_IFD)[1] = "N"
+    exif[0x010F] = "PhoneMaker"
+    out = io.BytesIO()
+    Image.new("RGB", (50, 30), (9, 9, 9)).save(out, "WEBP", exif=exif.tobytes(), lossless=lossless)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "data, name, mime",
+    [
+        (png_with_text(), "t.png", "image/png"),
+        (webp_with_exif(True), "l.webp", "image/webp"),
+        (webp_with_exif(False), "y.webp", "image/webp"),
+    ],
+)
+def test_png_and_webp_originals_lose_their_metadata(alice_client, lobby, media, data, name, mime):
+    """PNG text chunks and EXIF, WebP EXIF (GPS, camera): gone from the stored original, which
+    is still the same kind of image with the same size; transparency survives."""
+    assert b"PhoneMaker" in data
+    shape = upload(alice_client, "lobby", data, name, "application/octet-stream").json()
+    assert shape["content_type"] == mime
+    row = Attachment.objects.get(token=shape["id"])
+    stored = (media / row.storage_name).read_bytes()
+    assert b"PhoneMaker" not in stored and b"Secret Lane" not in stored
+    with Image.open(io.BytesIO(stored)) as image, Image.open(io.BytesIO(data)) as source:
+        assert (image.format, image.size, image.mode) == (source.format, source.size, source.mode)
+
+
+@pytest.mark.django_db
+def test_an_animated_gif_is_kept_as_uploaded(alice_client, lobby, media):
+    """GIF carries no EXIF: its bytes are stored as uploaded, every frame kept; the thumbnail is
+    its first frame as WebP."""
+    data = animated_gif()
+    shape = upload(alice_client, "lobby", data, "a.gif").json()
+    assert shape["kind"] == "image" and shape["content_type"] == "image/gif"
+    row = Attachment.objects.get(token=shape["id"])
+    assert (media / row.storage_name).read_bytes() == data
+    with Image.open(media / row.thumbnail_name) as thumb:
+        assert thumb.format == "WEBP" and not getattr(thumb, "is_animated", False)
