@@ -771,3 +771,18 @@ def test_the_message_admin_shows_its_files(alice_client, alice, lobby, django_us
     admin_client.force_login(staff)
     page = admin_client.get(f"/admin/chat/message/{message_id}/change/")
     assert page.status_code == 200 and "evidence.txt" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_odd_names_round_trip_through_the_url(alice_client, alice, lobby):
+    """Spaces, `%`, `#`, `?` and non-ASCII letters in a name: the URL quotes them, serves the
+    file, and the download name says the same (RFC 5987)."""
+    shape = upload(alice_client, "lobby", b"x", "100% ü #1?.txt").json()
+    assert shape["name"] == "100% ü #1?.txt"
+    assert shape["url"].endswith("/100%25%20%C3%BC%20%231%3F.txt")
+    sent(Client(), alice, shape["id"], "odd")
+    answer = alice_client.get(shape["url"])
+    assert answer.status_code == 200
+    assert answer["Content-Disposition"] == (
+        "attachment; filename*=UTF-8''100%25%20%C3%BC%20%231%3F.txt"
+    )
