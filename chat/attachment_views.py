@@ -159,7 +159,7 @@ def serve(request: HttpRequest, token: str, name: str) -> HttpResponse:
     row = _readable(request, token)
     if name == attachments.THUMBNAIL_NAME and row.thumbnail_name:
         path, content_type, inline = row.thumbnail_name, "image/webp", True
-    elif name == row.original_name:
+    elif name == attachments.url_name(row):
         path = row.storage_name
         inline = row.kind == IMAGE
         content_type = row.image_type if inline else "application/octet-stream"

@@ -266,9 +266,17 @@ def _delete_file(name: str) -> None:
         log.exception("could not delete attachment file %s", name)
 
 
+def url_name(row: Attachment) -> str:
+    """The last segment of the file's URL: its original name, except that a file itself named
+    ``thumb.webp`` is ``file-thumb.webp`` there (the thumbnail owns ``thumb.webp``)."""
+    if row.original_name == THUMBNAIL_NAME:
+        return "file-" + THUMBNAIL_NAME
+    return row.original_name
+
+
 def file_url(row: Attachment) -> str:
-    """The site-relative URL of the file, ending in its (URL-quoted) original name."""
-    return reverse("chat:attachment_file", args=[row.token, row.original_name])
+    """The site-relative URL of the file, ending in its (URL-quoted) name (:func:`url_name`)."""
+    return reverse("chat:attachment_file", args=[row.token, url_name(row)])
 
 
 def thumbnail_url(row: Attachment) -> str:

@@ -786,3 +786,19 @@ def test_odd_names_round_trip_through_the_url(alice_client, alice, lobby):
     assert answer["Content-Disposition"] == (
         "attachment; filename*=UTF-8''100%25%20%C3%BC%20%231%3F.txt"
     )
+
+
+@pytest.mark.django_db
+def test_an_image_named_like_the_thumbnail_keeps_both_reachable(alice_client, lobby):
+    """An image whose own name is thumb.webp: its file URL is distinct from its thumbnail's, and
+    each serves what it names."""
+    out = io.BytesIO()
+    Image.new("RGB", (800, 400), (5, 6, 7)).save(out, "WEBP")
+    shape = upload(alice_client, "lobby", out.getvalue(), "thumb.webp").json()
+    assert shape["name"] == "thumb.webp"
+    assert shape["url"] != shape["thumbnail"]["url"]
+    with Image.open(io.BytesIO(b"".join(alice_client.get(shape["url"]).streaming_content))) as full:
+        assert full.size == (800, 400)
+    thumb = b"".join(alice_client.get(shape["thumbnail"]["url"]).streaming_content)
+    with Image.open(io.BytesIO(thumb)) as small:
+        assert small.size == (320, 160)
