@@ -687,17 +687,6 @@ def test_a_direct_message_of_files_notifies_with_their_names(
     assert excerpts == ["📎 plan.pdf, map.png"]
 
 
-@pytest.mark.django_db
-def test_the_room_page_hands_the_upload_limits_to_the_client(alice_client, lobby, settings):
-    """The room page's `limits` carry the file limits from the settings, and whether the reader
-    may attach (signed in) or not (a guest)."""
-    settings.CHAT_MAX_FILE_BYTES = 1234
-    settings.CHAT_MAX_FILES_PER_MESSAGE = 3
-    limits = alice_client.get("/chats/lobby/").context["limits"]
-    assert (limits["max_file_bytes"], limits["max_files"], limits["may_attach"]) == (1234, 3, True)
-    assert Client().get("/chats/lobby/").context["limits"]["may_attach"] is False
-
-
 def animated_gif() -> bytes:
     frames = [Image.new("P", (30, 20), i) for i in (1, 2, 3)]
     out = io.BytesIO()
