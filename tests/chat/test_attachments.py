@@ -440,10 +440,10 @@ def test_x_accel_redirect(alice_client, alice, lobby, settings):
 
 
 @pytest.mark.django_db
-def test_a_message_takes_its_uploads_in_upload_order(alice_client, alice, lobby):
-    """An item with attachments (and an empty body) is stored with them, in upload order
-    whatever the item's order; history carries the same shapes; a resend of the nonce returns
-    the original with its attachments."""
+def test_a_message_takes_its_uploads_in_the_order_it_names_them(alice_client, alice, lobby):
+    """An item with attachments (and an empty body) is stored with them in the item's order (the
+    composer's, whichever upload finished first); history and search carry the same list; a
+    resend of the nonce returns the original with its attachments."""
     first = upload(alice_client, "lobby", png(), "one.png", "image/png").json()
     second = upload(alice_client, "lobby", b"two", "two.txt", "text/plain").json()
     uid = f"u:{alice.pk}"
@@ -451,11 +451,11 @@ def test_a_message_takes_its_uploads_in_upload_order(alice_client, alice, lobby)
     assert result["ok"] and result["created"]
     message = result["message"]
     assert message["body"] == ""
-    assert message["attachments"] == [first, second]
+    assert message["attachments"] == [second, first]
     history = alice_client.get("/api/rooms/lobby/messages/").json()["messages"]
-    assert history[-1]["attachments"] == [first, second]
-    (again,) = store(Client(), [item("n-1", uid, alice.pk, [second["id"], first["id"]])])
-    assert again["created"] is False and again["message"]["attachments"] == [first, second]
+    assert history[-1]["attachments"] == [second, first]
+    (again,) = store(Client(), [item("n-1", uid, alice.pk, [first["id"], second["id"]])])
+    assert again["created"] is False and again["message"]["attachments"] == [second, first]
     assert Attachment.objects.filter(message_id=message["id"]).count() == 2
 
 
