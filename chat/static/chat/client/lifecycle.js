@@ -254,7 +254,8 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
       box.className = "reactions";
       box.setAttribute("role", "group");
       box.setAttribute("aria-label", "Reactions");
-      li.querySelector(":scope > .body")?.after(box);
+      // After the body and its attachments (the server renders them in this order).
+      (li.querySelector(":scope > .attachments") || li.querySelector(":scope > .body"))?.after(box);
       if (!box.isConnected) li.append(box);
     }
     box.replaceChildren(
