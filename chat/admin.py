@@ -18,10 +18,10 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from . import actions
+from . import actions, attachments
 from .forms import AdminUserChangeForm, AdminUserCreationForm
 from .membership import Invite, Membership
-from .models import Message, NameClaim, Room
+from .models import Attachment, Message, NameClaim, Room
 
 # The chat server's stats for the changelist being rendered: fetched once per page, never per row.
 # A context variable keeps concurrent requests (threads) apart on the shared ModelAdmin instance.
@@ -181,9 +181,64 @@ class MessageAdmin(admin.ModelAdmin):
             message.deleted_at = now
             message.deleted_by = request.user
         Message.objects.bulk_update(targets, ["is_deleted", "deleted_at", "deleted_by"])
+        # bulk_update sends no signals: their files go here (after commit).
+        attachments.discard_for_messages([message.pk for message in targets])
         for message in targets:
             actions.message_deleted(message.room.slug, message.id)
         self.message_user(request, f"Deleted {len(targets)} message(s).", messages.SUCCESS)
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Uploaded files: name, size, room, uploader and message (empty while unsent). Deleting a
+    row removes its files from storage (``chat.signals``); the message stays."""
+
+    list_display = [
+        "original_name",
+        "human_size",
+        "kind",
+        "room",
+        "uploader",
+        "message",
+        "created_at",
+    ]
+    list_filter = ["kind", "room", "created_at"]
+    search_fields = ["original_name", "token", "uploader_uid"]
+    list_select_related = ["room", "uploader", "message"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["room", "message", "uploader"]
+    readonly_fields = [
+        "token",
+        "room",
+        "message",
+        "uploader",
+        "uploader_uid",
+        "original_name",
+        "size",
+        "content_type",
+        "kind",
+        "image_type",
+        "width",
+        "height",
+        "thumbnail_width",
+        "thumbnail_height",
+        "storage_name",
+        "thumbnail_name",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Files arrive through the upload endpoint only."""
+        return False
+
+    @admin.display(description="Size", ordering="size")
+    def human_size(self, row: Attachment) -> str:
+        """The size in bytes, KiB or MiB."""
+        if row.size < 1024:
+            return f"{row.size} B"
+        if row.size < attachments.MIB:
+            return f"{row.size / 1024:.1f} KiB"
+        return attachments.mib(row.size)
 
 
 @admin.register(NameClaim)

@@ -48,6 +48,18 @@ DEFAULTS: dict[str, Any] = {
     "CHAT_SIGNUP": "open",
     # Seconds a sign-up invite stays valid after it was made (7 days).
     "CHAT_SIGNUP_INVITE_MAX_AGE": 7 * 86400,
+    # Attachments: bytes per file, files per message (must equal the chat server's
+    # CHAT_MAX_FILES_PER_MESSAGE), bytes per user per rolling 24 hours, the largest image decoded
+    # (pixels), a thumbnail's longest side (pixels), seconds an unsent upload is kept, and the
+    # X-Accel-Redirect prefix ("" serves the bytes from Django).
+    "CHAT_MAX_FILE_BYTES": 10 * 1024 * 1024,
+    "CHAT_MAX_FILES_PER_MESSAGE": 10,
+    "CHAT_UPLOAD_BYTES_PER_DAY": 200 * 1024 * 1024,
+    "CHAT_MAX_IMAGE_PIXELS": 40_000_000,
+    "CHAT_THUMBNAIL_SIZE": 320,
+    "CHAT_UNSENT_UPLOAD_TTL": 86400,
+    "CHAT_FILES_ACCEL_REDIRECT": "",
+    "RATELIMIT_UPLOAD": "60/m",
     # django-ratelimit rates ("<count>/<period>") of the ticket endpoint, the app's sign-in view
     # and new guest identities; whether the last X-Forwarded-For entry is the client address.
     "RATELIMIT_TICKET": "30/m",

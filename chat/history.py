@@ -50,7 +50,7 @@ def page(
         Message.objects.visible()
         .filter(room=room)
         .select_related("reply_to")
-        .prefetch_related("reactions")
+        .prefetch_related("reactions", "attachments")
     )
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
@@ -74,7 +74,7 @@ def around(room: Room, target: int, *, limit: int) -> tuple[list[Message], bool,
         Message.objects.visible()
         .filter(room=room)
         .select_related("reply_to")
-        .prefetch_related("reactions")
+        .prefetch_related("reactions", "attachments")
     )
     older_count = limit // 2
     older = list(qs.filter(id__lt=target).order_by("-id")[: older_count + 1])

@@ -11,11 +11,12 @@ from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import attention, history, markdown
+from . import attachments, attention, history, markdown
 from .models import (
     GUEST_UID_RE,
     MAX_NAME_LENGTH,
     PRIVATE,
+    Attachment,
     Membership,
     Message,
     Room,
@@ -39,6 +40,7 @@ ERROR_TEXT = {
     "bad_item": "The item is not a valid message.",
     "unknown_parent": "The message this replies to is not in this room.",
     "not_a_member": "Only members may write in this private room.",
+    "bad_attachments": "An attachment is unknown, not yours, or already sent.",
 }
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,35 @@ def _shape_error(item: Any) -> str | None:
         return "bad_item"
     if not is_valid_nonce(item.get("nonce")):
         return "bad_nonce"
+    if not attachments.ids_shape_ok(item.get("attachments")):
+        return "bad_attachments"
+    return None
+
+
+def _body_error(item: dict[str, Any]) -> str | None:
+    """``body_error`` of the item's body, where an empty body is fine with attachments."""
+    code = body_error(item["body"])
+    if code == "empty_body" and item.get("attachments"):
+        return None
+    return code
+
+
+def _attachments_error(
+    item: dict[str, Any], room: _RoomRow, uploads: dict[str, Attachment], taken: set[str]
+) -> str | None:
+    """``bad_attachments`` unless every id the item names is an unsent upload of its author
+    (``uid``) to its room that no earlier item of this batch took."""
+    ids = item.get("attachments") or []
+    for token in ids:
+        row = uploads.get(token)
+        if (
+            row is None
+            or token in taken
+            or row.message_id is not None
+            or row.room_id != room.id
+            or row.uploader_uid != item["uid"]
+        ):
+            return "bad_attachments"
     return None
 
 
@@ -217,7 +248,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
     html = {
         id(item): markdown.render(item["body"].strip())
         for item in good
-        if body_error(item["body"]) is None
+        if _body_error(item) is None
     }
     slugs = {item["room"] for item in good}
     user_ids = {item["user_id"] for item in good if item["user_id"] is not None}
@@ -246,11 +277,22 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                 pk__in={item["reply_to"] for item in good if item.get("reply_to") is not None}
             )
         }
+        # The uploads the batch names (one query, only when it names any): claimed below.
+        named = {token for item in good for token in item.get("attachments") or []}
+        uploads = (
+            {row.token: row for row in Attachment.objects.filter(token__in=named)} if named else {}
+        )
+        taken: set[str] = set()
+        claims: dict[tuple[int, str], list[Attachment]] = {}
         nonces = {item["nonce"] for item in good if item["room"] in rooms}
         existing_ids, last_ids = _nonces_and_last_ids(room_ids, nonces)
         existing: dict[tuple[int, str], Message] = {}
         if existing_ids:  # retries: answered with the stored originals
-            by_pk = Message.objects.select_related("reply_to").in_bulk(list(existing_ids.values()))
+            by_pk = (
+                Message.objects.select_related("reply_to")
+                .prefetch_related("reactions", "attachments")
+                .in_bulk(list(existing_ids.values()))
+            )
             existing = {key: by_pk[pk] for key, pk in existing_ids.items() if pk in by_pk}
         results: list[dict[str, Any] | None] = []
         pending: dict[tuple[int, str], Message] = {}  # new rows, keyed for in-batch repeats
@@ -272,13 +314,18 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     ):
                         err = "not_a_member"
                     else:
-                        err = body_error(item["body"]) or _parent_error(item, room, parents)
+                        err = _body_error(item) or _parent_error(item, room, parents)
+                        if err is None and key not in pending:
+                            err = _attachments_error(item, room, uploads, taken)
             if err is not None:
                 results.append(_item_error(item, err))
                 continue
             slots.append((len(results), key, room.slug))
             results.append(None)
             if key not in pending:
+                ids = item.get("attachments") or []
+                taken.update(ids)
+                claims[key] = [uploads[token] for token in ids]
                 user_id = item["user_id"]
                 pending[key] = Message(
                     room_id=room.id,
@@ -292,6 +339,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
                     reply_to=parents.get(item.get("reply_to")),
                 )
         stored = _insert(list(pending.values()))
+        _claim(stored, claims)
         previous = _previous_ids(stored, last_ids)
         # Mentions are recorded with the message; feed events leave after commit.
         attention.message_stored(
@@ -304,6 +352,25 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
             results[index] = _created(message, slug, created, previous.get(message.pk))
             first_seen.add(key)
     return [r for r in results if r is not None]
+
+
+def _claim(
+    stored: dict[tuple[int, str], tuple[Message, bool]],
+    claims: dict[tuple[int, str], list[Attachment]],
+) -> None:
+    """Tie each new message's uploads to it (one UPDATE for the batch), in the transaction that
+    stores it; a row lost to a concurrent writer of the same nonce claims nothing."""
+    tied: list[Attachment] = []
+    for key, rows in claims.items():
+        message, created = stored[key]
+        if not created:
+            continue
+        for row in rows:
+            row.message_id = message.pk
+        message.fresh_attachments = rows
+        tied.extend(rows)
+    if tied:
+        Attachment.objects.bulk_update(tied, ["message"])
 
 
 def _parent_error(item: dict[str, Any], room: Room, parents: dict[int, Message]) -> str | None:

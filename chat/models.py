@@ -7,6 +7,7 @@ Who may enter a room is decided in chat/access.py from ``Room.visibility`` and t
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -412,7 +413,20 @@ class Message(models.Model):
             "reactions": [] if fresh else self.reaction_summary(),
             "reactions_version": self.reactions_version,
             "reply_to": self.reply_shape(),
+            "attachments": self.attachment_shapes(fresh=fresh),
         }
+
+    def attachment_shapes(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """The protocol's ``attachments``: one shape per file, in upload order.
+
+        Lists ``prefetch_related("attachments")`` so this costs no query per message; a message
+        just created carries the rows it claimed (``fresh_attachments``, set by the batch).
+        """
+        if fresh:
+            rows = getattr(self, "fresh_attachments", [])
+        else:
+            rows = self.attachments.all()
+        return [row.shape() for row in sorted(rows, key=lambda row: row.pk)]
 
 
 def snippet(body: str) -> str:
@@ -566,6 +580,94 @@ class Mention(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.message_id}"
+
+
+def new_attachment_token() -> str:
+    """A fresh attachment id: 16 random bytes, URL-safe base64 (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+# An attachment id as clients send it (the token alphabet, 22 characters); the chat server
+# checks the same shape (chatserver/frames.py).
+ATTACHMENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+IMAGE = "image"
+FILE = "file"
+ATTACHMENT_KINDS = [(IMAGE, "Image"), (FILE, "File")]
+
+
+class Attachment(models.Model):
+    """One uploaded file (chat/attachments.py stores it, chat/attachment_views.py serves it).
+
+    Uploaded first, unsent (``message`` null) and visible to its uploader alone; tied to a message
+    when the uploader sends one naming ``token`` in the same room (chat/internal_api.py). The file
+    lives in the default storage under a random ``storage_name`` (never the user's file name);
+    an image also has a WebP ``thumbnail_name``. Deleting the row deletes both files after commit
+    (chat/signals.py).
+    """
+
+    token = models.CharField(max_length=32, unique=True, default=new_attachment_token)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="chat_attachments",
+    )
+    # The uploader's stable id ("u:<id>"): a message may only take uploads of its own author.
+    uploader_uid = models.CharField(max_length=MAX_UID_LENGTH)
+    original_name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField(help_text="Bytes, as stored.")
+    # What the browser declared; the served type comes from `kind` and the detected format.
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    kind = models.CharField(max_length=8, choices=ATTACHMENT_KINDS, default=FILE)
+    # For images: the detected MIME type ("image/png", ...), and the displayed dimensions (after
+    # EXIF orientation) of the image and of its thumbnail.
+    image_type = models.CharField(max_length=16, blank=True, default="")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail_width = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail_height = models.PositiveIntegerField(null=True, blank=True)
+    storage_name = models.CharField(max_length=255)
+    thumbnail_name = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["uploader_uid", "created_at"], name="chat_attach_uid_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    def shape(self) -> dict[str, Any]:
+        """The protocol's attachment shape (docs/protocol.md, "Attachments")."""
+        from .attachments import file_url, thumbnail_url
+
+        is_image = self.kind == IMAGE
+        return {
+            "id": self.token,
+            "name": self.original_name,
+            "size": self.size,
+            "content_type": self.image_type if is_image else (self.content_type or ""),
+            "kind": self.kind,
+            "url": file_url(self),
+            "width": self.width if is_image else None,
+            "height": self.height if is_image else None,
+            "thumbnail": (
+                {
+                    "url": thumbnail_url(self),
+                    "width": self.thumbnail_width,
+                    "height": self.thumbnail_height,
+                }
+                if is_image and self.thumbnail_name
+                else None
+            ),
+        }
 
 
 # The membership models live in their own module; imported here so Django registers them.

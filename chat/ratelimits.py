@@ -4,7 +4,7 @@ counted by django-ratelimit.
 The counters live in Django's cache (``CACHES["default"]``): per process with the default
 LocMemCache, shared by every process with ``DJANGO_REDIS_URL``. The rates are settings
 (``RATELIMIT_TICKET``, ``RATELIMIT_SEARCH``, ``RATELIMIT_LOGIN_IP``, ``RATELIMIT_LOGIN_USER``,
-``RATELIMIT_GUEST_IDENTITY``, ``RATELIMIT_ROOM_CREATE``, ``RATELIMIT_INVITE``,
+``RATELIMIT_GUEST_IDENTITY``, ``RATELIMIT_ROOM_CREATE``, ``RATELIMIT_INVITE``, ``RATELIMIT_UPLOAD``,
 ``RATELIMIT_RESET_IP``, ``RATELIMIT_RESET_EMAIL``) read at call time.
 
 Sign-in (every sign-in form: ``/accounts/login/`` and ``/admin/login/``, through
@@ -114,6 +114,15 @@ def invite_limited(request: HttpRequest) -> int | None:
     retry_after = _over(request, "chat.invite", _session_or_ip, settings.RATELIMIT_INVITE)
     if retry_after is not None:
         log.warning("invitation rate limit reached")
+    return retry_after
+
+
+def upload_limited(request: HttpRequest) -> int | None:
+    """Count an attachment upload (``RATELIMIT_UPLOAD``, per signed-in user); seconds to wait
+    when over the limit. Counted before the body is read."""
+    retry_after = _over(request, "chat.upload", _session_or_ip, settings.RATELIMIT_UPLOAD)
+    if retry_after is not None:
+        log.warning("upload rate limit reached")
     return retry_after
 
 

@@ -13,7 +13,17 @@ from .models import VISIBILITY_CHOICES, Room
 
 # Slugs a new room never takes: the app's own URLs under the room list (chat/urls.py) and the
 # prefix of direct conversations (chat/direct.py).
-RESERVED_SLUGS = {"api", "internal", "search", "new", "invite", "invites", "direct", "static"}
+RESERVED_SLUGS = {
+    "api",
+    "internal",
+    "search",
+    "files",
+    "new",
+    "invite",
+    "invites",
+    "direct",
+    "static",
+}
 SLUG_BASE = 40
 
 

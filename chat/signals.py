@@ -18,6 +18,9 @@ a deleted user's claim goes with it (``NameClaim.user`` cascades). A user rename
 is announced like a display name change (``actions.renamed``): without a display name it is
 shown under the new username at once.
 
+Attachments: a deleted ``Attachment`` row removes its files from storage after commit, and a
+message saved as deleted deletes its attachment rows (soft-deleted messages keep no files).
+
 ``QuerySet.update()`` sends no model signals: for rooms, `RoomQuerySet.update` compares the rows
 before and after and calls `room_changed` itself; for users, code that deactivates in bulk must
 save each user or call `chat.actions.user_access_revoked`.
@@ -31,8 +34,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save, pre_save
 
-from . import actions
-from .models import PRIVATE, Membership, Room
+from . import actions, attachments
+from .models import PRIVATE, Attachment, Membership, Message, Room
 from .models import ROOM_ACCESS_FIELDS as ROOM_FIELDS
 
 
@@ -130,6 +133,18 @@ def _room_deleted(sender: Any, instance: Room, **kwargs: Any) -> None:
     actions.room_deleted(instance.slug)
 
 
+def _attachment_deleted(sender: Any, instance: Attachment, **kwargs: Any) -> None:
+    # Every path that deletes a row (a deleted message, a purged room or user, the admin, the
+    # purge of unsent uploads) removes its files, after commit.
+    attachments.delete_files_after_commit(instance)
+
+
+def _message_saved(sender: Any, instance: Message, raw: bool = False, **kwargs: Any) -> None:
+    # A message deleted by its author, staff or the admin's change form takes its files along.
+    if instance.is_deleted and not raw:
+        attachments.discard_for_messages([instance.pk])
+
+
 def connect() -> None:
     """Connect the handlers (idempotent: each has a dispatch_uid)."""
     user_model = get_user_model()
@@ -144,3 +159,7 @@ def connect() -> None:
     post_delete.connect(
         _membership_deleted, sender=Membership, dispatch_uid="chat.membership_deleted"
     )
+    post_delete.connect(
+        _attachment_deleted, sender=Attachment, dispatch_uid="chat.attachment_deleted"
+    )
+    post_save.connect(_message_saved, sender=Message, dispatch_uid="chat.message_saved")

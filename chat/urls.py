@@ -16,7 +16,16 @@ of ``urlpatterns``: a host project has its own; the app's sign-in links go to
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import account_views, attention_api, internal_api, lifecycle, ratelimits, room_views, views
+from . import (
+    account_views,
+    attachment_views,
+    attention_api,
+    internal_api,
+    lifecycle,
+    ratelimits,
+    room_views,
+    views,
+)
 from . import api as api_views
 
 app_name = "chat"
@@ -71,6 +80,7 @@ api = [
     path("rooms/", api_views.room_list, name="api_rooms"),
     path("rooms/<slug:slug>/messages/", api_views.messages, name="api_messages"),
     path("rooms/<slug:slug>/ticket/", api_views.ticket, name="api_ticket"),
+    path("rooms/<slug:slug>/attachments/", attachment_views.upload, name="api_attachments"),
     path("search/", api_views.search, name="api_search"),
     path("attention/", attention_api.summary, name="api_attention"),
     path("feed/ticket/", attention_api.feed_ticket, name="api_feed_ticket"),
@@ -130,17 +140,23 @@ accounts = [
     ),
 ]
 
+# Attachment files (`files/`): served after the room's read rule (chat/attachment_views.py).
+files = [
+    path("<str:token>/<str:name>", attachment_views.serve, name="attachment_file"),
+]
+
 # The search page (`search/`): its own group, so a project can lay it out beside the pages.
 search = [
     path("", views.search, name="search"),
 ]
 
-# Listed before the pages: under one prefix "api/", "internal/" and "search/" win over rooms
-# with those slugs (such rooms are reachable in a project that lays the groups out itself,
+# Listed before the pages: under one prefix "api/", "internal/", "search/" and "files/" win over
+# rooms with those slugs (such rooms are reachable in a project that lays the groups out itself,
 # as django_twisted_chat/urls.py does).
 urlpatterns = [
     path("api/", include(api)),
     path("internal/", include(internal)),
     path("search/", include(search)),
+    path("files/", include(files)),
     *pages,
 ]

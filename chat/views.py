@@ -62,7 +62,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         latest = list(
             room.messages.visible()
             .select_related("reply_to")
-            .prefetch_related("reactions")
+            .prefetch_related("reactions", "attachments")
             .order_by("-id")[:PUBLIC_PAGE_DEFAULT]
         )
         latest.reverse()

@@ -100,6 +100,9 @@ class ChatServerConfig:
     # The longest message body, characters after stripping: Django reads the same CHAT_MAX_BODY
     # with the same default (django_twisted_chat/settings.py), so both processes apply one limit.
     max_body: int = 4000
+    # Most attachment ids one message may name: Django reads the same CHAT_MAX_FILES_PER_MESSAGE
+    # with the same default (django_twisted_chat/settings.py).
+    max_files: int = 10
     # Accepted clock skew of Django's signed control calls, seconds; Django reads the same
     # CHAT_SIGNATURE_WINDOW with the same default for the calls it receives.
     signature_window: int = 60
@@ -197,6 +200,7 @@ class ChatServerConfig:
             allowed_origins=origins,
             max_payload=_int(environ, "CHAT_MAX_PAYLOAD", cls.max_payload, minimum=1),
             max_body=_int(environ, "CHAT_MAX_BODY", cls.max_body, minimum=1),
+            max_files=_int(environ, "CHAT_MAX_FILES_PER_MESSAGE", cls.max_files, minimum=1),
             signature_window=_int(
                 environ, "CHAT_SIGNATURE_WINDOW", cls.signature_window, minimum=1
             ),

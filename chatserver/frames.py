@@ -21,6 +21,11 @@ from dataclasses import dataclass
 import orjson
 
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An attachment id (Django's `secrets.token_urlsafe(16)`: 22 characters of the URL-safe base64
+# alphabet; chat.models.ATTACHMENT_ID_RE is the same rule).
+ATTACHMENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+# The default of CHAT_MAX_FILES_PER_MESSAGE (chatserver/config.py).
+DEFAULT_MAX_FILES = 10
 CLIENT_TYPES = frozenset({"message", "typing", "ping", "history"})
 # Code points no store can take: NUL (PostgreSQL text) and UTF-16 surrogates (not UTF-8 encodable).
 UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
@@ -44,14 +49,15 @@ class FrameError(Exception):
 @dataclass(frozen=True, slots=True)
 class ClientFrame:
     """A valid client frame; `body` (stripped) and `nonce` are set for messages only, with
-    `reply_to` (the id of the message it answers) when given; `after` (a message id) for
-    history requests only."""
+    `reply_to` (the id of the message it answers) and `attachments` (ids of uploads, in the
+    client's order) when given; `after` (a message id) for history requests only."""
 
     type: str
     body: str | None = None
     nonce: str | None = None
     after: int | None = None
     reply_to: int | None = None
+    attachments: tuple[str, ...] = ()
 
 
 def encode(obj: object) -> bytes:
@@ -71,8 +77,14 @@ def error_frame(
     return orjson.dumps(frame)
 
 
-def validate_message(obj: dict, max_body: int) -> ClientFrame:
-    """Check the `body` and `nonce` of a message object (frame or long-poll POST body)."""
+def validate_message(obj: dict, max_body: int, max_files: int = DEFAULT_MAX_FILES) -> ClientFrame:
+    """Check the `body`, `nonce`, `reply_to` and `attachments` of a message object (frame or
+    long-poll POST body); `max_files` is CHAT_MAX_FILES_PER_MESSAGE.
+
+    `attachments`, when present, is a list of 1 to `max_files` distinct upload ids (else
+    `bad_attachments`, with the nonce); with attachments the body may be empty. Whether the ids
+    are the sender's unsent uploads to this room is Django's to say.
+    """
     nonce = obj.get("nonce")
     body = obj.get("body")
     if not isinstance(nonce, str) or not isinstance(body, str):
@@ -81,8 +93,9 @@ def validate_message(obj: dict, max_body: int) -> ClientFrame:
         )
     if NONCE_RE.fullmatch(nonce) is None:
         raise FrameError("bad_nonce", "The nonce must be 1 to 64 of [A-Za-z0-9_-].")
+    attachments = _attachment_ids(obj.get("attachments", None), max_files, nonce)
     stripped = body.strip()
-    if not stripped:
+    if not stripped and not attachments:
         raise FrameError("empty_body", "The message is empty.", nonce)
     if len(stripped) > max_body:
         raise FrameError(
@@ -103,7 +116,28 @@ def validate_message(obj: dict, max_body: int) -> ClientFrame:
             f"reply_to is the id of a message: a whole number from 1 to {MAX_MESSAGE_ID}.",
             nonce,
         )
-    return ClientFrame(type="message", body=stripped, nonce=nonce, reply_to=reply_to)
+    return ClientFrame(
+        type="message", body=stripped, nonce=nonce, reply_to=reply_to, attachments=attachments
+    )
+
+
+def _attachment_ids(value: object, max_files: int, nonce: str) -> tuple[str, ...]:
+    """`attachments` of a message: absent or null means none; else 1 to `max_files` distinct ids
+    of the token alphabet, or `bad_attachments`."""
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= max_files
+        or not all(isinstance(v, str) and ATTACHMENT_ID_RE.fullmatch(v) for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise FrameError(
+            "bad_attachments",
+            f"attachments is a list of 1 to {max_files} distinct upload ids.",
+            nonce,
+        )
+    return tuple(value)
 
 
 def _safe_nonce(nonce: object) -> str | None:
@@ -144,8 +178,10 @@ def _lenient_loads(payload: bytes) -> object:
         raise FrameError("bad_json", "The frame is not valid JSON.") from None
 
 
-def parse_client_frame(payload: bytes, max_body: int) -> ClientFrame:
-    """Decode and validate one WebSocket text frame."""
+def parse_client_frame(
+    payload: bytes, max_body: int, max_files: int = DEFAULT_MAX_FILES
+) -> ClientFrame:
+    """Decode and validate one WebSocket text frame (`max_files`: see `validate_message`)."""
     obj = parse_json_object(payload)
     kind = obj.get("type")
     if not isinstance(kind, str):
@@ -153,7 +189,7 @@ def parse_client_frame(payload: bytes, max_body: int) -> ClientFrame:
     if kind not in CLIENT_TYPES:
         raise FrameError("unknown_type", "Unknown frame type.")
     if kind == "message":
-        return validate_message(obj, max_body)
+        return validate_message(obj, max_body, max_files)
     if kind == "history":
         return ClientFrame(type=kind, after=_message_id(obj.get("after")))
     return ClientFrame(type=kind)

@@ -291,6 +291,8 @@ class ChatHub:
         }
         if frame.reply_to is not None:
             item["reply_to"] = frame.reply_to  # passed through; Django checks the parent
+        if frame.attachments:
+            item["attachments"] = list(frame.attachments)  # Django checks whose they are
         try:
             d = self.persistence.enqueue(item)
         except QueueFull:

@@ -389,7 +389,7 @@ class LongPollResource(MethodsResource):
             obj = parse_json_object(raw)
             if obj.get("type") == "typing":
                 return self._typing(request, room, identity)
-            frame = validate_message(obj, self._config.max_body)
+            frame = validate_message(obj, self._config.max_body, self._config.max_files)
         except FrameError as exc:
             self.hub.refuse(exc.code)
             return error_response(request, 400, exc.code, exc.message)

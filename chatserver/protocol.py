@@ -352,7 +352,8 @@ class ChatServerProtocol(WebSocketServerProtocol):
             self._fail_connection(CLOSE_UNSUPPORTED, "binary frames are not accepted")
             return
         try:
-            frame = parse_client_frame(payload, self.factory.config.max_body)
+            config = self.factory.config
+            frame = parse_client_frame(payload, config.max_body, config.max_files)
         except FrameError as exc:
             frame, refused = None, exc
         wait = hub.spend(self.identity.uid, self.address)

@@ -90,6 +90,21 @@ CHAT_HERE_WINDOW = _int("CHAT_HERE_WINDOW", 300, minimum=0)
 CHAT_HERE_LARGE_ROOM = _int("CHAT_HERE_LARGE_ROOM", 20, minimum=0)
 CHAT_HERE_INTERVAL = _int("CHAT_HERE_INTERVAL", 60, minimum=0)
 CHAT_MENTION_RECENT = _int("CHAT_MENTION_RECENT", 7 * 86400, minimum=0)
+# Attachments (chat/attachments.py, docs/operations.md "Attachments"). Bytes per file; files per
+# message (the chat server reads the same CHAT_MAX_FILES_PER_MESSAGE with the same default,
+# chatserver/config.py); bytes one user may upload per rolling 24 hours; the largest image, in
+# pixels, Pillow is allowed to decode (a bigger one is refused as a decompression bomb); the
+# longest side of a thumbnail, pixels.
+CHAT_MAX_FILE_BYTES = _int("CHAT_MAX_FILE_BYTES", 10 * 1024 * 1024, minimum=1)
+CHAT_MAX_FILES_PER_MESSAGE = _int("CHAT_MAX_FILES_PER_MESSAGE", 10, minimum=1)
+CHAT_UPLOAD_BYTES_PER_DAY = _int("CHAT_UPLOAD_BYTES_PER_DAY", 200 * 1024 * 1024, minimum=1)
+CHAT_MAX_IMAGE_PIXELS = _int("CHAT_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+CHAT_THUMBNAIL_SIZE = _int("CHAT_THUMBNAIL_SIZE", 320, minimum=16)
+# Seconds an upload may wait for the message that sends it; older unsent uploads are purged.
+CHAT_UNSENT_UPLOAD_TTL = _int("CHAT_UNSENT_UPLOAD_TTL", 86400, minimum=60)
+# When set (e.g. /protected-media/), file answers carry X-Accel-Redirect to this prefix plus the
+# storage name and no body: nginx serves the bytes from an `internal` location.
+CHAT_FILES_ACCEL_REDIRECT = env.get("CHAT_FILES_ACCEL_REDIRECT", "").strip()
 # `make run` signs the demo admin in with this generated password (kept in the ignored .env).
 CHAT_DEMO_ADMIN_PASSWORD = env.get("CHAT_DEMO_ADMIN_PASSWORD", "")
 
@@ -182,6 +197,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 # The chat app ships its static files (chat/static/chat/), found by the app directories finder.
 STATIC_ROOT = Path(env.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Uploaded attachments (chat/attachments.py) go to the default storage: files under MEDIA_ROOT
+# (`media/` in the checkout, ignored by git) unless a deployment configures another backend
+# (docs/operations.md shows django-storages' S3). There is no MEDIA_URL: every file is answered
+# by chat/attachment_views.py after the room's access check.
+MEDIA_ROOT = Path(env.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -279,6 +299,8 @@ RATELIMIT_SEARCH = env.get("DJANGO_RATELIMIT_SEARCH", "30/m")
 # Rooms one user may create, and invitations (by username or link) one user may make.
 RATELIMIT_ROOM_CREATE = env.get("DJANGO_RATELIMIT_ROOM_CREATE", "10/h")
 RATELIMIT_INVITE = env.get("DJANGO_RATELIMIT_INVITE", "30/h")
+# Attachment uploads per signed-in user (chat/attachment_views.py).
+RATELIMIT_UPLOAD = env.get("DJANGO_RATELIMIT_UPLOAD", "60/m")
 RATELIMIT_LOGIN_IP = env.get("DJANGO_RATELIMIT_LOGIN_IP", "10/m")
 RATELIMIT_LOGIN_USER = env.get("DJANGO_RATELIMIT_LOGIN_USER", "10/m")
 # Password reset requests per client address and per e-mail address (chat/ratelimits.py).

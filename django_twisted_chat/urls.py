@@ -20,6 +20,7 @@ chat_patterns = [
     path("internal/", include(chat_urls.internal)),
     path("accounts/", include(chat_urls.accounts)),
     path("search/", include(chat_urls.search)),
+    path("files/", include(chat_urls.files)),
 ]
 
 urlpatterns = [

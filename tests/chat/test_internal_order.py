@@ -89,6 +89,7 @@ def test_repeats_carry_no_prev_id_and_public_shape_is_unchanged(signed, lobby):
         "reactions",
         "reactions_version",
         "reply_to",
+        "attachments",
     }
     history = signed.get("/internal/rooms/lobby/messages/?after=0").json()["messages"]
     assert all("prev_id" not in m for m in history)

@@ -92,6 +92,7 @@ def test_to_dict_shape(lobby):
         "reactions": [],
         "reactions_version": 0,
         "reply_to": None,
+        "attachments": [],
     }
     msg.edited_at = datetime(2026, 11, 22, 9, 20, 0, 1000, tzinfo=UTC)
     msg.version = 2

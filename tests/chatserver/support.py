@@ -19,7 +19,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from chatserver.config import DJANGO_PAGE_MAX, ChatServerConfig
 from chatserver.control import GUEST_UID_RE
 from chatserver.djangoclient import DjangoError, UnknownRoom
-from chatserver.frames import NONCE_RE, FrameError, validate_message
+from chatserver.frames import ATTACHMENT_ID_RE, NONCE_RE, FrameError, validate_message
 from chatserver.hub import ChatHub
 from chatserver.service import build_hub
 from chatserver.tickets import MAX_NAME_LENGTH, mint_ticket
@@ -61,6 +61,7 @@ ITEM_ERROR_TEXT = {
     "bad_nonce": "A nonce is 1 to 64 characters of letters, digits, '_' and '-'.",
     "bad_item": "The item is not a valid message.",
     "unknown_parent": "The message this replies to is not in this room.",
+    "bad_attachments": "An attachment is unknown, not yours, or already sent.",
 }
 # Django's quote length (chat/models.py REPLY_SNIPPET_CHARS; the contract suite compares).
 REPLY_SNIPPET_CHARS = 100
@@ -96,14 +97,22 @@ def _shape_error(item: object) -> str | None:
     nonce = item.get("nonce")
     if not isinstance(nonce, str) or NONCE_RE.fullmatch(nonce) is None:
         return "bad_nonce"
+    ids = item.get("attachments")
+    if ids is not None and not (
+        isinstance(ids, list)
+        and 1 <= len(ids) <= 10
+        and all(isinstance(i, str) and ATTACHMENT_ID_RE.fullmatch(i) for i in ids)
+        and len(set(ids)) == len(ids)
+    ):
+        return "bad_attachments"
     return None
 
 
-def _body_error(body: str, max_body: int) -> str | None:
-    """Django's body rule; the chat server's frame check is the same rule
-    (tests/contract/test_shared_rules.py), so the fake borrows it."""
+def _body_error(body: str, max_body: int, attachments: list | None = None) -> str | None:
+    """Django's body rule (an empty body is fine with attachments); the chat server's frame check
+    is the same rule (tests/contract/test_shared_rules.py), so the fake borrows it."""
     try:
-        validate_message({"body": body, "nonce": "n"}, max_body)
+        validate_message({"body": body, "nonce": "n", "attachments": attachments}, max_body)
     except FrameError as refused:
         return refused.code
     return None
@@ -140,6 +149,38 @@ class FakeDjango:
         self.history_reads: list[tuple[str, int | None, int]] = []  # (room, after, limit)
         self.gone_rooms: set[str] = set()  # deleted rooms: reads answer 404, items unknown_room
         self.rooms_of_deleted: dict[int, str] = {}  # deleted id -> its room (replies may name it)
+        # Uploads a message may name: id -> {"room", "uid", "shape", "sent"} (see `upload`).
+        self.uploads: dict[str, dict] = {}
+
+    def upload(self, room: str, uid: str, name: str = "a.png") -> dict:
+        """An unsent upload by `uid` to `room`, as Django's upload endpoint stores it; its shape."""
+        token = f"{len(self.uploads):022d}"
+        shape = {
+            "id": token,
+            "name": name,
+            "size": 3,
+            "content_type": "image/png",
+            "kind": "image",
+            "url": f"/files/{token}/{name}",
+            "width": 2,
+            "height": 1,
+            "thumbnail": {"url": f"/files/{token}/thumb.webp", "width": 2, "height": 1},
+        }
+        self.uploads[token] = {"room": room, "uid": uid, "shape": shape, "sent": False}
+        return shape
+
+    def _attachments_error(self, item: dict) -> str | None:
+        """Django's rule: every id is an unsent upload of the item's author to its room."""
+        for token in item.get("attachments") or []:
+            upload = self.uploads.get(token)
+            if (
+                upload is None
+                or upload["sent"]
+                or upload["room"] != item["room"]
+                or upload["uid"] != item["uid"]
+            ):
+                return "bad_attachments"
+        return None
 
     def delete(self, message_id: int) -> None:
         """Soft-delete a message: never listed again, still the predecessor of the next one."""
@@ -220,7 +261,11 @@ class FakeDjango:
                 if item["room"] in self.archived_rooms:
                     code = "room_archived"
                 else:
-                    code = _body_error(item["body"], self.max_body) or self._parent_error(item)
+                    code = (
+                        _body_error(item["body"], self.max_body, item.get("attachments"))
+                        or self._parent_error(item)
+                        or self._attachments_error(item)
+                    )
             if code:
                 results.append(self._refusal(item, code))
                 continue
@@ -239,7 +284,11 @@ class FakeDjango:
                 "reactions": [],
                 "reactions_version": 0,
                 "reply_to": self.quote(item.get("reply_to")),
+                "attachments": [],
             }
+            for token in sorted(item.get("attachments") or []):  # upload order
+                self.uploads[token]["sent"] = True
+                message["attachments"].append(self.uploads[token]["shape"])
             self.next_id += 1
             self.messages.append(message)
             results.append(

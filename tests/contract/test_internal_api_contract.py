@@ -45,6 +45,7 @@ MESSAGE_KEYS = {
     "reactions",
     "reactions_version",
     "reply_to",
+    "attachments",
 }
 CREATED_KEYS = {"ok", "created", "prev_id", "message"}
 REPEAT_KEYS = {"ok", "created", "id", "deleted", "message"}
@@ -271,6 +272,9 @@ def test_each_item_is_judged_on_its_own(django):
         (item(room, "has space"), "bad_nonce"),
         (item(room, "n" * 65), "bad_nonce"),
         (item(room, "empty-1", " \n\t "), "empty_body"),
+        (item(room, "att-1", "", attachments=["A" * 22]), "bad_attachments"),
+        (item(room, "att-2", "x", attachments=[]), "bad_attachments"),
+        (item(room, "att-3", "x", attachments=["short"]), "bad_attachments"),
         (item(room, "long-1", "x" * 4001), "body_too_long"),
         (item(unknown, "unknown-1"), "unknown_room"),
         (item(archived, "archived-1"), "room_archived"),

@@ -57,6 +57,7 @@ def chat_server_config(name: str, raw: str | None) -> ChatServerConfig:
 SHARED_SETTINGS = {
     "CHAT_MAX_BODY": ("max_body", 4000),
     "CHAT_SIGNATURE_WINDOW": ("signature_window", 60),
+    "CHAT_MAX_FILES_PER_MESSAGE": ("max_files", 10),
 }
 
 
