@@ -27,6 +27,31 @@ export function ensureAttachmentStylesheet() {
   document.head.append(link);
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** A paperclip drawn in SVG (the emoji is missing from many fonts), hidden from screen readers. */
+function paperclip() {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "20");
+  svg.setAttribute("height", "20");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  svg.classList.add("attach-icon");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute(
+    "d",
+    "M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5",
+  );
+  path.setAttribute("fill", "none");
+  path.setAttribute("stroke", "currentColor");
+  path.setAttribute("stroke-width", "2");
+  path.setAttribute("stroke-linecap", "round");
+  path.setAttribute("stroke-linejoin", "round");
+  svg.append(path);
+  return svg;
+}
+
 /** @returns {boolean} whether a drag carries files (not text or a link dragged around). */
 function carriesFiles(event) {
   return Array.from(event.dataTransfer?.types || []).includes("Files");
@@ -57,9 +82,7 @@ export function wireAttachments({ root, form, input, url, maxBytes, maxFiles, on
   button.id = "attach-button";
   button.className = "attach-button";
   button.title = "Attach files (or drop them on the room, or paste an image)";
-  const icon = document.createElement("span");
-  icon.setAttribute("aria-hidden", "true");
-  icon.textContent = "📎";
+  const icon = paperclip();
   const words = document.createElement("span");
   words.className = "visually-hidden";
   words.textContent = "Attach files";
