@@ -407,3 +407,40 @@ def test_room_with_attachments_has_no_new_axe_violations(live, live_room, open_r
     assert axe(page, ATTACHMENT_PARTS) == []
     new = [v for v in axe(page) if v["id"] not in baseline]
     assert new == [], json.dumps(new, indent=2)
+
+
+def test_message_with_a_file_typed_during_an_outage_is_stored_once_with_it(
+    live, live_room, open_room
+):
+    """The file uploads to Django while the chat server is down; the message typed then shows
+    at once as unsent with its file card, survives a reload (the outbox keeps the file), and
+    once the chat server is back it is stored exactly once, with its file, for both readers."""
+    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    page = alice.page
+    live.stop_chatserver()
+    try:
+        expect(alice.state).not_to_have_text("Live")
+        page.locator("#attach-input").set_input_files(
+            [{"name": "agenda.txt", "mimeType": "text/plain", "buffer": b"1. files\n" * 100}]
+        )
+        expect(chips(page)).to_have_attribute("data-state", "done")
+        alice.send("typed during the outage")
+        pending = alice.message("typed during the outage")
+        expect(pending).to_have_class(re.compile(r"\bpending\b"))
+        expect(pending.locator(".attachment-name")).to_have_text("agenda.txt")
+        page.reload()
+        expect(pending).to_have_class(re.compile(r"\bpending\b"))
+        expect(pending.locator(".attachment-meta")).to_have_text("900 bytes, TXT")
+    finally:
+        live.start_chatserver()
+
+    for reader in (alice, bob):
+        reader.wait_live()
+        message = reader.message("typed during the outage")
+        expect(message).to_have_count(1)
+        expect(message).not_to_have_class(re.compile(r"\bpending\b"))
+        expect(message.locator(".attachment-name")).to_have_text("agenda.txt")
+    stored = [m for m in live.stored_messages(live_room) if m["body"] == "typed during the outage"]
+    assert len(stored) == 1
+    assert [a["name"] for a in stored[0]["attachments"]] == ["agenda.txt"]
