@@ -139,6 +139,15 @@ def message_stored(messages: Iterable[Message]) -> None:
         actions.user_events(items)
 
 
+def excerpt_of(message: Message) -> str:
+    """A notification's text: the first ``EXCERPT`` characters of the body, or for a message of
+    attachments only, a paperclip and the files' names (from the rows the batch just claimed)."""
+    if message.body:
+        return message.body[:EXCERPT]
+    names = [row.original_name for row in getattr(message, "fresh_attachments", [])]
+    return ("📎 " + ", ".join(names))[:EXCERPT] if names else ""
+
+
 def recipients(
     message: Message, following: list[int], named: list[Any], reached: list[Any]
 ) -> list[dict[str, Any]]:
@@ -155,13 +164,13 @@ def recipients(
         # A message in a direct conversation is a direct message for the other person; the
         # excerpt is the body of its desktop notification.
         base["direct"] = True
-        base["excerpt"] = message.body[:EXCERPT]
+        base["excerpt"] = excerpt_of(message)
     mentioned = {u.pk for u in named} | {u.pk for u in reached}
     items: list[dict[str, Any]] = []
     others = [uid for uid in following if uid not in mentioned and uid != message.author_id]
     if others:
         items.append({"users": others, "event": {"type": "room_message", **base}})
-    excerpt = message.body[:EXCERPT]
+    excerpt = excerpt_of(message)
     for users, here in (([u.pk for u in named], False), ([u.pk for u in reached], True)):
         if users:
             event = {"type": "mention", **base, "excerpt": excerpt, "here": here}

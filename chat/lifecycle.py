@@ -89,11 +89,14 @@ def _json_body(request: HttpRequest) -> dict:
     return data
 
 
-def _new_body(data: dict) -> str:
+def _new_body(data: dict, has_files: bool = False) -> str:
+    """The edited body, stripped; empty only for a message with attachments (a caption removed)."""
     body = data.get("body")
     if not isinstance(body, str):
         raise Refused(400, "empty_body", "A message cannot be empty.")
     code = body_error(body)
+    if code == "empty_body" and has_files:
+        return ""
     if code == "empty_body":
         raise Refused(400, code, "A message cannot be empty.")
     if code == "body_too_long":
@@ -120,7 +123,7 @@ def edit_message(request: HttpRequest, slug: str, message_id: int) -> JsonRespon
                     f"A message can be edited for {settings.CHAT_EDIT_WINDOW // 60} minutes "
                     "after it was sent.",
                 )
-            body = _new_body(data)
+            body = _new_body(data, message.attachments.exists())
             if body != message.body:
                 message.body = body
                 message.edited_at = timezone.now()

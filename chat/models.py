@@ -288,7 +288,7 @@ class Message(models.Model):
     author_uid = models.CharField(max_length=MAX_UID_LENGTH, blank=True, default="")
     # No max_length: the limit is the CHAT_MAX_BODY setting, checked in clean() and by the
     # internal API (a setting in a field's arguments would ask for a migration when it changes).
-    body = models.TextField()
+    body = models.TextField(blank=True)  # empty only with attachments: clean() decides
     # The body rendered by chat/markdown.py (sanitized HTML), kept in step with `body` by
     # `save()` (and by the internal API's bulk insert): rendered once, never per read.
     html = models.TextField(blank=True, default="", editable=False)
@@ -340,6 +340,8 @@ class Message(models.Model):
         super().clean()
         errors: dict[str, str] = {}
         code = body_error(self.body or "")
+        if code == "empty_body" and self.pk is not None and self.attachments.exists():
+            code = None  # the files are the message: no text needed
         if code == "empty_body":
             errors["body"] = "A message cannot be empty."
         elif code == "body_too_long":

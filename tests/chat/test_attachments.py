@@ -22,9 +22,11 @@ from PIL import Image
 
 from chat.models import PRIVATE, Attachment, Membership, Message, Room
 
+from . import test_admin
 from .conftest import protocol_headers
 from .test_fastpath import call_fast
 
+chat_server = test_admin.chat_server
 BATCH = "/internal/messages/batch/"
 UPLOAD = "/api/rooms/{}/attachments/"
 GPS_IFD = 0x8825
@@ -140,6 +142,26 @@ def test_an_image_upload_answers_the_shape_and_stores_random_names(alice_client,
     assert row.message_id is None and row.size == shape["size"]
     with Image.open(media / row.thumbnail_name) as thumb:
         assert thumb.format == "WEBP" and thumb.size == (320, 240)
+
+
+@pytest.mark.django_db
+def test_file_names_are_cleaned(alice_client, lobby, media):
+    """A name with a path, control characters, a leading dot or markup keeps its last segment as
+    text; a very long one is cut to 255 characters with its extension; no name reaches a path."""
+    cases = {
+        "../../etc/passwd": "passwd",
+        "C:\\Users\\x\\evil.exe": "evil.exe",
+        "bad\u202ename\x07.txt": "badname.txt",
+        ".htaccess": "htaccess",
+        '<img src=x onerror="alert(1)">.txt': '<img src=x onerror="alert(1)">.txt',
+        "a" * 300 + ".pdf": "a" * 251 + ".pdf",
+    }
+    for sent, kept in cases.items():
+        shape = upload(alice_client, "lobby", b"x", sent).json()
+        assert shape["name"] == kept
+    paths = [str(p.relative_to(media)) for p in stored_files(media)]
+    assert len(paths) == len(cases)
+    assert all(p.startswith("attachments/") and "passwd" not in p for p in paths)
 
 
 @pytest.mark.django_db
@@ -609,3 +631,131 @@ def test_admin_lists_attachments(alice_client, alice, lobby, django_user_model):
     assert page.status_code == 200
     text = page.content.decode()
     assert "listed.txt" in text and "2.0 KiB" in text and "Lobby" in text and "alice" in text
+
+
+@pytest.mark.django_db
+def test_a_message_with_files_may_lose_its_caption(alice_client, alice, lobby):
+    """Editing the text of a message with attachments down to nothing keeps the message (its
+    files are its content); without attachments an empty edit is still empty_body, and the
+    model's validation (admin forms) follows the same rule."""
+    token = upload(alice_client, "lobby", b"x", "a.txt").json()["id"]
+    with_files = sent(Client(), alice, token, "cap")["message"]["id"]
+    edit = alice_client.post(
+        f"/api/rooms/lobby/messages/{with_files}/edit/",
+        {"body": "  "},
+        content_type="application/json",
+    )
+    assert edit.status_code == 200 and edit.json()["message"]["body"] == ""
+    Message.objects.get(pk=with_files).full_clean()
+    (plain,) = store(Client(), [item("plain", f"u:{alice.pk}", alice.pk, body="text")])
+    refused = alice_client.post(
+        f"/api/rooms/lobby/messages/{plain['message']['id']}/edit/",
+        {"body": ""},
+        content_type="application/json",
+    )
+    assert refused.json()["error"] == "empty_body"
+    from django.core.exceptions import ValidationError
+
+    bare = Message.objects.get(pk=plain["message"]["id"])
+    bare.body = ""
+    with pytest.raises(ValidationError):
+        bare.full_clean()
+
+
+@pytest.mark.django_db
+def test_a_direct_message_of_files_notifies_with_their_names(
+    alice_client, alice, bob, chat_server, django_capture_on_commit_callbacks
+):
+    """A direct message with no text: the other person's feed event (its desktop notification)
+    names the files instead of showing nothing."""
+    from chat import direct
+
+    room = direct.open_direct(alice, bob.pk)
+    first = upload(alice_client, room.slug, b"x", "plan.pdf").json()["id"]
+    second = upload(alice_client, room.slug, png(), "map.png", "image/png").json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        (result,) = store(
+            Client(), [item("dm", f"u:{alice.pk}", alice.pk, [first, second], room=room.slug)]
+        )
+    events = [
+        entry["event"]
+        for r in chat_server.requests
+        if r["path"] == "/internal/users/events"
+        for entry in r["body"]
+    ]
+    excerpts = [e["excerpt"] for e in events if e.get("id") == result["message"]["id"]]
+    assert excerpts == ["📎 plan.pdf, map.png"]
+
+
+@pytest.mark.django_db
+def test_the_room_page_hands_the_upload_limits_to_the_client(alice_client, lobby, settings):
+    """The room page's `limits` carry the file limits from the settings, and whether the reader
+    may attach (signed in) or not (a guest)."""
+    settings.CHAT_MAX_FILE_BYTES = 1234
+    settings.CHAT_MAX_FILES_PER_MESSAGE = 3
+    limits = alice_client.get("/chats/lobby/").context["limits"]
+    assert (limits["max_file_bytes"], limits["max_files"], limits["may_attach"]) == (1234, 3, True)
+    assert Client().get("/chats/lobby/").context["limits"]["may_attach"] is False
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("P", (30, 20), i) for i in (1, 2, 3)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+def png_with_text() -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "home address: 1 Secret Lane")
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    out = io.BytesIO()
+    Image.new("RGBA", (40, 40), (1, 2, 3, 128)).save(out, "PNG", pnginfo=info, exif=exif)
+    return out.getvalue()
+
+
+def webp_with_exif(lossless: bool) -> bytes:
+    exif = Image.Exif()
+    exif.get_ifd(GPS_IFD)[1] = "N"
+    exif[0x010F] = "PhoneMaker"
+    out = io.BytesIO()
+    Image.new("RGB", (50, 30), (9, 9, 9)).save(out, "WEBP", exif=exif.tobytes(), lossless=lossless)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "data, name, mime",
+    [
+        (png_with_text(), "t.png", "image/png"),
+        (webp_with_exif(True), "l.webp", "image/webp"),
+        (webp_with_exif(False), "y.webp", "image/webp"),
+    ],
+)
+def test_png_and_webp_originals_lose_their_metadata(alice_client, lobby, media, data, name, mime):
+    """PNG text chunks and EXIF, WebP EXIF (GPS, camera): gone from the stored original, which
+    is still the same kind of image with the same size; transparency survives."""
+    assert b"PhoneMaker" in data
+    shape = upload(alice_client, "lobby", data, name, "application/octet-stream").json()
+    assert shape["content_type"] == mime
+    row = Attachment.objects.get(token=shape["id"])
+    stored = (media / row.storage_name).read_bytes()
+    assert b"PhoneMaker" not in stored and b"Secret Lane" not in stored
+    with Image.open(io.BytesIO(stored)) as image, Image.open(io.BytesIO(data)) as source:
+        assert (image.format, image.size, image.mode) == (source.format, source.size, source.mode)
+
+
+@pytest.mark.django_db
+def test_an_animated_gif_is_kept_as_uploaded(alice_client, lobby, media):
+    """GIF carries no EXIF: its bytes are stored as uploaded, every frame kept; the thumbnail is
+    its first frame as WebP."""
+    data = animated_gif()
+    shape = upload(alice_client, "lobby", data, "a.gif").json()
+    assert shape["kind"] == "image" and shape["content_type"] == "image/gif"
+    row = Attachment.objects.get(token=shape["id"])
+    assert (media / row.storage_name).read_bytes() == data
+    with Image.open(media / row.thumbnail_name) as thumb:
+        assert thumb.format == "WEBP" and not getattr(thumb, "is_animated", False)

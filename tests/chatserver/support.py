@@ -120,8 +120,9 @@ def _body_error(body: str, max_body: int, attachments: list | None = None) -> st
 
 def stand_in_html(body: str) -> str:
     """What the fake stores as a message's `html`: Django renders Markdown (chat/markdown.py),
-    the chat server only passes the string through, so any distinct string does here."""
-    return "<p>" + html.escape(body) + "</p>"
+    the chat server only passes the string through, so any distinct string does here; an empty
+    body (a message of attachments only) renders to nothing, as Django's does."""
+    return "<p>" + html.escape(body) + "</p>" if body else ""
 
 
 class FakeDjango:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import json
 import re
 import secrets
 import threading
@@ -80,6 +81,14 @@ class Backend:
         """A moderator deletes the message."""
         raise NotImplementedError
 
+    def uploader(self) -> int:
+        """The id of a registered user who may upload."""
+        raise NotImplementedError
+
+    def upload(self, room: str, user_id: int, name: str) -> dict:
+        """An unsent upload (a small PNG) by that user to `room`: its attachment shape."""
+        raise NotImplementedError
+
 
 class FakeBackend(Backend):
     """`FakeDjango`, whose Deferreds have fired by the time its methods return."""
@@ -110,6 +119,12 @@ class FakeBackend(Backend):
 
     def delete(self, message_id: int) -> None:
         self.api.delete(message_id)
+
+    def uploader(self) -> int:
+        return 4000 + next(_rooms)
+
+    def upload(self, room: str, user_id: int, name: str) -> dict:
+        return self.api.upload(room, f"u:{user_id}", name)
 
 
 class RealBackend(Backend):
@@ -148,6 +163,31 @@ class RealBackend(Backend):
             f"Message.objects.filter(pk={message_id}).update("
             "is_deleted=True, deleted_at=timezone.now())\n"
         )
+
+    def uploader(self) -> int:
+        username = f"contract-{self.run}-{next(_rooms)}"
+        self.live.create_user(username, secrets.token_hex(16))
+        out = self.live.shell(
+            "from django.contrib.auth import get_user_model\n"
+            f"print(get_user_model().objects.get(username={username!r}).pk)\n"
+        )
+        return int(out.strip().splitlines()[-1])
+
+    def upload(self, room: str, user_id: int, name: str) -> dict:
+        out = self.live.shell(
+            "import io, json\n"
+            "from PIL import Image\n"
+            "from django.core.files.uploadedfile import SimpleUploadedFile\n"
+            "from chat.attachments import Uploader, store_upload\n"
+            "from chat.models import Room\n"
+            "buf = io.BytesIO()\n"
+            "Image.new('RGB', (2, 1)).save(buf, 'PNG')\n"
+            f"upload = SimpleUploadedFile({name!r}, buf.getvalue(), 'image/png')\n"
+            f"row = store_upload(Room.objects.get(slug={room!r}), "
+            f"Uploader({user_id}, 'u:{user_id}'), upload, 'image/png')\n"
+            "print(json.dumps(row.shape()))\n"
+        )
+        return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +241,9 @@ def assert_message_shape(message: dict, room: str) -> None:
     assert set(message) == MESSAGE_KEYS
     assert set(message["user"]) == {"id", "name", "guest"}
     assert message["room"] == room and isinstance(message["id"], int)
-    assert isinstance(message["html"], str) and message["html"]
+    # Rendered Markdown: something for any body, nothing for the empty body of a message that
+    # is only attachments.
+    assert isinstance(message["html"], str) and bool(message["html"]) == bool(message["body"])
     assert SENT_AT.fullmatch(message["sent_at"]), message["sent_at"]
 
 
@@ -290,6 +332,47 @@ def test_each_item_is_judged_on_its_own(django):
         assert (result["nonce"], result["room"]) == (sent["nonce"], sent["room"])
         assert isinstance(result["message"], str) and result["message"]
     assert len(stored_ids(django, room)) == 2
+
+
+def test_attachments_are_claimed_once_by_their_uploader_in_their_room(django):
+    """A user's item naming its own unsent uploads to the room is stored with them (upload order,
+    body may be empty); naming them again, someone else's upload or an upload to another room
+    is refused `bad_attachments`; a resend of the nonce answers the original with its files."""
+    room, other = django.new_room(), django.new_room()
+    alice, bob = django.uploader(), django.uploader()
+    first = django.upload(room, alice, "one.png")
+    second = django.upload(room, alice, "two.png")
+    bobs = django.upload(room, bob, "b.png")
+    elsewhere = django.upload(other, alice, "x.png")
+
+    def by(user_id: int, nonce: str, ids: list[str], body: str = "") -> dict:
+        return item(
+            room,
+            nonce,
+            body,
+            uid=f"u:{user_id}",
+            user_id=user_id,
+            guest=False,
+            name="alice",
+            attachments=ids,
+        )
+
+    stored, theirs, wrong_room = store(
+        django,
+        by(alice, "files-1", [second["id"], first["id"]]),
+        by(alice, "files-2", [bobs["id"]], "hi"),
+        by(alice, "files-3", [elsewhere["id"]], "hi"),
+    )
+    assert stored["created"] is True
+    assert_message_shape(stored["message"], room)
+    assert stored["message"]["body"] == "" and stored["message"]["attachments"] == [first, second]
+    assert (theirs["error"], wrong_room["error"]) == ("bad_attachments", "bad_attachments")
+    (again,) = store(django, by(alice, "files-4", [first["id"]], "again"))
+    assert again["error"] == "bad_attachments"
+    (repeat,) = store(django, by(alice, "files-1", [second["id"], first["id"]]))
+    assert repeat["created"] is False and repeat["message"] == stored["message"]
+    history, _ = django.call("messages_after", room, 0, 10)
+    assert history[-1]["attachments"] == [first, second]
 
 
 def test_replies_quote_their_parent_and_only_a_parent_of_the_same_room(django):

@@ -112,7 +112,8 @@ def production_env(origin: str, internal_url: str) -> dict[str, str]:
     example = read_env_file(ENV_EXAMPLE)
     env = {}
     for key, value in example.items():
-        if PLACEHOLDER in value or key in ("DJANGO_STATIC_ROOT", "CHAT_DJANGO_URL"):
+        machine_paths = ("DJANGO_STATIC_ROOT", "DJANGO_MEDIA_ROOT", "CHAT_DJANGO_URL")
+        if PLACEHOLDER in value or key in machine_paths:
             continue
         env[key] = value.replace(f"https://{SHIPPED_HOST}", origin).replace(SHIPPED_HOST, HOST)
     # The rate-limit cache would be shared with every other run on this machine's Redis: keep

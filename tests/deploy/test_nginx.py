@@ -4,6 +4,8 @@ polls; the internal APIs out of reach; other host names refused."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import socket
 import ssl
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from PIL import Image
 
 from chatserver.config import ChatServerConfig
 from tests.deploy.conftest import HOST, Site
@@ -161,6 +164,70 @@ def test_two_websockets_and_a_long_poller_chat_through_nginx(site: Site):
     assert [m["nonce"] for m in site.system.stored_messages(slug)] == sent
     alice.close()
     bob.close()
+
+
+def test_attachments_go_through_nginx(site: Site):
+    """A signed-in user uploads an image through nginx (its body limit lets 11 MiB through) and
+    reads it back with the file's own headers; a body declared over that limit is refused by
+    nginx from its head alone, with Django's JSON answer, while the client has sent nothing."""
+    slug = "attach-nginx"
+    site.system.create_room(slug)
+    username, password = "u" + nonce()[:10], nonce()
+    site.system.create_user(username, password)
+    session = requests.Session()
+    session.verify = site.ca_file
+    session.trust_env = False
+    login = f"{site.origin}/accounts/login/"
+    session.get(login, timeout=10).raise_for_status()
+    session.post(
+        login,
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": login},
+        timeout=10,
+    ).raise_for_status()
+    image = io.BytesIO()
+    Image.new("RGB", (300, 100), (1, 2, 3)).save(image, "PNG")
+    room_page = f"{site.origin}/chats/{slug}/"
+    uploaded = session.post(
+        f"{site.origin}/api/rooms/{slug}/attachments/",
+        files={"file": ("through.png", image.getvalue(), "image/png")},
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": room_page},
+        timeout=30,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    shape = uploaded.json()
+    big = session.post(
+        f"{site.origin}/api/rooms/{slug}/attachments/",
+        files={"file": ("big.bin", b"\x00" * (3 * 1024 * 1024), "application/octet-stream")},
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": room_page},
+        timeout=30,
+    )
+    assert big.status_code == 201 and big.json()["size"] == 3 * 1024 * 1024  # over nginx's 1m
+    served = session.get(site.origin + shape["url"], timeout=10)
+    assert served.status_code == 200 and served.headers["Content-Type"] == "image/png"
+    assert served.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+    port = int(site.origin.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with site.ssl_context.wrap_socket(raw, server_hostname=HOST) as tls:
+            tls.sendall(
+                (
+                    f"POST /api/rooms/{slug}/attachments/ HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+                    "Content-Type: multipart/form-data; boundary=x\r\n"
+                    f"Content-Length: {50 * 1024 * 1024}\r\nConnection: close\r\n\r\n"
+                ).encode()
+            )
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert b"application/json" in head
+    assert json.loads(body)["error"] == "file_too_large"
 
 
 def test_metrics_named_in_the_alerts_exist(site: Site):

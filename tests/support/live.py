@@ -160,6 +160,8 @@ class LiveSystem:
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
             "DJANGO_DEBUG": "0",
             "DJANGO_STATIC_ROOT": str(self.workdir / "static"),
+            # Uploaded attachments stay in the test's directory, never in the checkout's media/.
+            "DJANGO_MEDIA_ROOT": str(self.workdir / "media"),
             "DATABASE_URL": database_url,
             "CHAT_SHARED_SECRET": self.secret,
             "CHAT_PUBLIC_URL": self.chat_url,
@@ -185,6 +187,7 @@ class LiveSystem:
         self.env.pop("DJANGO_ALLOWED_HOSTS", None)
         if extra_env:
             self.env.update(extra_env)
+        self.media_root = Path(self.env["DJANGO_MEDIA_ROOT"])
         self.django = ManagedProcess(
             "django",
             [
