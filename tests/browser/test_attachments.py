@@ -444,3 +444,44 @@ def test_message_with_a_file_typed_during_an_outage_is_stored_once_with_it(
     stored = [m for m in live.stored_messages(live_room) if m["body"] == "typed during the outage"]
     assert len(stored) == 1
     assert [a["name"] for a in stored[0]["attachments"]] == ["agenda.txt"]
+
+
+def test_edits_keep_the_files_and_deleting_takes_them_away(live, live_room, open_room):
+    """Editing a message with a file keeps the file (also when its text is edited away, for
+    the author and live for the other reader); deleting it removes the message and its file
+    from both pages, and the file's URL answers 404 from then on."""
+    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    page = alice.page
+    page.locator("#attach-input").set_input_files(
+        [{"name": "plan.txt", "mimeType": "text/plain", "buffer": b"the plan"}]
+    )
+    expect(chips(page)).to_have_attribute("data-state", "done")
+    alice.send("see the plan")
+    mine = alice.message("see the plan")
+    expect(mine).not_to_have_class(re.compile(r"\bpending\b"))
+    theirs = bob.message("see the plan")
+    href = theirs.locator("a.attachment-file").get_attribute("href")
+    message_id = mine.get_attribute("data-id")
+
+    mine.hover()
+    mine.get_by_role("button", name="Edit your message").click()
+    box = page.get_by_role("textbox", name="Edit message")
+    box.fill("")
+    box.press("Enter")
+    expect(box).to_have_count(0)
+    for reader in (alice, bob):
+        item = reader.page.locator(f'#message-list > li.message[data-id="{message_id}"]')
+        expect(item.locator(".edited")).to_have_text("(edited)")
+        expect(item.locator(".body")).to_have_text("")
+        expect(item.locator(".attachment-name")).to_have_text("plan.txt")
+
+    item = page.locator(f'#message-list > li.message[data-id="{message_id}"]')
+    item.hover()
+    item.get_by_role("button", name="Delete your message").click()
+    item.get_by_role("button", name="Yes, delete your message").click()
+    for reader in (alice, bob):
+        expect(reader.page.locator(f'li.message[data-id="{message_id}"]')).to_have_count(0)
+        expect(reader.page.locator("#message-list .attachments")).to_have_count(0)
+    status = bob.page.evaluate("async (url) => (await fetch(url)).status", href)
+    assert status == 404

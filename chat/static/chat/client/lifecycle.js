@@ -145,7 +145,8 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     };
     const submit = async () => {
       const text = box.value.trim();
-      if (!text) {
+      // A message with files may lose its text (the files are its content; the server agrees).
+      if (!text && !li.querySelector(":scope > .attachments")) {
         problem.textContent = "A message cannot be empty.";
         return;
       }
