@@ -118,13 +118,14 @@ def test_a_declared_oversized_body_is_refused_before_it_is_sent(system, people):
     """Content-Length of 50 MiB: after a few KB the answer is already there, 413
     file_too_large; the client never sends the rest."""
     alice, slug = people["alice"], people["slug"]
+    before = stored_files(system)
     with socket.create_connection(("127.0.0.1", system.django_port), timeout=10) as sock:
         sock.sendall(raw_head(system, alice, slug, f"Content-Length: {50 * 1024 * 1024}\r\n"))
         sock.sendall(part_head() + b"x" * 4096)
         status, body = read_answer(sock)
     assert status == 413 and body["error"] == "file_too_large"
     assert "1 MiB" in body["message"]
-    assert stored_files(system) == []
+    assert stored_files(system) == before
 
 
 def test_a_file_running_past_the_limit_is_stopped_at_the_limit(system, people):
@@ -132,6 +133,7 @@ def test_a_file_running_past_the_limit_is_stopped_at_the_limit(system, people):
     limit: the server answers 413 once it has read just past the limit, while 20 KB of the
     declared body were never sent (a server reading the whole body would wait for them)."""
     alice, slug = people["alice"], people["slug"]
+    before = stored_files(system)
     head = part_head()
     tail = f"\r\n--{BOUNDARY}--\r\n".encode()
     file_bytes = LIMIT + 60_000 - len(head) - len(tail)
@@ -146,20 +148,21 @@ def test_a_file_running_past_the_limit_is_stopped_at_the_limit(system, people):
             sent += len(piece)
         status, body = read_answer(sock)
     assert status == 413 and body["error"] == "file_too_large"
-    assert stored_files(system) == []
+    assert stored_files(system) == before
 
 
 def test_a_chunked_body_is_answered_without_being_read(system, people):
     """Transfer-Encoding: chunked (no Content-Length): Django reads no body it was not told the
     length of, so the answer (400 bad_upload) comes while the client still has data to send."""
     alice, slug = people["alice"], people["slug"]
+    before = stored_files(system)
     with socket.create_connection(("127.0.0.1", system.django_port), timeout=10) as sock:
         sock.sendall(raw_head(system, alice, slug, "Transfer-Encoding: chunked\r\n"))
         chunk = part_head() + b"z" * 4096
         sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         status, body = read_answer(sock)
     assert status == 400 and body["error"] == "bad_upload"
-    assert stored_files(system) == []
+    assert stored_files(system) == before
 
 
 def test_an_image_travels_through_a_socket_and_only_members_fetch_it(system, people):
@@ -169,11 +172,13 @@ def test_an_image_travels_through_a_socket_and_only_members_fetch_it(system, peo
     the URLs answer 404."""
     alice, bob, carol, slug = people["alice"], people["bob"], people["carol"], people["slug"]
     data = png_bytes()
+    before = set(stored_files(system))
     answer = upload(system, alice, slug, "garden.png", data)
     assert answer.status_code == 201, answer.text
     shape = answer.json()
     assert shape["kind"] == "image" and (shape["width"], shape["height"]) == (400, 200)
-    assert len(stored_files(system)) == 2
+    files = set(stored_files(system)) - before
+    assert len(files) == 2  # the image and its thumbnail
     # Before it is sent, the upload is alice's alone.
     assert bob.get(system.django_url + shape["url"], timeout=10).status_code == 404
     writer = ChatClient(system.ticket(alice, slug)["ws_url"], origin=system.origin)
@@ -205,5 +210,36 @@ def test_an_image_travels_through_a_socket_and_only_members_fetch_it(system, peo
         delete_url, headers={"X-CSRFToken": alice.cookies["csrftoken"]}, timeout=10
     )
     assert deleted.status_code == 200, deleted.text
-    wait_until(lambda: stored_files(system) == [], timeout=15)
+    wait_until(lambda: not any(path.exists() for path in files), timeout=15)
     assert alice.get(system.django_url + shape["url"], timeout=10).status_code == 404
+
+
+def test_a_long_poller_sends_a_file_too(system, people):
+    """The long-poll transport carries `attachments` like the socket: bob uploads a PDF, posts
+    the message over `POST /poll/<slug>`, and gets the stored message with its file back; the
+    same id named again is refused `bad_attachments` (already sent)."""
+    bob, slug = people["bob"], people["slug"]
+    shape = upload(system, bob, slug, "notes.pdf", b"%PDF-1.4 notes").json()
+    assert shape["kind"] == "file"
+    poll_url = system.ticket(bob, slug)["poll_url"]
+    headers = {"Origin": system.origin}
+    nonce = uuid.uuid4().hex
+    posted = requests.post(
+        poll_url,
+        json={"body": "the notes", "nonce": nonce, "attachments": [shape["id"]]},
+        headers=headers,
+        timeout=20,
+    )
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["message"]["attachments"] == [shape]
+    again = requests.post(
+        poll_url,
+        json={"body": "", "nonce": uuid.uuid4().hex, "attachments": [shape["id"]]},
+        headers=headers,
+        timeout=20,
+    )
+    assert again.status_code == 400 and again.json()["error"] == "bad_attachments"
+    served = people["alice"].get(system.django_url + shape["url"], timeout=10)
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "application/octet-stream"
+    assert served.headers["Content-Disposition"] == "attachment; filename*=UTF-8''notes.pdf"
