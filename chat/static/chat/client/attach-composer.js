@@ -117,7 +117,12 @@ export function wireAttachments({ root, form, input, url, maxBytes, maxFiles, on
   announce.className = "visually-hidden";
   announce.id = "drop-status";
   announce.setAttribute("role", "status");
-  root.append(zone, announce);
+  // Uploads that finish are said politely (the chip's "Uploaded" is not a live region).
+  const progressStatus = document.createElement("p");
+  progressStatus.className = "visually-hidden";
+  progressStatus.id = "attach-status";
+  progressStatus.setAttribute("role", "status");
+  root.append(zone, announce, progressStatus);
 
   /** @type {Map<number, HTMLLIElement>} */
   const chipByKey = new Map();
@@ -188,6 +193,9 @@ export function wireAttachments({ root, form, input, url, maxBytes, maxFiles, on
     maxBytes,
     maxFiles,
     onChange: (item) => {
+      if (item?.state === "done" && chipByKey.get(item.key)?.dataset.state === "uploading") {
+        progressStatus.textContent = `${item.name} uploaded.`;
+      }
       if (item) showChip(item);
       else {
         for (const li of chipByKey.values()) li.remove();
