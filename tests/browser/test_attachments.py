@@ -205,7 +205,8 @@ def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room)
     alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
     page = alice.page
     held = []
-    page.route(re.compile(r".*/api/rooms/[^/]+/attachments/$"), lambda route: held.append(route))
+    uploads = re.compile(r".*/api/rooms/[^/]+/attachments/$")
+    page.route(uploads, lambda route: held.append(route))
 
     with page.expect_file_chooser() as chooser_info:
         page.get_by_role("button", name="Attach files").click()
@@ -229,6 +230,7 @@ def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room)
 
     pump_until(page, lambda: bool(held))
     held[0].continue_()
+    page.unroute(uploads)
     expect(chips(page)).to_have_attribute("data-state", "done")
     expect(page.locator("#attach-status")).to_have_text("notes.txt uploaded.")
     expect(progress).to_be_hidden()
@@ -237,6 +239,28 @@ def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room)
     card = alice.message("with notes").locator("a.attachment-file")
     expect(card.locator(".attachment-meta")).to_have_text("293 KB, TXT")
     expect(page.locator("#attach-error")).to_be_hidden()
+
+    # On a slow line (upload throttled to 100 kB/s by Chromium's network emulation) the bar
+    # moves: a value between none and all of the file is shown while it uploads.
+    cdp = alice.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 100_000},
+    )
+    page.locator("#attach-input").set_input_files(
+        [{"name": "slow.bin", "mimeType": "application/octet-stream", "buffer": b"s" * 400_000}]
+    )
+    page.wait_for_function(
+        """() => {
+          const bar = document.querySelector("#upload-chips progress");
+          return bar && !bar.hidden && bar.value > 0 && bar.value < bar.max;
+        }""",
+        timeout=20_000,
+    )
+    expect(send).to_be_disabled()
+    expect(chips(page)).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(send).to_be_enabled()
 
 
 def test_refusals_are_said_in_the_composer(live, live_room, open_room):
