@@ -25,9 +25,9 @@ pytestmark = pytest.mark.browser
 
 PASSWORD = "pw-attachments-123456789"
 
-# Pastes a PNG drawn on a canvas (`name`, `width`×`height`) into the message box; true when the
-# composer took it (the paste's default action prevented: no text pasted).
-PASTE_IMAGE = """async ([name, width, height]) => {
+# Pastes a PNG drawn on a canvas (`name`, `width`×`height`, with `text` beside it when given)
+# into the message box; true when the composer took it (the paste's default action prevented).
+PASTE_IMAGE = """async ([name, width, height, text]) => {
   const canvas = document.createElement("canvas");
   canvas.width = width;
   canvas.height = height;
@@ -37,6 +37,7 @@ PASTE_IMAGE = """async ([name, width, height]) => {
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
   const data = new DataTransfer();
   data.items.add(new File([blob], name, { type: "image/png" }));
+  if (text) data.setData("text/plain", text);
   const box = document.getElementById("composer-input");
   box.focus();
   const paste = new ClipboardEvent("paste", {
@@ -113,6 +114,9 @@ def test_pasted_image_reaches_the_other_reader_live_and_a_reload_draws_the_same(
     bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
     expect(alice.page.get_by_role("button", name="Attach files")).to_be_visible()
 
+    # Cells copied from a spreadsheet come with a picture of them: the text is pasted, not it.
+    assert alice.page.evaluate(PASTE_IMAGE, ["cells.png", 40, 20, "a\tb"]) is False
+    expect(chips(alice.page)).to_have_count(0)
     assert alice.page.evaluate(PASTE_IMAGE, ["pasted.png", 640, 360]) is True
     chip = chips(alice.page)
     expect(chip).to_have_count(1)
@@ -201,7 +205,7 @@ def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room)
     """The Attach button opens the file chooser; while the upload is held back (the request
     intercepted), its chip shows a labelled progress bar with the file's size as its maximum, and
     Send is disabled (Enter says why); once the upload goes through, the chip says so and the
-    message goes with the file."""
+    message goes with the file. On a throttled line the bar shows the part sent so far."""
     alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
     page = alice.page
     held = []

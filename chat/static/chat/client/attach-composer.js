@@ -2,7 +2,8 @@
  * Attaching files in the composer (signed-in readers; docs/protocol.md, "Attachments"): an
  * "Attach files" button (a labelled button in front of a hidden `<input type=file multiple>`),
  * files dropped anywhere on the room (highlighted, and said to screen readers, while they are
- * dragged over it) and images pasted into the message box.
+ * dragged over it) and images pasted into the message box (unless the clipboard holds text as
+ * well: cells copied from a spreadsheet come with a picture of themselves, and the text wins).
  *
  * Each file uploads at once (uploads.js) and shows as a chip above the composer: its name, its
  * size, a labelled `<progress>` while it uploads, and a remove button. A refusal (the page's
@@ -226,6 +227,8 @@ export function wireAttachments({ root, form, input, url, maxBytes, maxFiles, on
   input.addEventListener("paste", (event) => {
     const files = Array.from(event.clipboardData?.files || []);
     if (!files.length) return; // text: the box takes it as usual
+    // Office and spreadsheets put a picture of copied text beside the text itself: text wins.
+    if ((event.clipboardData.getData("text/plain") || "").trim()) return;
     event.preventDefault();
     addFiles(files);
   });
