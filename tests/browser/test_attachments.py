@@ -514,3 +514,48 @@ def test_edits_keep_the_files_and_deleting_takes_them_away(live, live_room, open
         expect(reader.page.locator("#message-list .attachments")).to_have_count(0)
     status = bob.page.evaluate("async (url) => (await fetch(url)).status", href)
     assert status == 404
+
+
+def test_a_thumbnail_has_its_box_before_it_loads_so_the_list_does_not_jump(
+    live, live_room, open_room
+):
+    """While the thumbnail is still on its way (held back), its box already has the thumbnail's
+    size (width and height reserved), the newest message is in view at the bottom, and when it
+    arrives nothing moves."""
+    live.store_messages(live_room, 30, body="filler")
+    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    bob = open_room(
+        live_room,
+        viewport={"width": 390, "height": 700},
+        before_load=sign_in(live, new_user(live, "bob")),
+    )
+    expect(bob.message("filler 29")).to_have_count(1)
+    held = []
+    thumbs = re.compile(r".*/files/[^/]+/thumb\.webp$")
+    bob.page.route(thumbs, lambda route: held.append(route))
+
+    assert alice.page.evaluate(PASTE_IMAGE, ["tall.png", 300, 600]) is True
+    expect(chips(alice.page)).to_have_attribute("data-state", "done")
+    alice.page.locator("#composer-input").press("Enter")
+    img = bob.page.locator("#message-list .attachments img")
+    expect(img).to_have_count(1)
+    pump_until(bob.page, lambda: bool(held))
+    width, height = int(img.get_attribute("width")), int(img.get_attribute("height"))
+    geometry = """(img) => {
+      const list = document.getElementById("message-list");
+      const box = img.getBoundingClientRect();
+      return {
+        width: Math.round(box.width), height: Math.round(box.height), complete: img.complete,
+        bottom: Math.round(list.scrollHeight - list.scrollTop - list.clientHeight),
+      };
+    }"""
+    before = img.evaluate(geometry)
+    assert before["complete"] is False
+    # (Within its 1 px border: the ratio applies to the box inside it.)
+    assert abs(before["width"] - width) <= 3 and abs(before["height"] - height) <= 3, before
+    assert before["bottom"] <= 1, before
+    held[0].continue_()
+    bob.page.unroute(thumbs)
+    bob.page.wait_for_function(THUMBNAIL_LOADED, arg=img.element_handle())
+    after = img.evaluate(geometry)
+    assert {**after, "complete": False} == before, (before, after)
