@@ -147,6 +147,20 @@ class InviteAdmin(admin.ModelAdmin):
         self.message_user(request, f"Withdrew {count} invitation(s).", messages.SUCCESS)
 
 
+class AttachmentInline(admin.TabularInline):
+    """A message's files, read-only (deleting the message, or a row here, removes the files)."""
+
+    model = Attachment
+    extra = 0
+    fields = ["original_name", "size", "kind", "content_type", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Files arrive through the upload endpoint only."""
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
     """Messages, searchable; moderation is a soft delete that clients are told about."""
@@ -159,6 +173,7 @@ class MessageAdmin(admin.ModelAdmin):
     readonly_fields = ["sent_at", "nonce", "author_uid", "deleted_at", "deleted_by"]
     raw_id_fields = ["author"]
     actions = ["moderate_messages"]
+    inlines = [AttachmentInline]
 
     @admin.display(description="Guest", boolean=True, ordering="author_is_guest")
     def guest(self, message: Message) -> bool:

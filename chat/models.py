@@ -1,4 +1,5 @@
-"""Rooms and messages, and the one function that turns a message into the protocol's shape.
+"""Rooms, messages and their attachments, and the one function that turns a message into the
+protocol's shape.
 
 Who may enter a room is decided in chat/access.py from ``Room.visibility`` and the room's
 ``Membership`` rows (chat/membership.py holds the models of members and invitations).

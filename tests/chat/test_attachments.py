@@ -759,3 +759,15 @@ def test_an_animated_gif_is_kept_as_uploaded(alice_client, lobby, media):
     assert (media / row.storage_name).read_bytes() == data
     with Image.open(media / row.thumbnail_name) as thumb:
         assert thumb.format == "WEBP" and not getattr(thumb, "is_animated", False)
+
+
+@pytest.mark.django_db
+def test_the_message_admin_shows_its_files(alice_client, alice, lobby, django_user_model):
+    """A moderator opening a message in the admin sees its attachments."""
+    token = upload(alice_client, "lobby", b"x" * 10, "evidence.txt").json()["id"]
+    message_id = sent(Client(), alice, token, "adm")["message"]["id"]
+    staff = django_user_model.objects.create_superuser("root", password="pw-pw-pw-pw")
+    admin_client = Client()
+    admin_client.force_login(staff)
+    page = admin_client.get(f"/admin/chat/message/{message_id}/change/")
+    assert page.status_code == 200 and "evidence.txt" in page.content.decode()

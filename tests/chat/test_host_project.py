@@ -104,3 +104,18 @@ def test_every_setting_the_app_reads_has_a_default_or_is_required():
     for source in app.rglob("*.py"):
         read |= set(re.findall(r"settings\.((?:CHAT|RATELIMIT)_[A-Z_]+)", source.read_text()))
     assert read and read <= set(conf.DEFAULTS) | set(conf.REQUIRED), read - set(conf.DEFAULTS)
+
+
+def test_attachments_are_under_the_prefix(alice_client, lobby, settings, tmp_path):
+    """An upload under /chats/api/ answers URLs under /chats/files/, which serve the file."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    upload = alice_client.post(
+        "/chats/api/rooms/lobby/attachments/",
+        {"file": SimpleUploadedFile("a.txt", b"hello", content_type="text/plain")},
+    )
+    assert upload.status_code == 201, upload.content
+    url = upload.json()["url"]
+    assert url.startswith("/chats/files/") and url.endswith("/a.txt")
+    assert alice_client.get(url).status_code == 200

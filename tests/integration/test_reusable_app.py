@@ -43,6 +43,7 @@ IGNORED = shutil.ignore_patterns(
     ".venv",
     "node_modules",
     "staticfiles",
+    "media",
     "build",
     "dist",
     "*.egg-info",
