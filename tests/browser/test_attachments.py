@@ -559,3 +559,28 @@ def test_a_thumbnail_has_its_box_before_it_loads_so_the_list_does_not_jump(
     bob.page.wait_for_function(THUMBNAIL_LOADED, arg=img.element_handle())
     after = img.evaluate(geometry)
     assert {**after, "complete": False} == before, (before, after)
+
+
+def test_a_file_name_that_looks_like_markup_stays_text(live, live_room, open_room):
+    """A name with markup in it is shown as typed, live and after a reload, and nothing runs."""
+    # (No `"`: browsers send it as %22 in a multipart file name, HTML's form-data encoding; no
+    # entity such as `&amp;`: Django's multipart parser unescapes HTML entities in file names;
+    # no `/`: a name is its last path segment.)
+    name = "<img src=x onerror=alert(1)><b>x & y.pdf"
+    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    alice.page.locator("#attach-input").set_input_files(
+        [{"name": name, "mimeType": "application/pdf", "buffer": b"%PDF-1.4 hostile"}]
+    )
+    expect(chips(alice.page).locator(".chip-name")).to_have_text(name)
+    expect(chips(alice.page)).to_have_attribute("data-state", "done")
+    alice.send("hostile name")
+    for reload in (False, True):
+        for reader in (alice, bob):
+            if reload:
+                reader.page.reload()
+                reader.wait_live()
+            card = reader.message("hostile name").locator("a.attachment-file")
+            expect(card.locator(".attachment-name")).to_have_text(name)
+            expect(reader.page.locator("#message-list img:not(.avatar img)")).to_have_count(0)
+    assert alice.dialogs == [] and bob.dialogs == []
