@@ -35,13 +35,15 @@ FILE_CSP = "default-src 'none'; sandbox"
 
 
 def _refused(refusal: attachments.UploadRefused) -> JsonResponse:
-    response = error_response(refusal.status, refusal.code, refusal.message)
-    if refusal.retry_after is not None:
-        response = JsonResponse(
-            {"error": refusal.code, "message": refusal.message, "retry_after": refusal.retry_after},
-            status=refusal.status,
-        )
-        response["Retry-After"] = str(refusal.retry_after)
+    """The JSON error body; a refusal with ``retry_after`` carries it in the body and as
+    ``Retry-After`` (as the ticket endpoint's 429 does)."""
+    if refusal.retry_after is None:
+        return error_response(refusal.status, refusal.code, refusal.message)
+    response = JsonResponse(
+        {"error": refusal.code, "message": refusal.message, "retry_after": refusal.retry_after},
+        status=refusal.status,
+    )
+    response["Retry-After"] = str(refusal.retry_after)
     return response
 
 
@@ -157,7 +159,7 @@ def serve(request: HttpRequest, token: str, name: str) -> HttpResponse:
     row = _readable(request, token)
     if name == attachments.THUMBNAIL_NAME and row.thumbnail_name:
         path, content_type, inline = row.thumbnail_name, "image/webp", True
-    elif name == row.original_name:
+    elif name == attachments.url_name(row):
         path = row.storage_name
         inline = row.kind == IMAGE
         content_type = row.image_type if inline else "application/octet-stream"

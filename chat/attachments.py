@@ -134,10 +134,19 @@ def check_quota(uid: str, incoming: int) -> None:
         )
 
 
+# The escapes browsers apply to a file name in multipart/form-data (HTML standard, "multipart/
+# form-data encoding algorithm": LF, CR and '"' become %0A, %0D and %22); Django keeps them.
+BROWSER_NAME_ESCAPES = {"%0A": "\n", "%0D": "\r", "%22": '"'}
+
+
 def clean_name(name: str) -> str:
-    """The file name to keep and show: its last path segment, NFC, without control characters,
-    at most 255 characters (the extension kept); ``file`` when nothing is left."""
-    name = unicodedata.normalize("NFC", name or "")
+    """The file name to keep and show: the browser's three escapes undone (``%22`` is ``"``), its
+    last path segment, NFC, without control characters, at most 255 characters (the extension
+    kept); ``file`` when nothing is left. Any other ``%xx`` stays as typed."""
+    name = name or ""
+    for escape, char in BROWSER_NAME_ESCAPES.items():
+        name = name.replace(escape, char)
+    name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
     name = name.lstrip(".") or "file"
@@ -266,9 +275,17 @@ def _delete_file(name: str) -> None:
         log.exception("could not delete attachment file %s", name)
 
 
+def url_name(row: Attachment) -> str:
+    """The last segment of the file's URL: its original name, except that a file itself named
+    ``thumb.webp`` is ``file-thumb.webp`` there (the thumbnail owns ``thumb.webp``)."""
+    if row.original_name == THUMBNAIL_NAME:
+        return "file-" + THUMBNAIL_NAME
+    return row.original_name
+
+
 def file_url(row: Attachment) -> str:
-    """The site-relative URL of the file, ending in its (URL-quoted) original name."""
-    return reverse("chat:attachment_file", args=[row.token, row.original_name])
+    """The site-relative URL of the file, ending in its (URL-quoted) name (:func:`url_name`)."""
+    return reverse("chat:attachment_file", args=[row.token, url_name(row)])
 
 
 def thumbnail_url(row: Attachment) -> str:

@@ -16,6 +16,7 @@ metadata at all. GIF has no EXIF; its bytes are kept as uploaded, so animations 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import IO
@@ -29,6 +30,10 @@ FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP":
 # cannot read is refused (bad_image) rather than kept as an opaque file.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".gif", ".webp")
 EXIF_ORIENTATION = 0x0112
+# Images decoded at once per process: a 40-megapixel image holds about 300 MB while it is
+# processed (docs/operations.md), so a burst of uploads over gunicorn's threads waits here
+# instead of multiplying that.
+DECODING = threading.BoundedSemaphore(2)
 
 
 class BadImage(ValueError):
@@ -66,6 +71,11 @@ def process(fp: IO[bytes], name: str, content_type: str) -> ProcessedImage | Non
     processed image when it is one. Raises :class:`BadImage` for a broken image, one that claims
     to be an image and is not, and one over ``CHAT_MAX_IMAGE_PIXELS`` pixels."""
     Image.MAX_IMAGE_PIXELS = settings.CHAT_MAX_IMAGE_PIXELS
+    with DECODING:
+        return _process(fp, name, content_type)
+
+
+def _process(fp: IO[bytes], name: str, content_type: str) -> ProcessedImage | None:
     try:
         with warnings.catch_warnings():
             # Pillow warns between the bound and twice it: refused like a bigger bomb.

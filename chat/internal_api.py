@@ -359,18 +359,20 @@ def _claim(
     claims: dict[tuple[int, str], list[Attachment]],
 ) -> None:
     """Tie each new message's uploads to it (one UPDATE for the batch), in the transaction that
-    stores it; a row lost to a concurrent writer of the same nonce claims nothing."""
+    stores it, each at its place in the item's list; a row lost to a concurrent writer of the
+    same nonce claims nothing."""
     tied: list[Attachment] = []
     for key, rows in claims.items():
         message, created = stored[key]
         if not created:
             continue
-        for row in rows:
+        for position, row in enumerate(rows):  # the item's order: the sender's
             row.message_id = message.pk
+            row.position = position
         message.fresh_attachments = rows
         tied.extend(rows)
     if tied:
-        Attachment.objects.bulk_update(tied, ["message"])
+        Attachment.objects.bulk_update(tied, ["message", "position"])
 
 
 def _parent_error(item: dict[str, Any], room: Room, parents: dict[int, Message]) -> str | None:

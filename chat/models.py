@@ -420,7 +420,8 @@ class Message(models.Model):
         }
 
     def attachment_shapes(self, *, fresh: bool = False) -> list[dict[str, Any]]:
-        """The protocol's ``attachments``: one shape per file, in upload order.
+        """The protocol's ``attachments``: one shape per file, in the order the message named
+        them (``Attachment.position``; upload order for rows without one).
 
         Lists ``prefetch_related("attachments")`` so this costs no query per message; a message
         just created carries the rows it claimed (``fresh_attachments``, set by the batch).
@@ -429,7 +430,11 @@ class Message(models.Model):
             rows = getattr(self, "fresh_attachments", [])
         else:
             rows = self.attachments.all()
-        return [row.shape() for row in sorted(rows, key=lambda row: row.pk)]
+
+        def order(row: Attachment) -> tuple[int, int]:
+            return (row.position if row.position is not None else 1 << 15, row.pk)
+
+        return [row.shape() for row in sorted(rows, key=order)]
 
 
 def snippet(body: str) -> str:
@@ -634,6 +639,9 @@ class Attachment(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     thumbnail_width = models.PositiveIntegerField(null=True, blank=True)
     thumbnail_height = models.PositiveIntegerField(null=True, blank=True)
+    # Its place in its message's list: the order the message frame named the ids in (set when the
+    # message claims it; null while unsent).
+    position = models.PositiveSmallIntegerField(null=True, blank=True)
     storage_name = models.CharField(max_length=255)
     thumbnail_name = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

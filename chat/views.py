@@ -73,11 +73,6 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # How many messages a page holds (rendered here, and asked for when scrolling up).
         "page": PUBLIC_PAGE_DEFAULT,
         "socket_give_up_ms": settings.CHAT_SOCKET_GIVE_UP_MS,
-        # Attachments (docs/protocol.md): the composer checks these before uploading; only
-        # signed-in readers may upload (guests get no attach button).
-        "max_file_bytes": settings.CHAT_MAX_FILE_BYTES,
-        "max_files": settings.CHAT_MAX_FILES_PER_MESSAGE,
-        "may_attach": request.user.is_authenticated,
     }
     # The client's message actions (edit) are CSRF-protected JSON posts: make sure the page
     # sets the `csrftoken` cookie the client sends back as `X-CSRFToken`.

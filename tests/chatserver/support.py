@@ -287,7 +287,7 @@ class FakeDjango:
                 "reply_to": self.quote(item.get("reply_to")),
                 "attachments": [],
             }
-            for token in sorted(item.get("attachments") or []):  # upload order
+            for token in item.get("attachments") or []:  # the item's order
                 self.uploads[token]["sent"] = True
                 message["attachments"].append(self.uploads[token]["shape"])
             self.next_id += 1

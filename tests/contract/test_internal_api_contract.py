@@ -335,8 +335,8 @@ def test_each_item_is_judged_on_its_own(django):
 
 
 def test_attachments_are_claimed_once_by_their_uploader_in_their_room(django):
-    """A user's item naming its own unsent uploads to the room is stored with them (upload order,
-    body may be empty); naming them again, someone else's upload or an upload to another room
+    """A user's item naming its own unsent uploads to the room is stored with them (in the item's
+    order, body may be empty); naming them again, someone else's upload or an upload to another room
     is refused `bad_attachments`; a resend of the nonce answers the original with its files."""
     room, other = django.new_room(), django.new_room()
     alice, bob = django.uploader(), django.uploader()
@@ -365,14 +365,14 @@ def test_attachments_are_claimed_once_by_their_uploader_in_their_room(django):
     )
     assert stored["created"] is True
     assert_message_shape(stored["message"], room)
-    assert stored["message"]["body"] == "" and stored["message"]["attachments"] == [first, second]
+    assert stored["message"]["body"] == "" and stored["message"]["attachments"] == [second, first]
     assert (theirs["error"], wrong_room["error"]) == ("bad_attachments", "bad_attachments")
     (again,) = store(django, by(alice, "files-4", [first["id"]], "again"))
     assert again["error"] == "bad_attachments"
     (repeat,) = store(django, by(alice, "files-1", [second["id"], first["id"]]))
     assert repeat["created"] is False and repeat["message"] == stored["message"]
     history, _ = django.call("messages_after", room, 0, 10)
-    assert history[-1]["attachments"] == [first, second]
+    assert history[-1]["attachments"] == [second, first]
 
 
 def test_replies_quote_their_parent_and_only_a_parent_of_the_same_room(django):
