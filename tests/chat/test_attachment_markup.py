@@ -6,6 +6,8 @@ reload draws exactly what the live page drew."""
 
 from __future__ import annotations
 
+import re
+
 from chat.templatetags.chat_messages import attachments, human_size, type_label
 
 IMAGE = {
@@ -90,3 +92,23 @@ def test_no_attachments_no_markup_and_foreign_urls_are_not_linked():
     assert attachments(object()) == ""
     foreign = {**FILE, "url": "//evil.example/x", "name": "x.txt"}
     assert 'href="#"' in str(attachments(Shaped([foreign])))
+
+
+def test_the_page_offers_attaching_to_signed_in_readers_with_the_limits(
+    client, lobby, alice, settings
+):
+    """Signed in: the upload URL and the limits from the settings (never literals) on
+    `#chat-room`, for the client's button and pre-check. Guests get none of it (they may not
+    upload: the client shows no button)."""
+    guest_main = re.search(r"<main [^>]*>", client.get("/chats/lobby/").content.decode()).group(0)
+    assert "data-attachments-url" not in guest_main
+    assert "data-max-file-bytes" not in guest_main
+
+    settings.CHAT_MAX_FILE_BYTES = 1234567
+    settings.CHAT_MAX_FILES_PER_MESSAGE = 3
+    client.force_login(alice)
+    main = re.search(r"<main [^>]*>", client.get("/chats/lobby/").content.decode()).group(0)
+    assert (
+        ' data-attachments-url="/api/rooms/lobby/attachments/"'
+        ' data-max-file-bytes="1234567" data-max-files="3"'
+    ) in main
