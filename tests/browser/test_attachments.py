@@ -202,18 +202,23 @@ def test_dropped_pdf_is_a_download_card_for_both_readers(live, live_room, open_r
 
 
 def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room):
-    """The Attach button opens the file chooser; while the upload is held back (the request
-    intercepted), its chip shows a labelled progress bar with the file's size as its maximum, and
-    Send is disabled (Enter says why); once the upload goes through, the chip says so and the
-    message goes with the file. On a throttled line the bar shows the part sent so far."""
+    """The Attach button (reached and pressed by keyboard) opens the file chooser; while the
+    upload is held back (the request intercepted), its chip shows a labelled progress bar with
+    the file's size as its maximum, and Send is disabled (Enter says why); once the upload goes
+    through, the chip says so and the message goes with the file. On a throttled line the bar
+    shows the part sent so far."""
     alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
     page = alice.page
     held = []
     uploads = re.compile(r".*/api/rooms/[^/]+/attachments/$")
     page.route(uploads, lambda route: held.append(route))
 
+    # Keyboard: the button is one Shift+Tab before the message box, and Enter opens the chooser.
+    page.locator("#composer-input").focus()
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("button", name="Attach files")).to_be_focused()
     with page.expect_file_chooser() as chooser_info:
-        page.get_by_role("button", name="Attach files").click()
+        page.keyboard.press("Enter")
     chooser = chooser_info.value
     assert chooser.is_multiple()
     size = 300_000
