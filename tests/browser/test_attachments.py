@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_axe import AXE
+from tests.browser.test_resilience import refuse_websockets
 
 pytestmark = pytest.mark.browser
 
@@ -591,3 +592,38 @@ def test_a_file_name_that_looks_like_markup_stays_text(live, live_room, open_roo
             expect(card.locator(".attachment-name")).to_have_text(name)
             expect(reader.page.locator("#message-list img:not(.avatar img)")).to_have_count(0)
     assert alice.dialogs == [] and bob.dialogs == []
+
+
+def test_a_long_polling_reader_sends_and_receives_files(live, live_room, open_room):
+    """With WebSockets refused, the page on long polling sends a message with a file (the POST
+    carries the ids) and gets the other reader's image live, both stored once."""
+    block = refuse_websockets([])
+    login = sign_in(live, new_user(live, "poller"))
+
+    def both(context, page) -> None:
+        block(context, page)
+        login(context, page)
+
+    poller = open_room(live_room, before_load=both, wait_live=False)
+    expect(poller.state).to_have_text("Live (polling)")
+    socket = open_room(live_room, before_load=sign_in(live, new_user(live, "socket")))
+
+    poller.page.locator("#attach-input").set_input_files(
+        [{"name": "polled.txt", "mimeType": "text/plain", "buffer": b"over long polling"}]
+    )
+    expect(chips(poller.page)).to_have_attribute("data-state", "done")
+    poller.send("from the poller")
+    assert socket.page.evaluate(PASTE_IMAGE, ["socket.png", 200, 100]) is True
+    expect(chips(socket.page)).to_have_attribute("data-state", "done")
+    socket.send("from the socket")
+    for reader in (poller, socket):
+        expect(reader.message("from the poller").locator(".attachment-name")).to_have_text(
+            "polled.txt"
+        )
+        expect(reader.message("from the socket").locator("img")).to_have_attribute(
+            "alt", "socket.png"
+        )
+        expect(reader.page.locator("#message-list li.pending")).to_have_count(0)
+    stored = {m["body"]: m["attachments"] for m in live.stored_messages(live_room)}
+    assert [a["name"] for a in stored["from the poller"]] == ["polled.txt"]
+    assert [a["name"] for a in stored["from the socket"]] == ["socket.png"]
