@@ -3,7 +3,8 @@
  *
  * Reads the room's settings from the data- attributes of `#chat-room` (the page allows no inline
  * script) and wires the pieces together: Connection (transports), Timeline (message list),
- * Sender + Outbox (what the reader types), and the small indicators.
+ * Sender + Outbox (what the reader types), the files a signed-in reader attaches
+ * (attach-composer.js), and the small indicators.
  */
 
 import { csrfToken, fetchOlder } from "./api.js";
