@@ -10,6 +10,10 @@ Storable text (docs/protocol.md, "Message bodies"): a body must not contain U+00
 cannot store NUL in text) or a UTF-16 surrogate code point U+D800..U+DFFF (a lone surrogate has no
 UTF-8 encoding, so neither the chat server nor Django can send or store it). Django applies the
 same rule (`chat.models.body_error`); every other character is kept as text.
+
+Attachments (docs/protocol.md, "Attachments"): a message may name 1 to CHAT_MAX_FILES_PER_MESSAGE
+upload ids (`attachments`), and then its body may be empty. Only the list's shape is checked here
+(`bad_attachments`); whose uploads they are is Django's to say when it stores the message.
 """
 
 from __future__ import annotations
