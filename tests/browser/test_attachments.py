@@ -214,6 +214,10 @@ def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room)
     uploads = re.compile(r".*/api/rooms/[^/]+/attachments/$")
     page.route(uploads, lambda route: held.append(route))
 
+    # Playwright turns on its file chooser interception when a listener is added, without waiting
+    # for it: a listener added now has it on long before the key press (else the chooser could
+    # open natively, unseen, under load).
+    page.on("filechooser", lambda chooser: None)
     # Keyboard: the button is one Shift+Tab before the message box, and Enter opens the chooser.
     page.locator("#composer-input").focus()
     page.keyboard.press("Shift+Tab")
