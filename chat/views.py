@@ -71,6 +71,11 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # How many messages a page holds (rendered here, and asked for when scrolling up).
         "page": PUBLIC_PAGE_DEFAULT,
         "socket_give_up_ms": settings.CHAT_SOCKET_GIVE_UP_MS,
+        # Attachments: the composer's pre-check (static/chat/client/uploads.js; the server still
+        # checks) and whether to offer it at all (guests may not upload).
+        "max_file_bytes": settings.CHAT_MAX_FILE_BYTES,
+        "max_files": settings.CHAT_MAX_FILES_PER_MESSAGE,
+        "may_attach": request.user.is_authenticated,
     }
     # The client's message actions (edit) are CSRF-protected JSON posts: make sure the page
     # sets the `csrftoken` cookie the client sends back as `X-CSRFToken`.

@@ -2,7 +2,8 @@
  * Unit tests for the long-poll transport's sending side (chat/static/chat/client/transport-poll.js),
  * with a fake `fetch`: a POST's answer comes out as the frames a socket would deliver (the
  * stored `message`, an `ack`, an `error` with the nonce and `retry_after`), a typing notice is a
- * POST too, and the answer to a POST of a nonce that was posted again since is dropped.
+ * POST too, a message's POST carries its reply_to and attachments, and the answer to a POST of a
+ * nonce that was posted again since is dropped.
  */
 
 import assert from "node:assert/strict";
@@ -178,4 +179,22 @@ test("each GET hands back the previous answer's event_cursor (edits seen), the f
   await tick();
   assert.equal(gets[2].url.searchParams.get("event_cursor"), "ab12.3");
   poll.stop();
+});
+
+test("a message's POST carries its attachments' ids, and a refusal of them is an error frame", async () => {
+  const { fetch, calls, respond } = fakeFetch();
+  globalThis.fetch = fetch;
+  const { poll, frames } = transport();
+  poll.send({ type: "message", body: "", nonce: "f1", attachments: ["A1", "B2"] });
+  await tick();
+  assert.deepEqual(calls[0].body, { body: "", nonce: "f1", attachments: ["A1", "B2"] });
+  respond(calls[0], 400, { error: "bad_attachments", message: "An attachment is unknown." });
+  await tick();
+  assert.deepEqual(
+    [frames[0].type, frames[0].code, frames[0].nonce],
+    ["error", "bad_attachments", "f1"],
+  );
+  poll.send({ type: "message", body: "plain", nonce: "f2" });
+  await tick();
+  assert.deepEqual(calls[1].body, { body: "plain", nonce: "f2" });
 });

@@ -145,7 +145,8 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     };
     const submit = async () => {
       const text = box.value.trim();
-      if (!text) {
+      // A message with files may lose its text (the files are its content; the server agrees).
+      if (!text && !li.querySelector(":scope > .attachments")) {
         problem.textContent = "A message cannot be empty.";
         return;
       }
@@ -254,7 +255,8 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
       box.className = "reactions";
       box.setAttribute("role", "group");
       box.setAttribute("aria-label", "Reactions");
-      li.querySelector(":scope > .body")?.after(box);
+      // After the body and its attachments (the server renders them in this order).
+      (li.querySelector(":scope > .attachments") || li.querySelector(":scope > .body"))?.after(box);
       if (!box.isConnected) li.append(box);
     }
     box.replaceChildren(

@@ -3,10 +3,12 @@
  *
  * Reads the room's settings from the data- attributes of `#chat-room` (the page allows no inline
  * script) and wires the pieces together: Connection (transports), Timeline (message list),
- * Sender + Outbox (what the reader types), and the small indicators.
+ * Sender + Outbox (what the reader types), the files a signed-in reader attaches
+ * (attach-composer.js), and the small indicators.
  */
 
 import { csrfToken, fetchOlder } from "./api.js";
+import { wireAttachments, wireLightbox } from "./attach-composer.js";
 import { wireComposerLimit } from "./composer-limit.js";
 import { Connection } from "./connection.js";
 import { watchGroups } from "./daygroups.js";
@@ -221,7 +223,24 @@ export function startRoom(root) {
     : null;
   markOwnMentions(list, () => me);
   if (root.dataset.readUrl) wireAttention({ root, list, timeline, input, meId, online: () => online });
-  wireComposer({ form, input, sender, replies, limit, send: (frame) => connection.send(frame) });
+  const sendButton = form.querySelector('button[type="submit"]');
+  // Signed-in readers attach files (the page names the upload URL only for them).
+  const attachments = root.dataset.attachmentsUrl
+    ? wireAttachments({
+        root,
+        form,
+        input,
+        url: root.dataset.attachmentsUrl,
+        maxBytes: Number(root.dataset.maxFileBytes) || null,
+        maxFiles: Number(root.dataset.maxFiles) || null,
+        // Nothing leaves while a file is on its way (the message would go without it).
+        onChange: () => {
+          if (sendButton && !input.readOnly) sendButton.disabled = attachments?.busy() ?? false;
+        },
+      })
+    : null;
+  wireLightbox(list);
+  wireComposer({ form, input, sender, replies, limit, attachments, send: (frame) => connection.send(frame) });
   document.getElementById("reconnect-now")?.addEventListener("click", () => connection.reconnectNow());
   wireOlderHistory({ list, timeline, messagesUrl: root.dataset.messagesUrl });
   wireMessageActions({
@@ -314,16 +333,26 @@ function wireAttention({ root, list, timeline, input, meId, online }) {
 }
 
 /** Enter sends (as a reply while one is being written), Shift+Enter adds a line, typing notices
- * are throttled (on either transport). */
-function wireComposer({ form, input, sender, replies, limit, send }) {
+ * are throttled (on either transport). With files attached (all uploaded), the text may be
+ * empty; while one still uploads, nothing is sent (and the reader is told why). */
+function wireComposer({ form, input, sender, replies, limit, attachments, send }) {
   let lastTyping = 0;
   const submit = () => {
     const body = input.value.trim();
-    if (!body || input.readOnly) return;
+    if (input.readOnly) return;
+    if (attachments?.busy()) {
+      attachments.clearErrors();
+      attachments.say("Not sent yet: wait until the files are uploaded.");
+      return;
+    }
+    const withFiles = attachments?.hasFiles() ?? false;
+    if (!body && !withFiles) return;
     // Over the server's limit: refused here with the reason shown, the text (and reply) kept.
     if (limit && !limit.allows()) return;
+    const files = withFiles ? attachments.take() : [];
+    attachments?.clearErrors();
     const target = replies.take();
-    const entry = sender.submit(body, target?.id ?? null);
+    const entry = sender.submit(body, target?.id ?? null, files);
     replies.decoratePending(entry.nonce, target);
     // lastTyping is kept: the server drops typing notices closer than 2 s anyway.
     input.value = "";

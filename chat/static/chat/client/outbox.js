@@ -32,6 +32,9 @@ export function newNonce() {
  * @property {string} created ISO time the user pressed send.
  * @property {string|null} failed error code of a final failure, or null while still trying.
  * @property {number} [reply_to] the id of the message it answers (a reply), when it is one.
+ * @property {object[]} [attachments] the uploaded files it carries (attachment shapes, as the
+ *   upload answered), when it carries any: their ids go in every (re)send of the frame, their
+ *   shapes show the unsent message with its files.
  */
 
 /** The unsent messages of one room. */
@@ -64,11 +67,13 @@ export class Outbox {
    * Adds a message and returns its entry.
    * @param {string} body
    * @param {number|null} [replyTo] the id of the message it answers.
+   * @param {object[]} [attachments] uploaded files (attachment shapes) it carries.
    * @returns {OutboxEntry}
    */
-  add(body, replyTo = null) {
+  add(body, replyTo = null, attachments = []) {
     const entry = { nonce: newNonce(), body, created: new Date().toISOString(), failed: null };
     if (Number.isSafeInteger(replyTo) && replyTo > 0) entry.reply_to = replyTo;
+    if (Array.isArray(attachments) && attachments.length) entry.attachments = attachments.slice();
     this.write([...this.all(), entry]);
     return entry;
   }

@@ -7,9 +7,11 @@
  * Names and bodies are bidi-isolated (`<bdi>`, `dir="auto"`, client.css `unicode-bidi: isolate`;
  * UAX #9 section 2.7), so a right-to-left override inside them cannot reorder the text around.
  * Guests carry a visible "guest" badge: a guest's name proves nothing about who it is.
- * Messages and presence start with the person's avatar (./avatar.js).
+ * Messages and presence start with the person's avatar (./avatar.js); a message's attachments
+ * follow its body (./attachment-view.js).
  */
 
+import { buildAttachments } from "./attachment-view.js";
 import { buildAvatar } from "./avatar.js";
 import { insertHtml } from "./richtext.js";
 
@@ -142,7 +144,8 @@ export function buildGuestBadge() {
  * Builds the `<li class="message">` for a message (same shape as the server-rendered items).
  * `data-author` is the author's stable id (`user.id`): "own message" is decided by it.
  * @param {{id?: number, nonce?: string, user: {id?: string, name: string, guest?: boolean},
- *   body: string, html?: string, sent_at?: string, edited_at?: string|null, version?: number}} msg
+ *   body: string, html?: string, sent_at?: string, edited_at?: string|null, version?: number,
+ *   attachments?: object[]}} msg
  * @returns {HTMLLIElement}
  */
 export function buildMessage(msg) {
@@ -172,6 +175,9 @@ export function buildMessage(msg) {
   li.append(...parts, document.createTextNode(" "), time);
   if (msg.edited_at) li.append(" ", buildEditedMarker(msg.edited_at));
   li.append(body);
+  // Under the body (attachment-view.js), as the server renders them.
+  const attachments = buildAttachments(msg.attachments);
+  if (attachments) li.append(attachments);
   return li;
 }
 

@@ -81,10 +81,12 @@ export class Sender {
    * Queues a message the reader typed; it leaves when everything typed before it has.
    * @param {string} body
    * @param {number|null} [replyTo] the id of the message it answers (docs/protocol.md `reply_to`).
+   * @param {object[]} [attachments] uploaded files it carries (attachment shapes); the frame
+   *   names their ids, on every resend too (same nonce: stored once, with them).
    * @returns {import("./outbox.js").OutboxEntry} its outbox entry.
    */
-  submit(body, replyTo = null) {
-    const entry = this.outbox.add(body, replyTo);
+  submit(body, replyTo = null, attachments = []) {
+    const entry = this.outbox.add(body, replyTo, attachments);
     this.timeline.addPending(entry, this.me());
     this.timeline.scrollToBottom();
     this.pump();
@@ -113,6 +115,7 @@ export class Sender {
     if (!entry) return;
     const frame = { type: "message", body: entry.body, nonce: entry.nonce };
     if (entry.reply_to) frame.reply_to = entry.reply_to;
+    if (entry.attachments?.length) frame.attachments = entry.attachments.map((a) => a.id);
     if (!this.connection.send(frame)) {
       return; // not sent: it goes out on the next "ready"
     }

@@ -6,6 +6,7 @@
  * batches, older pages) goes through `upsert`, which is what guarantees "never twice".
  */
 
+import { showAttachments } from "./attachment-view.js";
 import { buildAvatar } from "./avatar.js";
 import { buildEditedMarker, buildMessage, setTime, showBody } from "./render.js";
 import { adoptBody } from "./richtext.js";
@@ -28,6 +29,7 @@ const FAILURE_TEXT = {
   store_failed: "the server could not store it",
   unknown_parent: "the message it replies to is not in this room",
   bad_reply_to: "the client named a bad message to reply to",
+  bad_attachments: "an attached file is unknown, not yours, or already sent",
 };
 
 /** Refusals that a resend can never turn into success: these offer Discard, not Retry. */
@@ -41,6 +43,7 @@ const NEVER_SUCCEEDS = new Set([
   "unknown_room",
   "unknown_parent",
   "bad_reply_to",
+  "bad_attachments",
 ]);
 
 /** Controller for `#message-list`. */
@@ -214,6 +217,8 @@ export class Timeline {
       // The typed text becomes the server's rendering of it.
       const body = li.querySelector(".body");
       if (body) showBody(body, msg);
+      // The files as stored (the same ones: kept when the ids match, so nothing reloads).
+      if (msg.attachments !== undefined) showAttachments(li, msg.attachments);
       this.applyEdit(msg);
     } else {
       li = buildMessage(msg);
@@ -288,7 +293,7 @@ export class Timeline {
 
   /**
    * Shows an unsent message (just typed, or restored from the outbox after a reload).
-   * @param {{nonce: string, body: string, created: string}} entry
+   * @param {{nonce: string, body: string, created: string, attachments?: object[]}} entry
    * @param {string|{id: string, name: string, guest: boolean}} author the reader (or its name).
    */
   addPending(entry, author) {
@@ -299,6 +304,7 @@ export class Timeline {
       user: typeof author === "string" ? { name: author } : author,
       body: entry.body,
       sent_at: entry.created,
+      attachments: entry.attachments,
     });
     li.classList.add("pending", "own");
     this.list.append(li);

@@ -210,7 +210,7 @@ export class PollTransport {
 
   /**
    * Sends one frame with a POST (`{"body", "nonce"}` for a message, with `reply_to` for a
-   * reply; `{"type": "typing"}`);
+   * reply and `attachments` (ids) for files; `{"type": "typing"}`);
    * what it answers goes to `onFrame`: the frames of its `events`, or an `error` frame (with the
    * nonce and `retry_after`) when it was refused. An answer to a POST of a nonce that was posted
    * again since is dropped (the later one answers).
@@ -239,6 +239,9 @@ export class PollTransport {
       nonce ? [{ type: "error", code, nonce, retry_after: retryAfter }] : [];
     const body = frame.type === "message" ? { body: frame.body, nonce } : frame;
     if (frame.type === "message" && frame.reply_to != null) body.reply_to = frame.reply_to;
+    if (frame.type === "message" && Array.isArray(frame.attachments) && frame.attachments.length) {
+      body.attachments = frame.attachments;
+    }
     for (let attempt = 0; attempt < 2; attempt += 1) {
       let response;
       try {
