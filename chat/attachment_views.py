@@ -48,7 +48,9 @@ def _refused(refusal: attachments.UploadRefused) -> JsonResponse:
 
 
 def _writable_room(request: HttpRequest, slug: str) -> Room:
-    room = Room.objects.filter(slug=slug).first()
+    # Who may know the room comes first: an archived private room answers an outsider as an
+    # unknown one, never "archived" (chat/access.py `known_room`).
+    room = access.known_room(request.user, slug)
     if room is None:
         raise attachments.UploadRefused(404, "unknown_room", "No such room.")
     if room.is_archived:
