@@ -145,7 +145,7 @@ def test_reactions_toggle_live_for_everyone_and_survive_a_reload(open_room, live
     news = alice.message("big news")
     expect(news).to_have_attribute("data-id", re.compile(r"^\d+$"))
     news.hover()
-    news.get_by_role("button", name="Add a reaction").click()
+    news.get_by_role("button", name="React to this message").click()
     news.get_by_role("button", name="React with 👍").click()
     thumbs_alice = news.locator("button.reaction", has_text="👍")
     thumbs_bob = bob.message("big news").locator("button.reaction", has_text="👍")
@@ -161,7 +161,7 @@ def test_reactions_toggle_live_for_everyone_and_survive_a_reload(open_room, live
     expect(thumbs_bob).to_have_attribute("title", bob.user_name)
     # Any single emoji can be typed; text that is not one emoji is refused with the reason.
     news.hover()
-    news.get_by_role("button", name="Add a reaction").click()
+    news.get_by_role("button", name="React to this message").click()
     typed = news.get_by_role("textbox", name="Any emoji")
     typed.fill("ab")
     typed.press("Enter")
@@ -255,7 +255,7 @@ def test_reactions_are_rendered_by_the_server_as_the_client_draws_them(open_room
         news = page.message("vote here")
         expect(news).to_have_attribute("data-id", re.compile(r"^\d+$"))
         news.hover()
-        news.get_by_role("button", name="Add a reaction").click()
+        news.get_by_role("button", name="React to this message").click()
         news.get_by_role("button", name=f"React with {emoji}", exact=True).click()
         expect(news.locator(".reaction-picker")).to_have_count(0)
     chips = bob.message("vote here").locator(".reactions")
@@ -346,7 +346,7 @@ def test_on_a_phone_the_actions_are_in_a_menu_behind_more_actions_and_a_long_pre
     more.click()
     menu = alice.page.get_by_role("menu", name="Message actions")
     items = menu.get_by_role("menuitem")
-    expect(items).to_have_text(["Add a reaction", "Reply to this message"])
+    expect(items).to_have_text(["React to this message", "Reply to this message"])
     expect(more).to_have_attribute("aria-expanded", "true")
     expect(items.first).to_be_focused()
     alice.page.keyboard.press("ArrowDown")
@@ -368,7 +368,12 @@ def test_on_a_phone_the_actions_are_in_a_menu_behind_more_actions_and_a_long_pre
     expect(mine).to_have_attribute("data-id", re.compile(r"^\d+$"))
     long_press(alice.page, mine.locator(".body"))
     expect(menu.get_by_role("menuitem")).to_have_text(
-        ["Add a reaction", "Reply to this message", "Edit your message", "Delete your message"]
+        [
+            "React to this message",
+            "Reply to this message",
+            "Edit your message",
+            "Delete your message",
+        ]
     )
     menu.get_by_role("menuitem", name="Delete your message").click()
     mine.get_by_role("button", name="Yes, delete your message").click()

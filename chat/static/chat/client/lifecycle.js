@@ -69,7 +69,7 @@ export function wireMessageActions({ list, timeline, meId, messagesUrl, composer
     if (li.querySelector(".message-tools")) return;
     const tools = document.createElement("span");
     tools.className = "message-tools";
-    const react = toolButton("react", "React", "Add a reaction");
+    const react = toolButton("react", "React", "React to this message");
     react.setAttribute("aria-expanded", "false");
     tools.append(react);
     if (onReply) tools.append(" ", toolButton("reply", "Reply", "Reply to this message"));
