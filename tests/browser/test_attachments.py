@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.people import new_user, signed_in
 from tests.browser.test_axe import AXE
 from tests.browser.test_resilience import refuse_websockets
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "pw-attachments-123456789"
 
 # Pastes a PNG drawn on a canvas (`name`, `width`×`height`, with `text` beside it when given)
 # into the message box; true when the composer took it (the paste's default action prevented).
@@ -72,25 +71,6 @@ DROP_FILE = """() => {
 THUMBNAIL_LOADED = """(img) => img.complete && img.naturalWidth > 0"""
 
 
-def sign_in(live, username: str):
-    """A `before_load` hook: signed in through the sign-in form."""
-
-    def hook(context, page) -> None:
-        page.goto(f"{live.django_url}/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", PASSWORD)
-        page.locator("form button[type=submit], form input[type=submit]").first.click()
-        page.wait_for_url(lambda url: "/accounts/login/" not in url)
-
-    return hook
-
-
-def new_user(live, prefix: str) -> str:
-    name = f"{prefix}{secrets.token_hex(3)}"
-    live.create_user(name, PASSWORD)
-    return name
-
-
 def chips(page: Page):
     return page.locator("#upload-chips > li.upload-chip")
 
@@ -111,8 +91,8 @@ def test_pasted_image_reaches_the_other_reader_live_and_a_reload_draws_the_same(
     file's name, box reserved by width/height, the link to the full image), the thumbnail is
     really served, a click opens the image in a dialog that Escape closes, and after a reload
     the server renders exactly the markup the live client drew."""
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
-    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=signed_in(live, new_user(live, "bob")))
     expect(alice.page.get_by_role("button", name="Attach files")).to_be_visible()
 
     # Cells copied from a spreadsheet come with a picture of them: the text is pasted, not it.
@@ -166,8 +146,8 @@ def test_dropped_pdf_is_a_download_card_for_both_readers(live, live_room, open_r
     """Dragging a file over the room highlights it and says so to screen readers; dropping it
     attaches it; sent with text, both readers get the body and a card naming the file, its size
     and type, linking to the download (served as an attachment)."""
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
-    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=signed_in(live, new_user(live, "bob")))
     page = alice.page
 
     assert page.evaluate(DRAG_FILE, ["report.pdf", "application/pdf", 1536]) is True
@@ -208,7 +188,7 @@ def test_upload_progress_shows_and_send_waits_for_it(live, live_room, open_room)
     the file's size as its maximum, and Send is disabled (Enter says why); once the upload goes
     through, the chip says so and the message goes with the file. On a throttled line the bar
     shows the part sent so far."""
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
     page = alice.page
     held = []
     uploads = re.compile(r".*/api/rooms/[^/]+/attachments/$")
@@ -281,7 +261,7 @@ def test_refusals_are_said_in_the_composer(live, live_room, open_room):
     """A file over the page's limit never leaves (the limit named); a `.png` that is not an
     image is refused by the server (`bad_image`), whose message is shown as an alert; neither
     stays as a chip, and the chip's remove button takes a file out."""
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
     page = alice.page
     limit = int(page.locator("#chat-room").get_attribute("data-max-file-bytes") or 0)
     assert limit > 0, "the page hands over CHAT_MAX_FILE_BYTES"
@@ -334,7 +314,7 @@ def test_phone_shows_thumbnails_without_sideways_scrolling(live, live_room, open
     alice = open_room(
         live_room,
         viewport={"width": 320, "height": 600},
-        before_load=sign_in(live, new_user(live, "alice")),
+        before_load=signed_in(live, new_user(live, "alice")),
     )
     page = alice.page
     assert page.evaluate(PASTE_IMAGE, ["wide.png", 1600, 400]) is True
@@ -410,7 +390,7 @@ def test_room_with_attachments_has_no_new_axe_violations(live, live_room, open_r
     signed-in room's composer has known findings of its own, see the report of this test)."""
     alice = open_room(
         live_room,
-        before_load=sign_in(live, new_user(live, "alice")),
+        before_load=signed_in(live, new_user(live, "alice")),
         color_scheme=color_scheme,
         bypass_csp=True,
     )
@@ -457,8 +437,8 @@ def test_message_with_a_file_typed_during_an_outage_is_stored_once_with_it(
     """The file uploads to Django while the chat server is down; the message typed then shows
     at once as unsent with its file card, survives a reload (the outbox keeps the file), and
     once the chat server is back it is stored exactly once, with its file, for both readers."""
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
-    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=signed_in(live, new_user(live, "bob")))
     page = alice.page
     live.stop_chatserver()
     try:
@@ -492,8 +472,8 @@ def test_edits_keep_the_files_and_deleting_takes_them_away(live, live_room, open
     """Editing a message with a file keeps the file (also when its text is edited away, for
     the author and live for the other reader); deleting it removes the message and its file
     from both pages, and the file's URL answers 404 from then on."""
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
-    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=signed_in(live, new_user(live, "bob")))
     page = alice.page
     page.locator("#attach-input").set_input_files(
         [{"name": "plan.txt", "mimeType": "text/plain", "buffer": b"the plan"}]
@@ -536,11 +516,11 @@ def test_a_thumbnail_has_its_box_before_it_loads_so_the_list_does_not_jump(
     size (width and height reserved), the newest message is in view at the bottom, and when it
     arrives nothing moves."""
     live.store_messages(live_room, 30, body="filler")
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
     bob = open_room(
         live_room,
         viewport={"width": 390, "height": 700},
-        before_load=sign_in(live, new_user(live, "bob")),
+        before_load=signed_in(live, new_user(live, "bob")),
     )
     expect(bob.message("filler 29")).to_have_count(1)
     held = []
@@ -579,8 +559,8 @@ def test_a_file_name_that_looks_like_markup_stays_text(live, live_room, open_roo
     # (No entity such as `&amp;`: Django's multipart parser unescapes HTML entities in file
     # names; no `/`: a name is its last path segment.)
     name = '<img src=x onerror="alert(1)"><b>"x" & y.pdf'
-    alice = open_room(live_room, before_load=sign_in(live, new_user(live, "alice")))
-    bob = open_room(live_room, before_load=sign_in(live, new_user(live, "bob")))
+    alice = open_room(live_room, before_load=signed_in(live, new_user(live, "alice")))
+    bob = open_room(live_room, before_load=signed_in(live, new_user(live, "bob")))
     alice.page.locator("#attach-input").set_input_files(
         [{"name": name, "mimeType": "application/pdf", "buffer": b"%PDF-1.4 hostile"}]
     )
@@ -602,7 +582,7 @@ def test_a_long_polling_reader_sends_and_receives_files(live, live_room, open_ro
     """With WebSockets refused, the page on long polling sends a message with a file (the POST
     carries the ids) and gets the other reader's image live, both stored once."""
     block = refuse_websockets([])
-    login = sign_in(live, new_user(live, "poller"))
+    login = signed_in(live, new_user(live, "poller"))
 
     def both(context, page) -> None:
         block(context, page)
@@ -610,7 +590,7 @@ def test_a_long_polling_reader_sends_and_receives_files(live, live_room, open_ro
 
     poller = open_room(live_room, before_load=both, wait_live=False)
     expect(poller.state).to_have_text("Live (polling)")
-    socket = open_room(live_room, before_load=sign_in(live, new_user(live, "socket")))
+    socket = open_room(live_room, before_load=signed_in(live, new_user(live, "socket")))
 
     poller.page.locator("#attach-input").set_input_files(
         [{"name": "polled.txt", "mimeType": "text/plain", "buffer": b"over long polling"}]

@@ -10,9 +10,8 @@ import secrets
 
 from playwright.sync_api import expect
 
+from tests.browser.people import fill_sign_in, new_user
 from tests.support.live import wait_until
-
-PASSWORD = "pw-attention-123456789"
 
 # Records every Notification constructed (and still builds the real one), counts permission
 # requests, and (with `window.name === "hidden"`) makes the page think its tab is hidden.
@@ -48,11 +47,7 @@ def sign_in(live, username: str, hidden: bool = False):
     def hook(context, page) -> None:
         context.grant_permissions(["notifications"], origin=live.django_url)
         context.add_init_script(RECORD_NOTIFICATIONS)
-        page.goto(f"{live.django_url}/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", PASSWORD)
-        page.locator("form button[type=submit], form input[type=submit]").first.click()
-        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        fill_sign_in(live, page, username)
         if hidden:
             page.evaluate("window.name = 'hidden'")
 
@@ -65,12 +60,6 @@ def read_position(page, live, room: str) -> int:
         "url => fetch(url).then(r => r.json())", f"{live.django_url}/api/attention/"
     )
     return next((r["last_read_id"] for r in data["rooms"] if r["room"] == room), 0)
-
-
-def new_user(live, prefix: str) -> str:
-    name = f"{prefix}{secrets.token_hex(3)}"
-    live.create_user(name, PASSWORD)
-    return name
 
 
 def test_mention_autocomplete_with_the_keyboard(live, live_room, open_room):

@@ -7,23 +7,9 @@ import secrets
 
 from playwright.sync_api import expect
 
+from tests.browser.people import PASSWORD, signed_in
 from tests.support.live import mint_ticket
 from tests.support.wsclient import ChatClient
-
-PASSWORD = "pw-admin-123456789"
-
-
-def _sign_in(live, username: str):
-    """A `before_load` hook that signs the browser context in through the sign-in page."""
-
-    def hook(context, page) -> None:
-        page.goto(f"{live.django_url}/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", PASSWORD)
-        page.locator("form button[type=submit], form input[type=submit]").first.click()
-        page.wait_for_url(lambda url: "/accounts/login/" not in url)
-
-    return hook
 
 
 def _guest_socket(live, room: str, name: str) -> ChatClient:
@@ -42,7 +28,7 @@ def test_the_real_admins_page_does_not_style_a_guest_named_admin_as_its_own(
     by display name and styled the guest's message as the admin's.)"""
     username = "admin-" + secrets.token_hex(3)
     live.create_user(username, PASSWORD, staff=True)
-    admin = open_room(live_room, before_load=_sign_in(live, username))
+    admin = open_room(live_room, before_load=signed_in(live, username))
     assert admin.user_name == username
     impostor = _guest_socket(live, live_room, username)
     try:
