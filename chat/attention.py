@@ -41,7 +41,7 @@ from django.utils import timezone
 from . import access, actions
 from .markdown import MENTION_RE
 from .membership import OWNER, Membership
-from .models import Mention, Message, ReadState, Room
+from .models import Mention, Message, ReadState, Room, files_line
 
 # `@name` is chat.markdown.MENTION_RE (the renderer marks the same names); `@here` reaches the
 # room's readers who had it open recently.
@@ -209,7 +209,7 @@ def excerpt_of(message: Message) -> str:
     if message.body:
         return message.body[:EXCERPT]
     names = [row.original_name for row in getattr(message, "fresh_attachments", [])]
-    return ("📎 " + ", ".join(names))[:EXCERPT] if names else ""
+    return files_line(names)[:EXCERPT]
 
 
 def recipients(

@@ -46,12 +46,7 @@ def page(
     """
     if before is not None and after is not None:
         raise BadParameter("Give `before` or `after`, not both.")
-    qs = (
-        Message.objects.visible()
-        .filter(room=room)
-        .select_related("reply_to")
-        .prefetch_related("reactions", "attachments")
-    )
+    qs = Message.objects.visible().filter(room=room).shaped()
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: limit + 1])
         return rows[:limit], len(rows) > limit
@@ -70,12 +65,7 @@ def around(room: Room, target: int, *, limit: int) -> tuple[list[Message], bool,
 
     For opening a search result in context: the reader sees the message with what led to it.
     """
-    qs = (
-        Message.objects.visible()
-        .filter(room=room)
-        .select_related("reply_to")
-        .prefetch_related("reactions", "attachments")
-    )
+    qs = Message.objects.visible().filter(room=room).shaped()
     older_count = limit // 2
     older = list(qs.filter(id__lt=target).order_by("-id")[: older_count + 1])
     has_older = len(older) > older_count

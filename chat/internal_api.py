@@ -275,7 +275,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
             m.pk: m
             for m in Message.objects.filter(
                 pk__in={item["reply_to"] for item in good if item.get("reply_to") is not None}
-            )
+            ).prefetch_related("attachments")
         }
         # The uploads the batch names (one query, only when it names any): claimed below.
         named = {token for item in good for token in item.get("attachments") or []}
@@ -288,11 +288,7 @@ def store_batch(items: list[Any]) -> list[dict[str, Any]]:
         existing_ids, last_ids = _nonces_and_last_ids(room_ids, nonces)
         existing: dict[tuple[int, str], Message] = {}
         if existing_ids:  # retries: answered with the stored originals
-            by_pk = (
-                Message.objects.select_related("reply_to")
-                .prefetch_related("reactions", "attachments")
-                .in_bulk(list(existing_ids.values()))
-            )
+            by_pk = Message.objects.shaped().in_bulk(list(existing_ids.values()))
             existing = {key: by_pk[pk] for key, pk in existing_ids.items() if pk in by_pk}
         results: list[dict[str, Any] | None] = []
         pending: dict[tuple[int, str], Message] = {}  # new rows, keyed for in-batch repeats

@@ -268,6 +268,14 @@ class MessageQuerySet(models.QuerySet):
         """Messages that have not been deleted by a moderator."""
         return self.filter(is_deleted=False)
 
+    def shaped(self) -> MessageQuerySet:
+        """With what ``Message.to_dict`` reads of other rows (the parent a reply quotes, its
+        files for a quote of a files-only message, reactions, attachments) fetched alongside:
+        a list of messages costs a fixed number of queries, not one per message."""
+        return self.select_related("reply_to").prefetch_related(
+            "reactions", "attachments", "reply_to__attachments"
+        )
+
 
 class Message(models.Model):
     """One stored chat message. Deletion is soft so moderation leaves a trace."""
@@ -383,7 +391,7 @@ class Message(models.Model):
     def reply_shape(self) -> dict[str, Any] | None:
         """The protocol's ``reply_to``: None, or the quote of the parent (see ``quote_of``).
 
-        Lists ``select_related("reply_to")`` so this costs no query per message.
+        Lists use ``MessageQuerySet.shaped`` so this costs no query per message.
         """
         if self.reply_to_id is None:
             return None
@@ -426,15 +434,16 @@ class Message(models.Model):
         Lists ``prefetch_related("attachments")`` so this costs no query per message; a message
         just created carries the rows it claimed (``fresh_attachments``, set by the batch).
         """
-        if fresh:
-            rows = getattr(self, "fresh_attachments", [])
-        else:
-            rows = self.attachments.all()
+        rows = getattr(self, "fresh_attachments", []) if fresh else self.attachments.all()
+        return [row.shape() for row in in_message_order(rows)]
 
-        def order(row: Attachment) -> tuple[int, int]:
-            return (row.position if row.position is not None else 1 << 15, row.pk)
 
-        return [row.shape() for row in sorted(rows, key=order)]
+def in_message_order(rows: Any) -> list[Attachment]:
+    """``rows`` (a message's attachments) in the order the message named them
+    (``Attachment.position``; upload order for rows without one)."""
+    return sorted(
+        rows, key=lambda row: (row.position if row.position is not None else 1 << 15, row.pk)
+    )
 
 
 def snippet(body: str) -> str:
@@ -443,6 +452,21 @@ def snippet(body: str) -> str:
     if len(body) <= REPLY_SNIPPET_CHARS:
         return body
     return body[:REPLY_SNIPPET_CHARS] + "…"
+
+
+def files_line(names: list[str]) -> str:
+    """What stands for a message of files only where a text is wanted (a reply's quote, a
+    notification): a paperclip and the files' names, ``"📎 shot.png, notes.pdf"``; ``""`` for
+    none."""
+    return "📎 " + ", ".join(names) if names else ""
+
+
+def quoted_text(parent: Message) -> str:
+    """The text a reply quotes of ``parent``: its body, or for a message of files only, its
+    ``files_line`` (the parent's attachments; prefetched by ``MessageQuerySet.shaped``)."""
+    if parent.body:
+        return parent.body
+    return files_line([row.original_name for row in in_message_order(parent.attachments.all())])
 
 
 def quote_of(parent_id: int, parent: Message | None) -> dict[str, Any]:
@@ -461,7 +485,7 @@ def quote_of(parent_id: int, parent: Message | None) -> dict[str, Any]:
             "name": parent.author_name,
             "guest": parent.author_is_guest,
         },
-        "snippet": snippet(parent.body),
+        "snippet": snippet(quoted_text(parent)),
         "deleted": False,
     }
 

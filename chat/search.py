@@ -88,11 +88,7 @@ def search(
     ids below ``before`` when given; and whether more match further back."""
     terms = query_terms(text)
     matched = matching(rooms, terms, before=before, limit=limit + 1)
-    rows = list(
-        matched.select_related("room", "reply_to")
-        .prefetch_related("reactions", "attachments")
-        .order_by("-id")[: limit + 1]
-    )
+    rows = list(matched.shaped().select_related("room").order_by("-id")[: limit + 1])
     hits = [Hit(message=m, snippet=snippet(m.body, terms)) for m in rows[:limit]]
     return hits, len(rows) > limit
 

@@ -57,12 +57,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # client scrolls to it and marks it, static/chat/client/search-context.js).
         latest, _, _ = history.around(room, target, limit=PUBLIC_PAGE_DEFAULT)
     else:
-        latest = list(
-            room.messages.visible()
-            .select_related("reply_to")
-            .prefetch_related("reactions", "attachments")
-            .order_by("-id")[:PUBLIC_PAGE_DEFAULT]
-        )
+        latest = list(room.messages.visible().shaped().order_by("-id")[:PUBLIC_PAGE_DEFAULT])
         latest.reverse()
     # The rules the browser applies come from the one place Django reads them, never literals.
     limits = {

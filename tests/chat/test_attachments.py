@@ -549,6 +549,40 @@ def test_lists_of_messages_cost_no_query_per_attachment(
 
 
 @pytest.mark.django_db
+def test_a_reply_to_a_message_of_files_only_quotes_the_files(
+    alice_client, alice, lobby, django_assert_max_num_queries
+):
+    """A parent with no text is quoted by its files (a paperclip and their names, in the order
+    it named them), in the batch answer and in history; and a page of such replies still costs
+    a fixed number of queries (the parents' files are prefetched)."""
+    uid = f"u:{alice.pk}"
+    tokens = [upload(alice_client, "lobby", b"x", name).json()["id"] for name in ("b.pdf", "a.txt")]
+    [parent] = store(Client(), [item("p", uid, alice.pk, tokens)])
+    parent_id = parent["message"]["id"]
+
+    def reply(n: int) -> dict:
+        answer = item(f"r{n}", uid, alice.pk, body=f"nice {n}")
+        answer["reply_to"] = parent_id
+        return store(Client(), [answer])[0]["message"]
+
+    assert reply(0)["reply_to"]["snippet"] == "📎 b.pdf, a.txt"
+    with CaptureQueriesContext(connection) as one:
+        page = alice_client.get("/api/rooms/lobby/messages/").json()["messages"]
+    first = len(one)
+    assert page[-1]["reply_to"]["snippet"] == "📎 b.pdf, a.txt"
+    for n in range(1, 6):
+        other = upload(alice_client, "lobby", b"x", f"{n}.txt").json()["id"]
+        [files_only] = store(Client(), [item(f"f{n}", uid, alice.pk, [other])])
+        answer = item(f"q{n}", uid, alice.pk, body="and this")
+        answer["reply_to"] = files_only["message"]["id"]
+        store(Client(), [answer])
+    with django_assert_max_num_queries(first):
+        page = alice_client.get("/api/rooms/lobby/messages/").json()["messages"]
+    quotes = [m["reply_to"]["snippet"] for m in page if m["reply_to"]]
+    assert quotes[-5:] == [f"📎 {n}.txt" for n in range(1, 6)]
+
+
+@pytest.mark.django_db
 def test_search_results_carry_attachments(alice_client, alice, lobby):
     """A search hit's message has its attachments."""
     token = upload(alice_client, "lobby", b"x", "notes.txt").json()["id"]
