@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.browser.people import fill_sign_in, new_user
+
 pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -125,6 +127,27 @@ def test_room_page_has_no_axe_violations(axe_page, live, live_room, viewport, co
         assert_no_violations(page)
     else:
         expect(menu).to_be_hidden()
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_signed_in_room_page_with_mentions_open_has_no_axe_violations(
+    axe_page, live, live_room, color_scheme
+):
+    """What a signed-in reader adds to the room page: the attach button, a message's tools on
+    hover, and the list of people to mention open under the composer."""
+    username = new_user(live, "axe")
+    page = axe_page(f"{live.django_url}/accounts/login/", color_scheme=color_scheme)
+    fill_sign_in(live, page, username)
+    page.goto(f"{live.django_url}/chats/{live_room}/")
+    expect(page.locator("#connection-state")).to_have_text("Live")
+    box = page.locator("#composer-input")
+    box.fill("hello all")
+    box.press("Enter")
+    expect(page.locator("#message-list li.pending")).to_have_count(0)
+    page.locator("#message-list li.message").first.hover()
+    box.press_sequentially("@he")
+    expect(page.locator("#mention-options [role=option]")).to_have_text(["@here"])
+    assert_no_violations(page)
 
 
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])

@@ -4,8 +4,12 @@
  * `markOwnMentions(list, me)`: every `span.mention` (render.js) naming the reader, or `@here`,
  * gets `mention-me`, and its message `mentions-me` (kept up as messages arrive or are edited).
  *
- * `wireMentionAutocomplete(...)`: the ARIA 1.2 combobox pattern on the composer: typing `@` and
- * a prefix opens a listbox of people (online now from presence, and the room's readers seen
+ * `wireMentionAutocomplete(...)`: a listbox of people that typing `@` and a prefix opens under
+ * the composer. The composer keeps its own role (a `<textarea>` may carry no other role, ARIA in
+ * HTML, so not the combobox one): `aria-haspopup="listbox"`, `aria-controls` and
+ * `aria-activedescendant` (the highlighted person) on it, and a polite status saying how many
+ * people match and which keys choose, so a screen reader hears the list open. It opens a listbox
+ * of people (online now from presence, and the room's readers seen
  * recently from `GET /api/rooms/<slug>/people/?q=`); ArrowDown/ArrowUp move, Enter or Tab
  * inserts `@name `, Escape closes. Its key handler is registered before the composer's, so Enter
  * picks a name instead of sending while the list is open.
@@ -44,11 +48,14 @@ export function wireMentionAutocomplete({ input, peopleUrl, online, meId }) {
   listbox.setAttribute("role", "listbox");
   listbox.setAttribute("aria-label", "People to mention");
   listbox.hidden = true;
-  input.after(listbox);
-  input.setAttribute("role", "combobox");
+  const status = document.createElement("span");
+  status.id = "mention-status";
+  status.className = "visually-hidden";
+  status.setAttribute("role", "status");
+  input.after(listbox, status);
   input.setAttribute("aria-autocomplete", "list");
+  input.setAttribute("aria-haspopup", "listbox");
   input.setAttribute("aria-controls", listbox.id);
-  input.setAttribute("aria-expanded", "false");
 
   let options = [];
   let active = -1;
@@ -60,8 +67,15 @@ export function wireMentionAutocomplete({ input, peopleUrl, online, meId }) {
     listbox.replaceChildren();
     options = [];
     active = -1;
-    input.setAttribute("aria-expanded", "false");
+    status.textContent = "";
     input.removeAttribute("aria-activedescendant");
+  };
+
+  /** Closed by the reader (Escape, a pick, leaving the box): an answer from the server to a
+   * question asked before must not open the list again (it did, when the server was slow). */
+  const dismiss = () => {
+    asked += 1;
+    close();
   };
 
   const highlight = (index) => {
@@ -87,7 +101,8 @@ export function wireMentionAutocomplete({ input, peopleUrl, online, meId }) {
       }),
     );
     listbox.hidden = false;
-    input.setAttribute("aria-expanded", "true");
+    const count = names.length === 1 ? "1 person" : `${names.length} people`;
+    status.textContent = `${count} to mention: up and down arrows choose, Enter picks, Escape closes.`;
     highlight(0);
   };
 
@@ -99,7 +114,7 @@ export function wireMentionAutocomplete({ input, peopleUrl, online, meId }) {
     input.value = `${before}@${name} ${after}`;
     const caret = before.length + name.length + 2;
     input.setSelectionRange(caret, caret);
-    close();
+    dismiss();
   };
 
   const update = async () => {
@@ -134,14 +149,14 @@ export function wireMentionAutocomplete({ input, peopleUrl, online, meId }) {
   };
 
   input.addEventListener("input", update);
-  input.addEventListener("blur", close);
+  input.addEventListener("blur", dismiss);
   input.addEventListener("keydown", (event) => {
     if (listbox.hidden || !options.length) return;
     let handled = true;
     if (event.key === "ArrowDown") highlight((active + 1) % options.length);
     else if (event.key === "ArrowUp") highlight((active - 1 + options.length) % options.length);
     else if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") pick(active);
-    else if (event.key === "Escape") close();
+    else if (event.key === "Escape") dismiss();
     else handled = false;
     if (handled) {
       event.preventDefault();
