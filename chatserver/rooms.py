@@ -355,13 +355,17 @@ class RoomRegistry:
     def missed_events(self, slug: str, cursor: tuple[str, int] | None) -> bool:
         """True when the room remembers an event the holder of `cursor` (a parsed
         `event_cursor`; None: a client that sends none) has not been answered with: one
-        remembered after the cursor was handed out, or any when the cursor is another
-        process's."""
+        remembered after this process handed the cursor out.
+
+        A cursor of another process (another instance, or an earlier run of this one) says
+        nothing here: the poll is held as without one. Answering it at once would make a client
+        whose polls alternate between instances (no sticky sessions, deploy/nginx/chat.conf)
+        poll in a busy loop while the room remembers anything."""
         room = self._rooms.get(slug)
         if cursor is None or room is None or not room.remembered:
             return False
         epoch, seen = cursor
-        return epoch != self._epoch or room.last_event > seen
+        return epoch == self._epoch and room.last_event > seen
 
     def remembered(self, slug: str) -> list[dict]:
         """A room's remembered events, oldest first (long-poll answers repeat them)."""

@@ -177,6 +177,23 @@ def test_an_event_between_two_polls_answers_the_next_poll_at_once(kind):
     assert not poll(env, f"since=1&event_cursor={got['event_cursor']}").finished
 
 
+def test_another_instances_event_cursor_holds_the_poll_as_none_would():
+    """Polls alternate between instances behind a balancer without sticky sessions: a cursor
+    from another process must not answer every poll at once (a busy loop while the room
+    remembers anything); it is held, as a poll without a cursor is."""
+    env = Env()
+    alice = env.socket(uid="u:1")
+    alice.send({"type": "message", "body": "helo", "nonce": "n-1"})
+    env.reactor.advance(1)
+    env.hub.announce("lobby", env.django.edit(1, "hello"))
+    ours = body_json(poll(env, "since=0"))["event_cursor"]
+    epoch, number = ours.split(".")
+    elsewhere = ("0" if epoch[0] != "0" else "1") + epoch[1:]
+    assert not poll(env, f"since=1&event_cursor={elsewhere}.{number}").finished
+    assert not poll(env, f"since=1&event_cursor={elsewhere}.0").finished
+    assert not poll(env, f"since=1&event_cursor={ours}").finished
+
+
 @pytest.mark.parametrize("value", ["x", "1.2.3", "a" * 80, "-", "1,2"])
 def test_a_malformed_event_cursor_is_400(value):
     env = Env()
